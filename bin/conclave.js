@@ -1,0 +1,22 @@
+#!/usr/bin/env node
+// The `conclave` command. Plain JavaScript so that it starts on any installed Node and
+// re-executes itself under Node >= 24 when needed (see scripts/node24.mjs).
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { runWithNode24 } from "../scripts/node24.mjs";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+// In a checkout we run the TypeScript sources; Node will not strip types under
+// node_modules, so an installed package runs the emitted JavaScript in dist/.
+const source = join(root, "src", "cli", "main.ts");
+const built = join(root, "dist", "cli", "main.js");
+const entry = existsSync(source) && !root.split(/[\\/]/).includes("node_modules") ? source : built;
+
+const major = Number(process.versions.node.split(".")[0]);
+if (major >= 24) {
+  const { runCli } = await import(entry);
+  process.exitCode = await runCli(process.argv.slice(2));
+} else {
+  runWithNode24([entry, ...process.argv.slice(2)]);
+}
