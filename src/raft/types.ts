@@ -17,7 +17,12 @@ export interface Membership {
 /** A log entry. `command` data is opaque to the core; `config` carries the whole new membership. */
 export type Entry =
   | { readonly kind: "command"; readonly index: number; readonly term: number; readonly data: Uint8Array }
-  | { readonly kind: "config"; readonly index: number; readonly term: number; readonly membership: Membership }
+  | {
+      readonly kind: "config";
+      readonly index: number;
+      readonly term: number;
+      readonly membership: Membership;
+    }
   | { readonly kind: "noop"; readonly index: number; readonly term: number };
 
 /** What must be on stable storage before a node answers any message. */
