@@ -78,6 +78,8 @@ export interface AppendResponse extends MessageBase {
   readonly success: boolean;
   /** On success: the highest index known to match the leader's log. */
   readonly matchIndex: number;
+  /** On rejection: the `prevIndex` that was rejected (lets the leader ignore stale rejections). */
+  readonly rejectedIndex: number;
   /** On rejection (fast back-off): where the leader should try next. */
   readonly conflictIndex: number;
   readonly conflictTerm: number;

@@ -1,0 +1,116 @@
+/**
+ * The types of the core's API: options, initial state, the Ready batch, results and status.
+ */
+import type { Prng } from "../lib/prng.ts";
+import type { ReadState } from "./read-index.ts";
+import type { Entry, HardState, Membership, Message, NodeId, Role, SnapshotMeta } from "./types.ts";
+
+export interface RaftOptions {
+  readonly id: NodeId;
+  readonly prng: Prng;
+  /** A follower campaigns after a random timeout in [electionTimeoutTicks, 2 × electionTimeoutTicks). */
+  readonly electionTimeoutTicks: number;
+  readonly heartbeatTicks: number;
+  /** Pre-vote (thesis §9.6): a node that cannot win does not bump terms and disrupt a leader. */
+  readonly preVote?: boolean;
+  /** Check-quorum: a leader that has not heard from a quorum for an election timeout steps down. */
+  readonly checkQuorum?: boolean;
+  /** Unacknowledged appends in flight per follower. */
+  readonly inflightMax?: number;
+  readonly appendEntriesMax?: number;
+  readonly appendBytesMax?: number;
+  readonly snapshotChunkBytes?: number;
+  /** Proposals are refused ("busy") while this many entries are uncommitted: backpressure. */
+  readonly uncommittedEntriesMax?: number;
+  /** At most this many committed entries per Ready, so one batch stays bounded. */
+  readonly committedPerReadyMax?: number;
+  /**
+   * Lease-based reads (no heartbeat round per read) when set: a leader serves reads for
+   * `electionTimeoutTicks - leaseDriftTicks` ticks after a quorum acknowledged a heartbeat. Safe only
+   * if no member's clock runs faster than another's by more than `leaseDriftTicks` per election timeout.
+   */
+  readonly leaseDriftTicks?: number | null;
+  /** Reads `bytesMax` bytes of a snapshot from `offset` (the core streams snapshots in chunks). */
+  readonly readSnapshot?: (meta: SnapshotMeta, offset: number, bytesMax: number) => Uint8Array;
+}
+
+export interface RaftInitialState {
+  readonly hardState: HardState | null;
+  readonly snapshot: SnapshotMeta | null;
+  readonly entries: readonly Entry[];
+  /** Index the state machine has applied (defaults to the snapshot's index). */
+  readonly applied?: number;
+}
+
+export interface SoftState {
+  readonly role: Role;
+  readonly leader: NodeId | null;
+  readonly term: number;
+}
+
+/** A chunk of a snapshot arriving from the leader, to be written to the snapshot store. */
+export interface IncomingSnapshotChunk {
+  readonly meta: SnapshotMeta;
+  readonly offset: number;
+  readonly data: Uint8Array;
+  readonly done: boolean;
+}
+
+/** What the runtime must do, in this order: persist, send, apply. Then call `advance()`. */
+export interface Ready {
+  readonly softState: SoftState | null;
+  /** Persist with `entries`, before sending anything. */
+  readonly hardState: HardState | null;
+  /** Persist; the first entry may replace existing ones from its index on. */
+  readonly entries: readonly Entry[];
+  /** Chunks of an incoming snapshot to write, in order. */
+  readonly snapshotChunks: readonly IncomingSnapshotChunk[];
+  /** A complete snapshot to install: reset the stored log to it and restore the state machine, before applying `committed`. */
+  readonly snapshot: SnapshotMeta | null;
+  /** Send after persisting. */
+  readonly messages: readonly Message[];
+  /** Apply in order after persisting (and after installing `snapshot`). */
+  readonly committed: readonly Entry[];
+  /** Reads that may be served once the state machine has applied `index`. */
+  readonly reads: readonly ReadState[];
+  /** Reads that can no longer be confirmed here (leadership lost): retry elsewhere. */
+  readonly readsFailed: readonly number[];
+}
+
+export type RaftRefusal =
+  | "not-leader"
+  | "transferring"
+  | "busy"
+  | "leader-not-ready"
+  | "membership-change-pending"
+  | "invalid";
+
+export type RaftResult<T = object> =
+  | ({ readonly ok: true } & T)
+  | {
+      readonly ok: false;
+      readonly reason: RaftRefusal;
+      readonly leader: NodeId | null;
+      readonly message?: string;
+    };
+
+export interface PeerStatus {
+  readonly id: NodeId;
+  readonly match: number;
+  readonly next: number;
+  readonly state: string;
+  readonly recentActive: boolean;
+}
+
+export interface RaftStatus extends SoftState {
+  readonly id: NodeId;
+  readonly vote: NodeId | null;
+  readonly commit: number;
+  readonly applied: number;
+  readonly firstIndex: number;
+  readonly lastIndex: number;
+  readonly lastTerm: number;
+  readonly membership: Membership;
+  readonly transferee: NodeId | null;
+  readonly peers: readonly PeerStatus[];
+}

@@ -1,0 +1,67 @@
+/**
+ * Membership arithmetic: quorum sizes, and the single-server change rule (thesis §4.1):
+ * each configuration differs from the previous one by at most one voter, so any majority of
+ * the old configuration overlaps any majority of the new one and no joint consensus is needed.
+ */
+import type { Membership, NodeId } from "./types.ts";
+
+export type MembershipChange =
+  | { readonly kind: "add-learner"; readonly node: NodeId }
+  | { readonly kind: "add-voter"; readonly node: NodeId }
+  | { readonly kind: "promote"; readonly node: NodeId }
+  | { readonly kind: "demote"; readonly node: NodeId }
+  | { readonly kind: "remove"; readonly node: NodeId };
+
+export function quorumSize(voterCount: number): number {
+  return Math.floor(voterCount / 2) + 1;
+}
+
+export function isVoter(membership: Membership, node: NodeId): boolean {
+  return membership.voters.includes(node);
+}
+
+export function isMember(membership: Membership, node: NodeId): boolean {
+  return membership.voters.includes(node) || membership.learners.includes(node);
+}
+
+/** Every member but `self`, voters first, in configured order. */
+export function peersOf(membership: Membership, self: NodeId): NodeId[] {
+  return [...membership.voters, ...membership.learners].filter((node) => node !== self);
+}
+
+/**
+ * The membership after `change`, or a reason it is not a valid single-server change.
+ * Order is kept: a new member goes last, so every member shows the same order.
+ */
+export function applyChange(current: Membership, change: MembershipChange): Membership | string {
+  const { node } = change;
+  const voter = current.voters.includes(node);
+  const learner = current.learners.includes(node);
+  const without = (list: readonly NodeId[]) => list.filter((n) => n !== node);
+  switch (change.kind) {
+    case "add-learner":
+      if (voter || learner) return `${node} is already a member`;
+      return { voters: current.voters, learners: [...current.learners, node] };
+    case "add-voter":
+      if (voter) return `${node} is already a voter`;
+      return { voters: [...current.voters, node], learners: without(current.learners) };
+    case "promote":
+      if (!learner) return `${node} is not a standby (learner)`;
+      return { voters: [...current.voters, node], learners: without(current.learners) };
+    case "demote":
+      if (!voter) return `${node} is not a voter`;
+      if (current.voters.length === 1) return "cannot demote the last voter";
+      return { voters: without(current.voters), learners: [...current.learners, node] };
+    case "remove":
+      if (!voter && !learner) return `${node} is not a member`;
+      if (voter && current.voters.length === 1) return "cannot remove the last voter";
+      return { voters: without(current.voters), learners: without(current.learners) };
+  }
+}
+
+/** The highest index replicated on a quorum of voters, given each voter's match index. */
+export function quorumMatchIndex(matchIndexes: readonly number[]): number {
+  if (matchIndexes.length === 0) return 0;
+  const sorted = [...matchIndexes].sort((a, b) => b - a);
+  return sorted[quorumSize(matchIndexes.length) - 1] as number;
+}

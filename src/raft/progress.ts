@@ -1,0 +1,92 @@
+/**
+ * What a leader knows about one follower's log (thesis §3.5, etcd's Progress):
+ * - probe: we do not know where its log ends; one append at a time until one succeeds;
+ * - replicate: streaming, optimistically advancing `next`, at most `inflightMax` appends unacknowledged;
+ * - snapshot: its log is behind our compaction point; a snapshot is streamed in chunks.
+ */
+import type { SnapshotMeta } from "./types.ts";
+
+export type ProgressState = "probe" | "replicate" | "snapshot";
+
+export interface SnapshotTransfer {
+  meta: SnapshotMeta;
+  /** Next byte to send. */
+  offset: number;
+  /** Bytes sent but not yet acknowledged (one chunk in flight at a time). */
+  inFlightBytes: number;
+  /** Ticks since the last chunk was sent; a lost chunk is resent after a timeout. */
+  idleTicks: number;
+}
+
+export class Progress {
+  match = 0;
+  next: number;
+  state: ProgressState = "probe";
+  /** In probe state: an append is out and we wait for its answer (or the next heartbeat). */
+  probeSent = false;
+  /** Last index of each unacknowledged append in replicate state, oldest first. */
+  inflight: number[] = [];
+  /** Heard from since the last check-quorum round. */
+  recentActive = true;
+  /** Highest heartbeat round this follower acknowledged (confirms ReadIndex and leases). */
+  ackedRound = 0;
+  snapshot: SnapshotTransfer | null = null;
+  /** The commit index we last told this follower (an empty append carries a newer one). */
+  sentCommit = 0;
+
+  constructor(next: number) {
+    this.next = next;
+  }
+
+  becomeProbe(): void {
+    this.state = "probe";
+    this.probeSent = false;
+    this.inflight = [];
+    this.snapshot = null;
+    this.next = Math.max(this.next, this.match + 1);
+  }
+
+  becomeReplicate(): void {
+    this.state = "replicate";
+    this.inflight = [];
+    this.snapshot = null;
+    this.next = this.match + 1;
+  }
+
+  becomeSnapshot(meta: SnapshotMeta): void {
+    this.state = "snapshot";
+    this.inflight = [];
+    this.snapshot = { meta, offset: 0, inFlightBytes: 0, idleTicks: 0 };
+  }
+
+  /** Records an acknowledged match; returns true if it moved forward. */
+  acknowledge(matchIndex: number): boolean {
+    let moved = false;
+    if (matchIndex > this.match) {
+      this.match = matchIndex;
+      moved = true;
+      this.probeSent = false;
+    }
+    this.next = Math.max(this.next, matchIndex + 1);
+    while (this.inflight.length > 0 && (this.inflight[0] as number) <= matchIndex) this.inflight.shift();
+    return moved;
+  }
+
+  canSend(inflightMax: number): boolean {
+    if (this.state === "probe") return !this.probeSent;
+    if (this.state === "replicate") return this.inflight.length < inflightMax;
+    return false;
+  }
+
+  /** Records that entries up to `lastIndex` were sent. */
+  sent(lastIndex: number): void {
+    if (this.state === "replicate") {
+      if (lastIndex >= this.next) {
+        this.inflight.push(lastIndex);
+        this.next = lastIndex + 1;
+      }
+    } else {
+      this.probeSent = true;
+    }
+  }
+}
