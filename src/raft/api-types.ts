@@ -5,6 +5,18 @@ import type { Prng } from "../lib/prng.ts";
 import type { ReadState } from "./read-index.ts";
 import type { Entry, HardState, Membership, Message, NodeId, Role, SnapshotMeta } from "./types.ts";
 
+/**
+ * Rules broken on purpose, for the simulator to prove that its checks catch them. Never set
+ * outside tests: each one makes the cluster unsafe.
+ */
+export type RaftMutation =
+  /** Commit an entry of an earlier term by counting replicas (Figure 8 of the Raft paper). */
+  | "commit-old-term-entries"
+  /** Grant votes without the up-to-date log check (§5.4.1). */
+  | "vote-ignores-log"
+  /** Serve ReadIndex reads without confirming leadership with a quorum. */
+  | "read-without-quorum";
+
 export interface RaftOptions {
   readonly id: NodeId;
   readonly prng: Prng;
@@ -30,6 +42,8 @@ export interface RaftOptions {
    * if no member's clock runs faster than another's by more than `leaseDriftTicks` per election timeout.
    */
   readonly leaseDriftTicks?: number | null;
+  /** Test only: rules to break on purpose (see {@link RaftMutation}). */
+  readonly mutations?: readonly RaftMutation[];
   /** Reads `bytesMax` bytes of a snapshot from `offset` (the core streams snapshots in chunks). */
   readonly readSnapshot?: (meta: SnapshotMeta, offset: number, bytesMax: number) => Uint8Array;
 }

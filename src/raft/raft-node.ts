@@ -18,6 +18,7 @@ import { assert } from "../lib/assert.ts";
 import type {
   IncomingSnapshotChunk,
   RaftInitialState,
+  RaftMutation,
   RaftOptions,
   RaftRefusal,
   RaftResult,
@@ -29,7 +30,7 @@ import { handleVote, handleVoteResponse, startElection } from "./election.ts";
 import { RaftLog } from "./log.ts";
 import { applyChange, isVoter, type MembershipChange, peersOf } from "./membership.ts";
 import { Progress } from "./progress.ts";
-import { type ReadState, ReadTracker } from "./read-index.ts";
+import { ReadTracker } from "./read-index.ts";
 import {
   handleAppend,
   handleAppendResponse,
@@ -52,6 +53,7 @@ interface Settings {
   uncommittedEntriesMax: number;
   committedPerReadyMax: number;
   leaseDriftTicks: number | null;
+  mutations: ReadonlySet<RaftMutation>;
 }
 
 export class RaftNode {
@@ -94,6 +96,8 @@ export class RaftNode {
   #persisted: HardState;
   #lastSoft: SoftState;
   #inReady = false;
+  /** Lease reads are on and this node has answered a leader before (term ≥ 2 on disk): see #acceptHigherTerm. */
+  readonly #restartedWithLeases: boolean;
   #advanceTo: { stable: number; applied: number; hardState: HardState } | null = null;
 
   constructor(options: RaftOptions, initial: RaftInitialState) {
@@ -114,6 +118,7 @@ export class RaftNode {
       uncommittedEntriesMax: options.uncommittedEntriesMax ?? 65_536,
       committedPerReadyMax: options.committedPerReadyMax ?? 8192,
       leaseDriftTicks: options.leaseDriftTicks ?? null,
+      mutations: new Set(options.mutations ?? []),
     };
     this.log = new RaftLog(initial.snapshot, initial.entries);
     this.latestSnapshot = initial.snapshot;
@@ -133,6 +138,9 @@ export class RaftNode {
     this.#persisted = { term: this.term, vote: this.vote, commit: this.commit };
     this.#lastSoft = { role: this.role, leader: this.leader, term: this.term };
     this.reads = new ReadTracker();
+    // The first leader's term is at least 2 (bootstrap writes term 1), so a node that ever
+    // acknowledged a leader has persisted a term of 2 or more.
+    this.#restartedWithLeases = this.settings.leaseDriftTicks !== null && hard.term >= 2;
     this.resetElectionTimer();
   }
 
@@ -257,7 +265,8 @@ export class RaftNode {
       this.outbox.length > 0 ||
       this.log.stableIndex < this.log.lastIndex() ||
       this.commit > this.applied ||
-      this.pendingBroadcast ||
+      // Only a leader's ready() consumes a pending broadcast (a leader that stepped down may leave it set).
+      (this.pendingBroadcast && this.role === "leader") ||
       this.reads.hasOutput() ||
       this.#chunksOut.length > 0 ||
       this.snapshotToInstall !== null ||
@@ -405,6 +414,8 @@ export class RaftNode {
 
   /** @internal */
   sendTimeoutNow(target: NodeId): void {
+    // The target's election skips leader stickiness, which is what the lease relies on.
+    this.reads.revokeLease();
     this.send({ type: "timeout-now", from: this.id, to: target, term: this.term });
   }
 
@@ -473,10 +484,14 @@ export class RaftNode {
     if (message.type === "vote") {
       // Leader stickiness (thesis §4.2.3): while we hear from a leader, ignore candidates, unless
       // the leader itself asked for this election (transfer).
-      const inLease =
-        this.settings.checkQuorum &&
-        this.leader !== null &&
-        this.electionElapsed < this.options.electionTimeoutTicks;
+      const electionTimeout = this.options.electionTimeoutTicks;
+      const hearingLeader = this.leader !== null && this.electionElapsed < electionTimeout;
+      // With lease reads, a node that restarted may have acknowledged a leader's lease before it
+      // went down and forgot: it stays quiet for one election timeout, as if it still heard that
+      // leader. (Otherwise a restarted voter can help elect a new leader while the old one still
+      // serves lease reads; etcd has the same hole.)
+      const mayHoldLease = this.#restartedWithLeases && this.now < electionTimeout;
+      const inLease = this.settings.checkQuorum && (hearingLeader || mayHoldLease);
       if (inLease && !message.transfer) return false;
       if (message.preVote) return true; // a pre-vote changes nobody's term
       this.becomeFollower(message.term, null);

@@ -38,6 +38,11 @@ export class ReadTracker {
   #failed: number[] = [];
   /** Tick at which the newest quorum-acknowledged round was sent (lease start). */
   #leaseStartTick: number | null = null;
+  /**
+   * Set once this leader sent timeout-now: voters grant that election even while they hear from us,
+   * so no acknowledged round proves that no other leader exists. Cleared when leadership ends.
+   */
+  #leaseRevoked = false;
 
   request(node: RaftNode, id: number): void {
     if (!node.committedInCurrentTerm()) {
@@ -45,7 +50,8 @@ export class ReadTracker {
       return;
     }
     const index = node.commit;
-    if (node.membership.voters.length === 1 && node.membership.voters[0] === node.id) {
+    const soleVoter = node.membership.voters.length === 1 && node.membership.voters[0] === node.id;
+    if (soleVoter || node.settings.mutations.has("read-without-quorum")) {
       this.#ready.push({ id, index });
     } else if (this.#leaseValid(node)) {
       this.#ready.push({ id, index });
@@ -123,6 +129,12 @@ export class ReadTracker {
     this.#pending = [];
     this.#roundSentTick.clear();
     this.#leaseStartTick = null;
+    this.#leaseRevoked = false;
+  }
+
+  /** No more lease reads in this term (a leadership transfer started). */
+  revokeLease(): void {
+    this.#leaseRevoked = true;
   }
 
   hasOutput(): boolean {
@@ -144,6 +156,7 @@ export class ReadTracker {
   #leaseValid(node: RaftNode): boolean {
     const drift = node.settings.leaseDriftTicks;
     if (drift === null || !node.settings.checkQuorum || this.#leaseStartTick === null) return false;
+    if (this.#leaseRevoked) return false;
     return node.now < this.#leaseStartTick + node.options.electionTimeoutTicks - drift;
   }
 }

@@ -134,6 +134,14 @@ export function handleHeartbeatResponse(node: RaftNode, message: HeartbeatRespon
   if (!progress) return;
   progress.recentActive = true;
   progress.probeSent = false;
+  if (progress.state === "replicate" && progress.match < node.log.lastIndex()) {
+    // Nothing else retries a lost append or a lost acknowledgement in replicate state. Forgetting
+    // which commit the follower knows makes the broadcast send an append at next-1 even without new
+    // entries: the follower acknowledges it (match moves) or rejects it (probe, then resend). One
+    // in-flight slot is freed so that this works when lost appends filled the window (as etcd does).
+    progress.sentCommit = -1;
+    progress.inflight.shift();
+  }
   if (progress.match < node.log.lastIndex() || progress.sentCommit < node.commit)
     node.pendingBroadcast = true;
   node.reads.acknowledge(node, message.from, message.round);
@@ -162,7 +170,9 @@ export function maybeCommit(node: RaftNode): void {
     voter === node.id ? node.log.lastIndex() : (node.progress.get(voter)?.match ?? 0),
   );
   const quorumIndex = quorumMatchIndex(matches);
-  if (quorumIndex <= node.commit || node.log.term(quorumIndex) !== node.term) return;
+  if (quorumIndex <= node.commit) return;
+  const oldTermAllowed = node.settings.mutations.has("commit-old-term-entries");
+  if (node.log.term(quorumIndex) !== node.term && !oldTermAllowed) return;
   const wasCommittedInTerm = node.committedInCurrentTerm();
   node.commit = quorumIndex;
   node.pendingBroadcast = true;
