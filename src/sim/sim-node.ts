@@ -1,0 +1,294 @@
+/**
+ * One simulated member: a real RaftNode driven by the Ready contract over a simulated disk.
+ *
+ * Persisting a Ready takes simulated time; a crash in between loses that Ready entirely (its
+ * entries, hard state and messages), which is exactly what an unsynced write loses on a real
+ * disk. Only what a finished "fsync" wrote survives into the restarted node.
+ */
+import { assert } from "../lib/assert.ts";
+import type { Prng } from "../lib/prng.ts";
+import type { RaftMutation, Ready } from "../raft/api-types.ts";
+import { RaftNode } from "../raft/raft-node.ts";
+import type { Entry, HardState, Message, NodeId, SnapshotMeta } from "../raft/types.ts";
+import type { EventQueue } from "./event-queue.ts";
+import type { InvariantChecker } from "./invariants.ts";
+import { decodeCommand, KvMachine } from "./kv-machine.ts";
+import type { KvOutput } from "./linearizability/kv-model.ts";
+
+export interface StoredSnapshot {
+  readonly meta: SnapshotMeta;
+  readonly data: Uint8Array;
+}
+
+/** What survives a crash. */
+export interface SimDisk {
+  hardState: HardState | null;
+  /** Newest last; at most two kept, like a real snapshot store. */
+  snapshots: StoredSnapshot[];
+  entries: Entry[];
+  incoming: { meta: SnapshotMeta; chunks: Uint8Array[] } | null;
+}
+
+export interface SimNodeHooks {
+  send(message: Message): void;
+  /** A write this node proposed was applied (index/term matched) or definitely lost. */
+  writeResolved(node: SimNode, index: number, term: number, result: KvOutput | "lost"): void;
+  readServed(node: SimNode, readId: number, machine: KvMachine): void;
+  readFailed(node: SimNode, readId: number): void;
+}
+
+export interface SimNodeSettings {
+  readonly electionTimeoutTicks: number;
+  readonly heartbeatTicks: number;
+  readonly diskLatencyMax: number;
+  readonly snapshotEveryEntries: number;
+  readonly snapshotChunkBytes: number;
+  readonly leaseDriftTicks: number | null;
+  readonly mutations: readonly RaftMutation[];
+  readonly inflightMax: number;
+  readonly appendEntriesMax: number;
+  readonly checkQuorum: boolean;
+}
+
+export class SimNode {
+  readonly id: NodeId;
+  readonly disk: SimDisk;
+  raft: RaftNode | null = null;
+  machine = new KvMachine();
+  /** Bumped on every crash, so callbacks scheduled by an earlier life are ignored. */
+  incarnation = 0;
+  paused = false;
+  busy = false;
+  inbox: Message[] = [];
+  ticksDue = 0;
+  /** Work to run against the core when it is free (client requests). */
+  requests: ((raft: RaftNode) => void)[] = [];
+  /** Writes proposed here: index → term. */
+  pendingWrites = new Map<number, number>();
+  /** Reads confirmed by the core but waiting for the state machine to reach their index. */
+  readsWaiting: { id: number; index: number }[] = [];
+  readonly #queue: EventQueue;
+  readonly #prng: Prng;
+  readonly #hooks: SimNodeHooks;
+  readonly #checker: InvariantChecker;
+  readonly #settings: SimNodeSettings;
+
+  constructor(
+    id: NodeId,
+    disk: SimDisk,
+    context: {
+      queue: EventQueue;
+      prng: Prng;
+      hooks: SimNodeHooks;
+      checker: InvariantChecker;
+      settings: SimNodeSettings;
+    },
+  ) {
+    this.id = id;
+    this.disk = disk;
+    this.#queue = context.queue;
+    this.#prng = context.prng;
+    this.#hooks = context.hooks;
+    this.#checker = context.checker;
+    this.#settings = context.settings;
+  }
+
+  get up(): boolean {
+    return this.raft !== null;
+  }
+
+  /** Starts (or restarts) the node from its disk. */
+  start(seed: number): void {
+    assert(this.raft === null, "start of a running node");
+    const snapshot = this.disk.snapshots.at(-1) ?? null;
+    this.machine = new KvMachine();
+    if (snapshot) this.machine.restore(snapshot.data);
+    const s = this.#settings;
+    this.raft = new RaftNode(
+      {
+        id: this.id,
+        prng: this.#prng.fork(),
+        electionTimeoutTicks: s.electionTimeoutTicks,
+        heartbeatTicks: s.heartbeatTicks,
+        snapshotChunkBytes: s.snapshotChunkBytes,
+        leaseDriftTicks: s.leaseDriftTicks,
+        mutations: s.mutations,
+        inflightMax: s.inflightMax,
+        checkQuorum: s.checkQuorum,
+        appendEntriesMax: s.appendEntriesMax,
+        readSnapshot: (meta, offset, bytesMax) => this.#readSnapshot(meta, offset, bytesMax),
+      },
+      { hardState: this.disk.hardState, snapshot: snapshot?.meta ?? null, entries: this.disk.entries },
+    );
+    this.#checker.nodeStarted(this.id, this.raft, seed);
+    this.busy = false;
+    this.inbox = [];
+    this.ticksDue = 0;
+  }
+
+  crash(): void {
+    this.raft = null;
+    this.incarnation++;
+    this.busy = false;
+    this.inbox = [];
+    this.requests = [];
+    this.pendingWrites.clear();
+    this.readsWaiting = [];
+    this.ticksDue = 0;
+  }
+
+  /** Feeds queued input to the core and, if it has work, starts persisting the next Ready. */
+  drive(): void {
+    const raft = this.raft;
+    if (raft === null || this.paused || this.busy) return;
+    const inbox = this.inbox;
+    this.inbox = [];
+    for (const message of inbox) raft.step(message);
+    for (; this.ticksDue > 0; this.ticksDue--) raft.tick();
+    const requests = this.requests;
+    this.requests = [];
+    for (const request of requests) request(raft);
+    this.#checker.observe(this.id, raft);
+    if (!raft.hasReady()) return;
+    const ready = raft.ready();
+    this.busy = true;
+    const incarnation = this.incarnation;
+    this.#queue.after(this.#prng.between(0, this.#settings.diskLatencyMax), () => {
+      if (this.incarnation !== incarnation) return; // crashed before the fsync finished: all lost
+      this.#handleReady(raft, ready);
+    });
+  }
+
+  #handleReady(raft: RaftNode, ready: Ready): void {
+    this.#persist(ready);
+    for (const message of ready.messages) this.#hooks.send(message);
+    if (ready.snapshot) {
+      const stored = this.disk.snapshots.at(-1);
+      assert(stored?.meta.index === ready.snapshot.index, "installed snapshot is not on disk");
+      this.machine.restore(stored.data);
+      this.#checker.snapshotInstalled(this.id, ready.snapshot);
+    }
+    for (const entry of ready.committed) this.#apply(entry);
+    for (const read of ready.reads) this.readsWaiting.push(read);
+    for (const id of ready.readsFailed) this.#hooks.readFailed(this, id);
+    raft.advance();
+    this.busy = false;
+    this.#serveReads(raft);
+    this.#maybeSnapshot(raft);
+    this.drive();
+  }
+
+  #persist(ready: Ready): void {
+    const disk = this.disk;
+    // Chunks are written in order; a "done" chunk completes that snapshot's file. Several transfers
+    // may pass through one Ready (a newer snapshot can start right after one completed).
+    for (const chunk of ready.snapshotChunks) {
+      if (chunk.offset === 0) disk.incoming = { meta: chunk.meta, chunks: [] };
+      assert(disk.incoming?.meta.index === chunk.meta.index, "snapshot chunk without a start");
+      disk.incoming.chunks.push(chunk.data);
+      if (chunk.done) {
+        const data = concat(disk.incoming.chunks);
+        assert(data.byteLength === chunk.meta.sizeBytes, "snapshot size mismatch");
+        this.#storeSnapshot({ meta: chunk.meta, data });
+        disk.incoming = null;
+      }
+    }
+    if (ready.snapshot) {
+      const meta = ready.snapshot;
+      assert(
+        disk.snapshots.at(-1)?.meta.index === meta.index,
+        () => `${this.id}: snapshot ${meta.index} to install is not the newest on disk`,
+      );
+      const keep = disk.entries.some((e) => e.index === meta.index && e.term === meta.term);
+      disk.entries = keep ? disk.entries.filter((e) => e.index > meta.index) : [];
+    }
+    if (ready.entries.length > 0) {
+      const first = (ready.entries[0] as Entry).index;
+      disk.entries = disk.entries.filter((e) => e.index < first);
+      const before = disk.entries.at(-1);
+      const snapshot = disk.snapshots.at(-1)?.meta;
+      const prevTerm =
+        before?.index === first - 1
+          ? before.term
+          : snapshot?.index === first - 1
+            ? snapshot.term
+            : first === 1
+              ? 0
+              : -1;
+      disk.entries.push(...ready.entries);
+      this.#checker.entriesPersisted(this.id, ready.entries, prevTerm);
+    }
+    if (ready.hardState) {
+      this.#checker.hardStatePersisted(this.id, disk.hardState, ready.hardState);
+      disk.hardState = ready.hardState;
+    }
+  }
+
+  #apply(entry: Entry): void {
+    this.#checker.applied(this.id, entry);
+    const proposedTerm = this.pendingWrites.get(entry.index);
+    if (entry.kind !== "command") {
+      if (proposedTerm !== undefined) this.#resolve(entry, proposedTerm, null);
+      return;
+    }
+    const result = this.machine.apply(decodeCommand(entry.data).command);
+    if (proposedTerm !== undefined) this.#resolve(entry, proposedTerm, result);
+  }
+
+  #resolve(entry: Entry, proposedTerm: number, result: KvOutput | null): void {
+    this.pendingWrites.delete(entry.index);
+    // Another entry at our index means ours was overwritten: it can never commit.
+    const outcome = entry.term === proposedTerm && result !== null ? result : "lost";
+    this.#hooks.writeResolved(this, entry.index, proposedTerm, outcome);
+  }
+
+  #serveReads(raft: RaftNode): void {
+    const applied = raft.status().applied;
+    const still: { id: number; index: number }[] = [];
+    for (const read of this.readsWaiting) {
+      if (read.index <= applied) this.#hooks.readServed(this, read.id, this.machine);
+      else still.push(read);
+    }
+    this.readsWaiting = still;
+  }
+
+  #maybeSnapshot(raft: RaftNode): void {
+    const status = raft.status();
+    const last = this.disk.snapshots.at(-1)?.meta.index ?? 0;
+    if (status.applied - last < this.#settings.snapshotEveryEntries) return;
+    const data = this.machine.snapshot();
+    const meta: SnapshotMeta = {
+      index: status.applied,
+      term: raft.log.term(status.applied) as number,
+      membership: raft.log.membershipAt(status.applied).membership,
+      sizeBytes: data.byteLength,
+    };
+    this.#storeSnapshot({ meta, data });
+    // Keep a few entries behind the snapshot so slightly slow followers need no snapshot.
+    const compactIndex = Math.max(raft.log.baseIndex, meta.index - 5);
+    raft.compact(meta, compactIndex);
+    this.disk.entries = this.disk.entries.filter((e) => e.index > compactIndex);
+  }
+
+  #storeSnapshot(snapshot: StoredSnapshot): void {
+    this.disk.snapshots.push(snapshot);
+    if (this.disk.snapshots.length > 2) this.disk.snapshots.shift();
+  }
+
+  #readSnapshot(meta: SnapshotMeta, offset: number, bytesMax: number): Uint8Array {
+    const stored = this.disk.snapshots.find((s) => s.meta.index === meta.index && s.meta.term === meta.term);
+    assert(stored !== undefined, () => `snapshot ${meta.term}/${meta.index} is no longer on disk`);
+    return stored.data.subarray(offset, offset + bytesMax);
+  }
+}
+
+function concat(chunks: readonly Uint8Array[]): Uint8Array {
+  const total = chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0);
+  const result = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    result.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return result;
+}
