@@ -1,0 +1,76 @@
+/**
+ * The shape of a validated node configuration, as the code reads it: the file's keys in
+ * camelCase, ports with the offset added, member ports resolved. Built by `schema.ts`.
+ */
+import type { MemberAddress } from "./node-name.ts";
+import type { TimingProfileName } from "./timing.ts";
+
+/** `[node]`: who this node is. */
+export interface NodeSettings {
+  /** `name@host`; `undefined` only in standalone mode. */
+  readonly name: string | undefined;
+  readonly dataDir: string;
+  /** A voter counts for quorum and may become primary; a standby only replicates. */
+  readonly role: "voter" | "standby";
+  readonly neverPrimary: boolean;
+  /** 0–100: among up-to-date voters, a higher priority is preferred as primary. */
+  readonly primaryPriority: number;
+  /** 1–9: the network segment (data center, failure domain) of this node. */
+  readonly segment: number;
+}
+
+/** A member list entry with its port resolved (`port` from the entry, else this node's cluster port). */
+export interface ClusterMember extends MemberAddress {
+  readonly port: number;
+  /** The canonical `name@host`, as node names are compared. */
+  readonly nodeName: string;
+}
+
+/** `[cluster]`: the cluster this node belongs to. */
+export interface ClusterSettings {
+  readonly mode: "standalone" | "cluster";
+  readonly id: string | undefined;
+  readonly cookie: string | undefined;
+  readonly cookieFile: string | undefined;
+  /** The static member list, in the configured order (every member shows this order). */
+  readonly members: readonly ClusterMember[];
+  readonly bootstrap: boolean;
+  /** The effective cluster port: the configured port plus `portOffset`. */
+  readonly port: number;
+  readonly bind: string;
+  readonly timing: TimingProfileName;
+  readonly syncTimeoutMs: number;
+}
+
+/** `[http]`: the HTTP API. */
+export interface HttpSettings {
+  /** The effective HTTP port: the configured port plus `portOffset`. */
+  readonly port: number;
+  readonly bind: string;
+  readonly tokenFile: string | undefined;
+}
+
+/** `[tls]`. */
+export interface TlsSettings {
+  readonly enabled: boolean;
+  readonly cert: string | undefined;
+  readonly key: string | undefined;
+  readonly ca: string | undefined;
+  /** Mutual TLS: peers must present a certificate signed by `ca`. */
+  readonly requireClientCert: boolean;
+}
+
+/** `[log]`. */
+export interface LogSettings {
+  readonly level: "trace" | "debug" | "info" | "warn" | "error";
+}
+
+/** A validated node configuration; file keys in camelCase, ports already offset. */
+export interface NodeConfig {
+  readonly node: NodeSettings;
+  readonly cluster: ClusterSettings;
+  readonly http: HttpSettings;
+  readonly tls: TlsSettings;
+  readonly log: LogSettings;
+  readonly portOffset: number;
+}
