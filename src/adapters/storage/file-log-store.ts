@@ -1,0 +1,350 @@
+/**
+ * The log in append-only segment files (see segment-format.ts). `append` encodes into memory;
+ * `sync` issues one write for the whole batch and one fsync of the segment (plus one of the
+ * directory when a segment was created or deleted).
+ */
+import { type FileHandle, mkdir, open, unlink } from "node:fs/promises";
+import { join } from "node:path";
+import { assert } from "../../lib/assert.ts";
+import { ConclaveError } from "../../lib/errors.ts";
+import type { LogRecovery, LogStore } from "../../ports/storage.ts";
+import type { Entry } from "../../raft/types.ts";
+import { DiskGuard } from "./disk-guard.ts";
+import { encodeEntry } from "./entry-codec.ts";
+import { LogSegment, TermRuns } from "./log-index.ts";
+import { recoverLog } from "./log-recovery.ts";
+import {
+  encodeRecord,
+  encodeSegmentHeader,
+  RECORD_BODY_BYTES_MAX,
+  SEGMENT_HEADER_BYTES,
+  segmentFileName,
+} from "./segment-format.ts";
+import { SerialQueue } from "./serial-queue.ts";
+
+export interface FileLogStoreOptions {
+  /** A segment is rolled once the next batch would take it past this size. */
+  readonly segmentBytesMax?: number;
+}
+
+export const SEGMENT_BYTES_MAX_DEFAULT = 64 * 1024 * 1024;
+
+/** {@link LogStore} on segment files in `directory`. */
+export class FileLogStore implements LogStore {
+  readonly directory: string;
+  readonly #segmentBytesMax: number;
+  readonly #guard: DiskGuard;
+  readonly #queue = new SerialQueue();
+  #segments: LogSegment[] = [];
+  #terms = new TermRuns();
+  /** Handle of the last segment, open for writing. */
+  #active: FileHandle | null = null;
+  #opened = false;
+  /** Index of the first entry held, or the next index when the log is empty. */
+  #startIndex = 1;
+  #lastIndex = 0;
+  /** Encoded records staged by append, for indexes #pendingFirstIndex... */
+  #pending: Buffer[] = [];
+  #pendingFirstIndex = 1;
+  /** Lowest index to cut from the files at the next sync (conflict resolution), or null. */
+  #truncateFrom: number | null = null;
+  #directoryDirty = false;
+  #syncing = false;
+
+  constructor(directory: string, options: FileLogStoreOptions = {}) {
+    this.directory = directory;
+    this.#segmentBytesMax = options.segmentBytesMax ?? SEGMENT_BYTES_MAX_DEFAULT;
+    this.#guard = new DiskGuard(directory);
+  }
+
+  async open(): Promise<LogRecovery> {
+    assert(!this.#opened, "FileLogStore.open called twice");
+    await mkdir(this.directory, { recursive: true });
+    const recovered = await recoverLog(this.directory, this.#guard);
+    this.#segments = recovered.segments;
+    this.#terms = recovered.terms;
+    this.#directoryDirty = recovered.directoryChanged;
+    const first = recovered.entries[0];
+    const last = recovered.entries.at(-1);
+    this.#startIndex = first?.index ?? this.#segments[0]?.firstIndex ?? 1;
+    this.#lastIndex = last?.index ?? this.#startIndex - 1;
+    const lastSegment = this.#segments.at(-1);
+    if (lastSegment !== undefined)
+      this.#active = await open(join(this.directory, lastSegment.fileName), "r+");
+    this.#opened = true;
+    return { entries: recovered.entries };
+  }
+
+  lastIndex(): number {
+    return this.#lastIndex;
+  }
+
+  append(entries: readonly Entry[]): void {
+    this.#guard.assertUsable();
+    assert(this.#opened, "FileLogStore.append before open");
+    assert(!this.#syncing, "append while a sync is in flight: the runtime persists one batch at a time");
+    const first = entries[0];
+    if (first === undefined) return;
+    assert(
+      first.index >= this.#startIndex,
+      () => `append at ${first.index} below the log start ${this.#startIndex}`,
+    );
+    assert(
+      first.index <= this.#lastIndex + 1,
+      () => `append at ${first.index} leaves a gap after ${this.#lastIndex}`,
+    );
+    // Everything is checked and encoded before the staged state changes.
+    let previousTerm = this.#terms.termAt(first.index - 1) ?? 0;
+    let expectedIndex = first.index;
+    const records: Buffer[] = [];
+    for (const entry of entries) {
+      assert(entry.index === expectedIndex, () => `entry ${entry.index} where ${expectedIndex} was expected`);
+      assert(
+        entry.term >= previousTerm,
+        () => `entry ${entry.index} has term ${entry.term} < ${previousTerm}`,
+      );
+      const body = encodeEntry(entry);
+      if (body.length > RECORD_BODY_BYTES_MAX) {
+        throw new ConclaveError(
+          "CONCLAVE_ENTRY_TOO_LARGE",
+          `Log entry ${entry.index} encodes to ${body.length} bytes; the limit is ${RECORD_BODY_BYTES_MAX}. ` +
+            "Split the command into smaller ones.",
+          { index: entry.index, bytes: body.length },
+        );
+      }
+      records.push(encodeRecord(body));
+      previousTerm = entry.term;
+      expectedIndex += 1;
+    }
+    if (first.index <= this.#lastIndex) this.#truncateStaged(first.index);
+    if (this.#pending.length === 0) this.#pendingFirstIndex = first.index;
+    this.#pending.push(...records);
+    for (const entry of entries) this.#terms.push(entry.index, entry.term);
+    this.#lastIndex = expectedIndex - 1;
+  }
+
+  /** Conflict: forget staged entries from `index` on, and cut the files there at the next sync. */
+  #truncateStaged(index: number): void {
+    if (this.#pending.length > 0 && index >= this.#pendingFirstIndex) {
+      this.#pending.length = index - this.#pendingFirstIndex;
+    } else {
+      this.#pending = [];
+      this.#truncateFrom = Math.min(this.#truncateFrom ?? index, index);
+    }
+    this.#terms.truncateFrom(index);
+    this.#lastIndex = index - 1;
+  }
+
+  sync(): Promise<void> {
+    this.#guard.assertUsable();
+    assert(this.#opened, "FileLogStore.sync before open");
+    return this.#queue.run(async () => {
+      this.#syncing = true;
+      try {
+        await this.#syncNow();
+      } finally {
+        this.#syncing = false;
+      }
+    });
+  }
+
+  async #syncNow(): Promise<void> {
+    if (this.#truncateFrom !== null) {
+      await this.#cutFiles(this.#truncateFrom);
+      this.#truncateFrom = null;
+    }
+    let written = false;
+    if (this.#pending.length > 0) {
+      await this.#writePending();
+      written = true;
+    }
+    const flushes: Array<Promise<void>> = [];
+    const lastSegment = this.#segments.at(-1);
+    if (written && this.#active !== null && lastSegment !== undefined) {
+      flushes.push(this.#guard.flush(this.#active, join(this.directory, lastSegment.fileName)));
+    }
+    if (this.#directoryDirty) flushes.push(this.#flushDirectory());
+    await Promise.all(flushes);
+  }
+
+  async #flushDirectory(): Promise<void> {
+    // Cleared first: a failed directory fsync fails the store anyway (never retried).
+    this.#directoryDirty = false;
+    const handle = await open(this.directory, "r");
+    try {
+      await this.#guard.flush(handle, this.directory);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** Writes the staged records as one write at the end of the last segment (rolling if full). */
+  async #writePending(): Promise<void> {
+    const batch = Buffer.concat(this.#pending);
+    let segment = this.#segments.at(-1);
+    const full = segment !== undefined && segment.sizeBytes + batch.length > this.#segmentBytesMax;
+    if (segment === undefined || this.#active === null || (full && segment.entryCount > 0)) {
+      segment = await this.#createSegment(this.#pendingFirstIndex, batch.length);
+    }
+    assert(
+      segment.lastIndex + 1 === this.#pendingFirstIndex,
+      "staged entries do not follow the last segment",
+    );
+    const active = this.#active;
+    assert(active !== null, "no active segment");
+    const startBytes = segment.sizeBytes;
+    const path = join(this.directory, segment.fileName);
+    await this.#guard.write(
+      `write to ${path}`,
+      batch.length,
+      async () => {
+        let doneBytes = 0;
+        while (doneBytes < batch.length) {
+          const { bytesWritten } = await active.write(
+            batch,
+            doneBytes,
+            batch.length - doneBytes,
+            startBytes + doneBytes,
+          );
+          doneBytes += bytesWritten;
+        }
+      },
+      () => active.truncate(startBytes),
+    );
+    let offset = startBytes;
+    for (const record of this.#pending) {
+      segment.pushRecord(offset);
+      offset += record.length;
+    }
+    segment.sizeBytes = offset;
+    this.#pending = [];
+  }
+
+  /** Creates a segment whose header is durable before any record is written to it. */
+  async #createSegment(firstIndex: number, batchBytes: number): Promise<LogSegment> {
+    const fileName = segmentFileName(firstIndex);
+    const path = join(this.directory, fileName);
+    let handle: FileHandle | null = null;
+    await this.#guard.write(
+      `creating ${path}`,
+      SEGMENT_HEADER_BYTES + batchBytes,
+      async () => {
+        handle = await open(path, "wx");
+        await handle.write(encodeSegmentHeader(firstIndex), 0, SEGMENT_HEADER_BYTES, 0);
+      },
+      async () => {
+        await (handle as FileHandle | null)?.close();
+        await unlink(path);
+      },
+    );
+    const created = handle as FileHandle | null;
+    assert(created !== null, "segment not created");
+    await this.#guard.flush(created, path);
+    this.#directoryDirty = true;
+    await this.#flushDirectory();
+    await this.#active?.close();
+    this.#active = created;
+    const segment = new LogSegment(firstIndex, fileName, SEGMENT_HEADER_BYTES);
+    this.#segments.push(segment);
+    return segment;
+  }
+
+  /**
+   * Cuts the files from `index` on: later segments are deleted (newest first, then the directory
+   * is synced), then the segment holding `index` is truncated and synced, so that a crash never
+   * leaves old entries after a newer write.
+   */
+  async #cutFiles(index: number): Promise<void> {
+    let deleted = false;
+    while ((this.#segments.at(-1)?.firstIndex ?? 0) > index) {
+      await this.#deleteLastSegment();
+      deleted = true;
+    }
+    if (deleted) {
+      this.#directoryDirty = true;
+      await this.#flushDirectory();
+    }
+    const segment = this.#segments.at(-1);
+    if (segment !== undefined && segment.lastIndex >= index && this.#active !== null) {
+      const active = this.#active;
+      const cutBytes = segment.offsetOf(index);
+      const path = join(this.directory, segment.fileName);
+      try {
+        await active.truncate(cutBytes);
+      } catch (error) {
+        throw this.#guard.fail(error, `truncating ${path}`);
+      }
+      segment.truncateFrom(index, cutBytes);
+      await this.#guard.flush(active, path);
+    }
+  }
+
+  async #deleteLastSegment(): Promise<void> {
+    const segment = this.#segments.pop();
+    assert(segment !== undefined, "no segment to delete");
+    await this.#active?.close();
+    this.#active = null;
+    await this.#unlink(segment);
+    const previous = this.#segments.at(-1);
+    if (previous !== undefined) this.#active = await open(join(this.directory, previous.fileName), "r+");
+  }
+
+  async #unlink(segment: LogSegment): Promise<void> {
+    const path = join(this.directory, segment.fileName);
+    try {
+      await unlink(path);
+    } catch (error) {
+      throw this.#guard.fail(error, `deleting ${path}`);
+    }
+  }
+
+  compact(index: number): Promise<void> {
+    this.#guard.assertUsable();
+    assert(!this.#syncing, "compact while a sync is in flight");
+    return this.#queue.run(async () => {
+      if (index >= this.#lastIndex) {
+        await this.#dropEverything(index + 1);
+        return;
+      }
+      if (index < this.#startIndex) return;
+      // Oldest first: a crash in between leaves a suffix of the log, which is still consistent.
+      while (this.#segments.length > 1 && (this.#segments[1]?.firstIndex ?? 0) - 1 <= index) {
+        const oldest = this.#segments.shift();
+        if (oldest !== undefined) await this.#unlink(oldest);
+        this.#directoryDirty = true;
+      }
+      if (this.#pending.length > 0 && index >= this.#pendingFirstIndex) {
+        this.#pending.splice(0, index + 1 - this.#pendingFirstIndex);
+        this.#pendingFirstIndex = index + 1;
+      }
+      this.#startIndex = index + 1;
+      this.#terms.dropBefore(index + 1);
+    });
+  }
+
+  reset(nextIndex: number): Promise<void> {
+    this.#guard.assertUsable();
+    assert(!this.#syncing, "reset while a sync is in flight");
+    return this.#queue.run(() => this.#dropEverything(nextIndex));
+  }
+
+  async #dropEverything(nextIndex: number): Promise<void> {
+    await this.#active?.close();
+    this.#active = null;
+    for (const segment of this.#segments) await this.#unlink(segment);
+    this.#directoryDirty ||= this.#segments.length > 0;
+    this.#segments = [];
+    this.#pending = [];
+    this.#truncateFrom = null;
+    this.#terms.clear();
+    this.#startIndex = nextIndex;
+    this.#lastIndex = nextIndex - 1;
+  }
+
+  async close(): Promise<void> {
+    await this.#queue.run(async () => {
+      await this.#active?.close();
+      this.#active = null;
+    });
+  }
+}

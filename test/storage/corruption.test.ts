@@ -1,0 +1,192 @@
+/**
+ * Damaged files at open: damage in the middle of the log (or in a hard-state file or snapshot
+ * with no good copy) stops the node with CONCLAVE_STORAGE_CORRUPT naming file and offset; a
+ * damaged or cut last record is a torn write, cut off so the node starts.
+ */
+import assert from "node:assert/strict";
+import { readdir, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "node:test";
+import { createFileStorage, type FileStorageOptions } from "../../src/adapters/storage/file-storage.ts";
+import { type ConclaveError, isConclaveError } from "../../src/lib/errors.ts";
+import type { RecoveredState } from "../../src/ports/storage.ts";
+import { entryRange, snapshotMeta, writeSnapshot } from "./storage-compliance.ts";
+import { temporaryDirectory } from "./storage-harnesses.ts";
+
+const SEGMENT_HEADER_BYTES = 32;
+const RECORD_HEADER_BYTES = 12;
+
+/** A data directory holding entries 1..count (synced in batches of 10), closed. */
+async function writtenLog(count: number, options: FileStorageOptions = {}): Promise<string> {
+  const directory = await temporaryDirectory();
+  const storage = createFileStorage(directory, options);
+  await storage.open();
+  for (let first = 1; first <= count; first += 10) {
+    storage.append(entryRange(first, Math.min(count, first + 9), 1));
+    storage.setHardState({ term: 1, vote: "n1", commit: Math.min(count, first + 9) });
+    await storage.sync();
+  }
+  await storage.close();
+  return directory;
+}
+
+async function segmentPaths(directory: string): Promise<string[]> {
+  const names = (await readdir(join(directory, "log"))).sort();
+  return names.map((name) => join(directory, "log", name));
+}
+
+/** Byte offsets where each record of a segment starts. */
+async function recordOffsets(path: string): Promise<number[]> {
+  const bytes = await readFile(path);
+  const offsets: number[] = [];
+  for (let offset = SEGMENT_HEADER_BYTES; offset < bytes.length; ) {
+    offsets.push(offset);
+    offset += RECORD_HEADER_BYTES + bytes.readUInt32LE(offset);
+  }
+  return offsets;
+}
+
+async function flipByte(path: string, offset: number): Promise<void> {
+  const bytes = await readFile(path);
+  bytes[offset] = (bytes[offset] ?? 0) ^ 0x01;
+  await writeFile(path, bytes);
+}
+
+async function openDirectory(directory: string, options: FileStorageOptions = {}): Promise<RecoveredState> {
+  const storage = createFileStorage(directory, options);
+  try {
+    return await storage.open();
+  } finally {
+    await storage.close();
+  }
+}
+
+function expectCorrupt(file: string, offset: number | null) {
+  return (error: unknown) => {
+    assert.ok(isConclaveError(error, "CONCLAVE_STORAGE_CORRUPT"), String(error));
+    const details = (error as ConclaveError).details;
+    assert.equal(details.file, file);
+    if (offset !== null) assert.equal(details.offsetBytes, offset);
+    assert.match((error as Error).message, new RegExp(`${file}.*byte offset ${details.offsetBytes}`));
+    assert.match((error as Error).message, /wipe its data directory/);
+    return true;
+  };
+}
+
+test("a flipped byte in the middle of a segment stops open, naming the file and offset", async () => {
+  const directory = await writtenLog(50);
+  try {
+    const [segment] = await segmentPaths(directory);
+    assert.ok(segment !== undefined);
+    const offsets = await recordOffsets(segment);
+    const damaged = offsets[25] ?? 0;
+    await flipByte(segment, damaged + RECORD_HEADER_BYTES + 3);
+    await assert.rejects(openDirectory(directory), expectCorrupt(segment, damaged));
+    // A damaged record header (its length) is caught by the header checksum.
+    await flipByte(segment, damaged + RECORD_HEADER_BYTES + 3);
+    await flipByte(segment, (offsets[10] ?? 0) + 1);
+    await assert.rejects(openDirectory(directory), expectCorrupt(segment, offsets[10] ?? 0));
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
+});
+
+test("a damaged last record is a torn write: it is cut off, open succeeds, and appends continue", async () => {
+  for (const [where, offsetInRecord] of [
+    ["body", RECORD_HEADER_BYTES + 2],
+    ["length", 0],
+    ["checksum", 5],
+  ] as const) {
+    const directory = await writtenLog(50);
+    try {
+      const [segment] = await segmentPaths(directory);
+      assert.ok(segment !== undefined);
+      const lastRecord = (await recordOffsets(segment)).at(-1) ?? 0;
+      await flipByte(segment, lastRecord + offsetInRecord);
+      const recovered = await openDirectory(directory);
+      assert.deepEqual(recovered.entries, entryRange(1, 49, 1), `damaged ${where}`);
+      assert.equal((await stat(segment)).size, lastRecord, `the torn tail was not cut (${where})`);
+      // The hard state said commit 50; the log ends at 49, so commit is lowered to match.
+      assert.equal(recovered.hardState?.commit, 49);
+      const storage = createFileStorage(directory);
+      await storage.open();
+      storage.append(entryRange(50, 51, 2));
+      await storage.sync();
+      await storage.close();
+      assert.deepEqual((await openDirectory(directory)).entries, [
+        ...entryRange(1, 49, 1),
+        ...entryRange(50, 51, 2),
+      ]);
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
+  }
+});
+
+test("a write cut anywhere inside the last record is cut back to the last whole record", async () => {
+  const directory = await writtenLog(30);
+  try {
+    const [segment] = await segmentPaths(directory);
+    assert.ok(segment !== undefined);
+    const lastRecord = (await recordOffsets(segment)).at(-1) ?? 0;
+    const end = (await stat(segment)).size;
+    for (const cut of [end - 1, lastRecord + RECORD_HEADER_BYTES, lastRecord + 5]) {
+      await truncate(segment, cut);
+      assert.deepEqual((await openDirectory(directory)).entries, entryRange(1, 29, 1));
+      assert.equal((await stat(segment)).size, lastRecord);
+    }
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
+});
+
+test("damage at the end of a segment that is not the last is corruption, not a torn write", async () => {
+  const options = { segmentBytesMax: 300 };
+  const directory = await writtenLog(60, options);
+  try {
+    const segments = await segmentPaths(directory);
+    assert.ok(segments.length >= 3, "expected several segments");
+    const first = segments[0] ?? "";
+    const lastRecord = (await recordOffsets(first)).at(-1) ?? 0;
+    await flipByte(first, lastRecord + RECORD_HEADER_BYTES + 1);
+    await assert.rejects(openDirectory(directory, options), expectCorrupt(first, lastRecord));
+    // A missing middle segment is a gap: corruption too.
+    await flipByte(first, lastRecord + RECORD_HEADER_BYTES + 1);
+    await rm(segments[1] ?? "");
+    await assert.rejects(openDirectory(directory, options), expectCorrupt(segments[2] ?? "", 0));
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
+});
+
+test("a hard-state slot that is damaged falls back to the other; both damaged is corruption", async () => {
+  const directory = await writtenLog(30);
+  try {
+    const path = join(directory, "hardstate");
+    const bytes = await readFile(path);
+    const newest = bytes.readBigUInt64LE(8) > bytes.readBigUInt64LE(512 + 8) ? 0 : 1;
+    await flipByte(path, newest * 512 + 22);
+    assert.deepEqual((await openDirectory(directory)).hardState, { term: 1, vote: "n1", commit: 20 });
+    await flipByte(path, (1 - newest) * 512 + 22);
+    await assert.rejects(openDirectory(directory), expectCorrupt(path, 0));
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
+});
+
+test("a damaged snapshot file stops open", async () => {
+  const directory = await writtenLog(20);
+  try {
+    const storage = createFileStorage(directory);
+    await storage.open();
+    await writeSnapshot(storage.snapshots, snapshotMeta(15, 1, 4000));
+    await storage.close();
+    const path = join(directory, "snapshots", "1-15.snap");
+    await flipByte(path, 2000);
+    await assert.rejects(openDirectory(directory), (error) =>
+      isConclaveError(error, "CONCLAVE_STORAGE_CORRUPT"),
+    );
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
+});
