@@ -1,0 +1,121 @@
+/** TCP transport behaviour beyond the port contract: configuration, queues, reconnects, membership. */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { TcpTransport } from "../../src/adapters/transport/tcp-transport.ts";
+import { isConclaveError } from "../../src/lib/errors.ts";
+import { CLUSTER_ID, COOKIE, nodeName, startTcpCluster, waitFor, withTcpCluster } from "./tcp-fixture.ts";
+
+const self = { nodeId: "n9", name: nodeName(9) };
+const listen = { host: "127.0.0.1", port: 0 };
+
+describe("TCP transport", { timeout: 20_000 }, () => {
+  it("refuses a weak cookie, bad limits and unusable TLS material at construction", () => {
+    const base = { self, clusterId: CLUSTER_ID, cookie: COOKIE, listen };
+    const refused: Array<[object, string]> = [
+      [{ ...base, cookie: "changeme" }, "CONCLAVE_COOKIE_WEAK"],
+      [{ ...base, cookie: "" }, "CONCLAVE_COOKIE_MISSING"],
+      [{ ...base, frameBytesMax: 0 }, "CONCLAVE_CONFIG_INVALID"],
+      [{ ...base, reconnectDelayMsMin: 500, reconnectDelayMsMax: 100 }, "CONCLAVE_CONFIG_INVALID"],
+      [{ ...base, tls: { cert: "not a pem", key: "nope", ca: "nope" } }, "CONCLAVE_TLS_INVALID"],
+    ];
+    for (const [options, code] of refused) {
+      assert.throws(
+        () => new TcpTransport(options as ConstructorParameters<typeof TcpTransport>[0]),
+        (error) => isConclaveError(error, code),
+        code,
+      );
+    }
+  });
+
+  it("fails to start with CONCLAVE_TRANSPORT_LISTEN_FAILED when the port is taken", async () => {
+    await withTcpCluster(
+      1,
+      () => ({}),
+      async ({ nodes: [node] }) => {
+        const port = node?.address.port ?? 0;
+        const second = new TcpTransport({
+          self,
+          clusterId: CLUSTER_ID,
+          cookie: COOKIE,
+          listen: { ...listen, port },
+        });
+        await assert.rejects(second.start(), (error) =>
+          isConclaveError(error, "CONCLAVE_TRANSPORT_LISTEN_FAILED"),
+        );
+        await second.stop();
+      },
+    );
+  });
+
+  it("drops and counts messages beyond the per-peer queue bound while the peer is unreachable", async () => {
+    await withTcpCluster(
+      2,
+      () => ({ sendQueueMessagesMax: 10 }),
+      async ({ nodes: [a, b], peers }) => {
+        assert(a && b);
+        await b.transport.stop(); // n1's address now refuses connections
+        a.transport.setPeers(peers);
+        for (let i = 0; i < 10; i++) assert.equal(a.transport.send("n1", { i }), true, `message ${i} queued`);
+        assert.equal(a.transport.send("n1", { i: 10 }), false);
+        assert.equal(a.transport.stats().messagesDropped, 1);
+      },
+    );
+  });
+
+  it("reconnects with backoff after the peer restarts on the same address", async () => {
+    const cluster = await startTcpCluster(2, () => ({ reconnectDelayMsMax: 200 }));
+    const [a, b] = cluster.nodes;
+    assert(a && b);
+    let restarted: TcpTransport | null = null;
+    try {
+      assert.equal(a.transport.send("n1", { before: true }), true);
+      await waitFor(() => b.received.length === 1, "the first message");
+      await b.transport.stop();
+      restarted = new TcpTransport({
+        self: { nodeId: "n1", name: nodeName(1) },
+        clusterId: CLUSTER_ID,
+        cookie: COOKIE,
+        listen: { host: "127.0.0.1", port: b.address.port },
+      });
+      const received: unknown[] = [];
+      restarted.onMessage((_from, message) => received.push(message));
+      await restarted.start();
+      restarted.setPeers(cluster.peers);
+      // Keep sending, as Raft does with heartbeats: messages sent while the link is down are
+      // lost or late, and once it is back they arrive.
+      await waitFor(() => {
+        a.transport.send("n1", { after: true });
+        return received.length > 0;
+      }, "a message to reach the restarted peer");
+      assert(a.events.some((event) => event.type === "disconnected" && event.direction === "outbound"));
+      assert.equal(
+        a.events.filter((event) => event.type === "connected" && event.direction === "outbound").length,
+        2,
+      );
+    } finally {
+      await restarted?.stop();
+      await cluster.stop();
+    }
+  });
+
+  it("closes a peer's inbound connection when setPeers removes it", async () => {
+    await withTcpCluster(
+      2,
+      () => ({}),
+      async ({ nodes: [a, b], peers }) => {
+        assert(a && b);
+        a.transport.send("n1", { hello: 1 });
+        await waitFor(() => b.received.length === 1, "the first message");
+        b.transport.setPeers(peers.filter((peer) => peer.nodeId !== "n0"));
+        assert(b.events.some((event) => event.type === "disconnected" && event.peer === "n0"));
+        await waitFor(
+          () => a.events.some((event) => event.type === "disconnected" && event.direction === "outbound"),
+          "a to see its link closed",
+        );
+        a.transport.send("n1", { after: "removal" });
+        await waitFor(() => b.transport.stats().authFailures >= 1, "b to refuse a on its next dial");
+        assert.equal(b.received.length, 1);
+      },
+    );
+  });
+});
