@@ -20,8 +20,13 @@ export type RaftMutation =
 export interface RaftOptions {
   readonly id: NodeId;
   readonly prng: Prng;
-  /** A follower campaigns after a random timeout in [electionTimeoutTicks, 2 × electionTimeoutTicks). */
+  /**
+   * A follower campaigns after a random timeout in [electionTimeoutTicks, electionTimeoutTicks +
+   * electionJitterTicks). This minimum is also what leader stickiness and leases rely on.
+   */
   readonly electionTimeoutTicks: number;
+  /** Width of the random part of the election timeout (default: electionTimeoutTicks, as in etcd). */
+  readonly electionJitterTicks?: number;
   readonly heartbeatTicks: number;
   /** Pre-vote (thesis §9.6): a node that cannot win does not bump terms and disrupt a leader. */
   readonly preVote?: boolean;

@@ -106,6 +106,7 @@ export class RaftNode {
       "election timeout must exceed the heartbeat",
     );
     assert(options.heartbeatTicks >= 1, "heartbeatTicks must be at least 1");
+    assert((options.electionJitterTicks ?? 1) >= 1, "electionJitterTicks must be at least 1");
     this.id = options.id;
     this.options = options;
     this.settings = {
@@ -427,7 +428,8 @@ export class RaftNode {
   /** @internal */
   resetElectionTimer(): void {
     const base = this.options.electionTimeoutTicks;
-    this.randomizedElectionTimeout = base + this.options.prng.nextInt(base);
+    this.randomizedElectionTimeout =
+      base + this.options.prng.nextInt(this.options.electionJitterTicks ?? base);
   }
 
   /** @internal A node may campaign only as a voter of the configuration it knows. */
