@@ -1,7 +1,11 @@
 /** The list of commands; each module adds one command to the program. */
 import type { Command } from "commander";
 import { registerCookieCommand } from "./cookie-command.ts";
+import { registerDevCommand } from "./dev-command.ts";
+import { registerStartCommand } from "./start-command.ts";
 
 export function registerCommands(program: Command): void {
   registerCookieCommand(program);
+  registerDevCommand(program);
+  registerStartCommand(program);
 }

@@ -1,0 +1,43 @@
+/**
+ * The state machine port: what the runtime applies committed commands to.
+ *
+ * Contract:
+ * - `apply` is deterministic: the same commands in the same order give the same state and the
+ *   same results on every member. It is called once per committed command entry, in log order,
+ *   never concurrently with `snapshot` or `restore`. It must not throw for a bad command (a
+ *   command is already committed: answer it with an error *result*); a throw is a bug and stops
+ *   the node (fail-stop).
+ * - `snapshot()` captures the state as of the last applied command: later `apply` calls must not
+ *   change what its `chunks` yield. `sizeBytes` is known up front (the snapshot store and the
+ *   leader's chunked transfer need it).
+ * - `restore` replaces the whole state with a snapshot's bytes (from this node or the leader).
+ * - `appliedIndex`: a state machine that persists itself (SQLite) reports the last index it
+ *   applied, so that a restart does not apply entries twice; an in-memory one omits it and is
+ *   rebuilt from the latest snapshot plus the log.
+ *
+ * @example
+ * ```ts
+ * const result = machine.apply(entry.data, entry.index); // e.g. { op: "put" }
+ * const { sizeBytes, chunks } = machine.snapshot();
+ * for await (const chunk of chunks) await writer.write(chunk);
+ * ```
+ */
+
+/** A point-in-time snapshot of a state machine. */
+export interface StateMachineSnapshot {
+  /** Total bytes `chunks` yields. */
+  readonly sizeBytes: number;
+  readonly chunks: AsyncIterable<Uint8Array>;
+}
+
+/** A deterministic, replicated state machine. See the module comment for the contract. */
+export interface StateMachine {
+  /** Applies one committed command and returns its result (handed to the proposer). */
+  apply(data: Uint8Array, index: number): unknown;
+  /** Captures the current state (see the contract above). */
+  snapshot(): StateMachineSnapshot;
+  /** Replaces the whole state with the snapshot's bytes. */
+  restore(chunks: AsyncIterable<Uint8Array>, sizeBytes: number): Promise<void>;
+  /** The last applied index, when the state machine persists itself; otherwise undefined. */
+  readonly appliedIndex?: number | undefined;
+}

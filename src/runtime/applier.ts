@@ -1,0 +1,122 @@
+/**
+ * Step 3 of the Ready contract and the snapshots of the state machine: restores an installed
+ * snapshot, applies committed entries in order (resolving the proposals waiting on them), and
+ * every `snapshotEveryEntries` applied entries writes a snapshot and lets the log be compacted.
+ *
+ * It tracks the term and membership as of the last applied entry itself, so that a snapshot's
+ * metadata needs nothing from the core's internals.
+ */
+import { assert } from "../lib/assert.ts";
+import type { StateMachine } from "../ports/state-machine.ts";
+import type { SnapshotStore } from "../ports/storage.ts";
+import type { Entry, Membership, SnapshotMeta } from "../raft/types.ts";
+import type { ProposalTable } from "./pending-calls.ts";
+
+/** Bytes read from the snapshot store per chunk while restoring. */
+const restoreChunkBytes = 1024 * 1024;
+
+export interface AppliedPoint {
+  readonly index: number;
+  readonly term: number;
+  readonly membership: Membership;
+}
+
+export class Applier {
+  readonly #machine: StateMachine;
+  readonly #snapshots: SnapshotStore;
+  readonly #proposals: ProposalTable;
+  #point: AppliedPoint;
+  #lastSnapshotIndex: number;
+
+  constructor(
+    machine: StateMachine,
+    snapshots: SnapshotStore,
+    proposals: ProposalTable,
+    start: { point: AppliedPoint; lastSnapshotIndex: number },
+  ) {
+    this.#machine = machine;
+    this.#snapshots = snapshots;
+    this.#proposals = proposals;
+    this.#point = start.point;
+    this.#lastSnapshotIndex = start.lastSnapshotIndex;
+  }
+
+  get appliedIndex(): number {
+    return this.#point.index;
+  }
+
+  /** Replaces the state machine's state with a stored snapshot. */
+  async restore(meta: SnapshotMeta): Promise<void> {
+    const snapshots = this.#snapshots;
+    async function* chunks(): AsyncGenerator<Uint8Array> {
+      for (let offset = 0; offset < meta.sizeBytes; ) {
+        const chunk = snapshots.read(meta, offset, restoreChunkBytes);
+        assert(chunk.byteLength > 0, () => `snapshot ${meta.term}-${meta.index} ends early at ${offset}`);
+        offset += chunk.byteLength;
+        yield chunk;
+      }
+    }
+    await this.#machine.restore(chunks(), meta.sizeBytes);
+    this.#point = { index: meta.index, term: meta.term, membership: meta.membership };
+    this.#lastSnapshotIndex = Math.max(this.#lastSnapshotIndex, meta.index);
+  }
+
+  /** Applies one committed entry (the next in order) and settles the proposal waiting on it. */
+  apply(entry: Entry): void {
+    assert(
+      entry.index === this.#point.index + 1,
+      () => `applying entry ${entry.index} after ${this.#point.index}: out of order`,
+    );
+    let result: unknown;
+    let membership = this.#point.membership;
+    if (entry.kind === "command") result = this.#machine.apply(entry.data, entry.index);
+    else if (entry.kind === "config") membership = entry.membership;
+    this.#point = { index: entry.index, term: entry.term, membership };
+    this.#proposals.applied(entry.index, entry.term, result);
+  }
+
+  /** True when enough entries were applied since the last snapshot to take a new one. */
+  snapshotDue(everyEntries: number): boolean {
+    return this.#point.index - this.#lastSnapshotIndex >= everyEntries;
+  }
+
+  /** Writes a snapshot of the state machine as of the last applied entry; returns its metadata. */
+  async takeSnapshot(): Promise<SnapshotMeta> {
+    const point = this.#point;
+    const { sizeBytes, chunks } = this.#machine.snapshot();
+    const meta: SnapshotMeta = {
+      index: point.index,
+      term: point.term,
+      membership: point.membership,
+      sizeBytes,
+    };
+    const writer = await this.#snapshots.begin(meta);
+    try {
+      for await (const chunk of chunks) await writer.write(chunk);
+      await writer.finish();
+    } catch (error) {
+      await writer.abort();
+      throw error;
+    }
+    this.#lastSnapshotIndex = point.index;
+    return meta;
+  }
+}
+
+/** Where the state machine stands at start: after the snapshot, or at its own persisted index. */
+export function appliedPointAtStart(
+  snapshot: SnapshotMeta | null,
+  entries: readonly Entry[],
+  appliedIndex: number,
+): AppliedPoint {
+  let point: AppliedPoint = snapshot
+    ? { index: snapshot.index, term: snapshot.term, membership: snapshot.membership }
+    : { index: 0, term: 0, membership: { voters: [], learners: [] } };
+  for (const entry of entries) {
+    if (entry.index > appliedIndex) break;
+    if (entry.index <= point.index) continue;
+    const membership = entry.kind === "config" ? entry.membership : point.membership;
+    point = { index: entry.index, term: entry.term, membership };
+  }
+  return point;
+}

@@ -1,0 +1,416 @@
+/**
+ * The node loop: drives one {@link RaftNode} with real IO through the ports, following the Ready
+ * contract of src/raft/DESIGN.md exactly: feed inputs (ticks from elapsed time, messages, client
+ * calls) → `ready()` → persist (one sync) → send → restore + apply → serve reads → `advance()`.
+ * Inputs that arrive while a Ready is in hand queue (bounded) and are fed together next turn,
+ * which batches them into one sync (group commit).
+ *
+ * @example
+ * ```ts
+ * const runtime = new RaftRuntime({ id: "n1", storage, transport, stateMachine, clock, logger,
+ *   prng: new Prng(seed), tickIntervalMs: 50, electionTimeoutTicks: 8, heartbeatTicks: 1,
+ *   bootstrap: { voters: ["n1", "n2", "n3"], learners: [] } });
+ * runtime.on("fatal", ({ error }) => process.exit(1));
+ * await runtime.start();
+ * const { result } = await runtime.propose(command, { timeoutMs: 5000 });
+ * ```
+ */
+import { assert } from "../lib/assert.ts";
+import type { ConclaveError } from "../lib/errors.ts";
+import type { Prng } from "../lib/prng.ts";
+import type { Clock, TimerHandle } from "../ports/clock.ts";
+import type { Logger } from "../ports/logger.ts";
+import type { StateMachine } from "../ports/state-machine.ts";
+import type { RaftStorage, RecoveredState } from "../ports/storage.ts";
+import type { Transport } from "../ports/transport.ts";
+import type { RaftInitialState, RaftStatus, Ready } from "../raft/api-types.ts";
+import type { MembershipChange } from "../raft/membership.ts";
+import { RaftNode } from "../raft/raft-node.ts";
+import type { Membership, Message, NodeId } from "../raft/types.ts";
+import { Applier, appliedPointAtStart } from "./applier.ts";
+import { isRaftMessage } from "./message-shape.ts";
+import {
+  PendingCall,
+  type ProposalOutcome,
+  ProposalTable,
+  type ReadOutcome,
+  ReadTable,
+} from "./pending-calls.ts";
+import { ReadyPersister } from "./ready-persister.ts";
+import { busy, notPrimary, outcomeUnknown, refusalError, stopped } from "./runtime-errors.ts";
+import { RuntimeEmitter, type RuntimeEvents } from "./runtime-events.ts";
+import { TickClock } from "./tick-clock.ts";
+
+/** Configuration of a {@link RaftRuntime}; limits have defaults. */
+export interface RaftRuntimeOptions {
+  /** This node's Raft id. */
+  readonly id: NodeId;
+  readonly storage: RaftStorage;
+  readonly transport: Transport;
+  readonly stateMachine: StateMachine;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** Seeds the core's election timeouts. */
+  readonly prng: Prng;
+  readonly tickIntervalMs: number;
+  /** Election timeouts are drawn in [electionTimeoutTicks, electionTimeoutTicks + electionJitterTicks). */
+  readonly electionTimeoutTicks: number;
+  /** Default: electionTimeoutTicks. */
+  readonly electionJitterTicks?: number;
+  readonly heartbeatTicks: number;
+  /** The founding membership, used only when the storage holds no Raft state; else the node waits (standby). */
+  readonly bootstrap?: Membership | null;
+  /** A snapshot of the state machine is taken every this many applied entries (default 8192). */
+  readonly snapshotEveryEntries?: number;
+  /** Entries kept in the log behind a snapshot, so slightly slow followers need no snapshot (default 1024). */
+  readonly snapshotKeepEntries?: number;
+  /** Default timeout of `propose` and `readIndex` (default 15000 ms). */
+  readonly callTimeoutMsDefault?: number;
+  /** Peer messages queued while a Ready is in hand; more are dropped (Raft resends) (default 16384). */
+  readonly inboxMessagesMax?: number;
+  /** Client calls queued while a Ready is in hand; more are refused as busy (default 8192). */
+  readonly queuedCallsMax?: number;
+  /** Lease reads (see RaftOptions.leaseDriftTicks); off by default. */
+  readonly leaseDriftTicks?: number | null;
+  readonly snapshotChunkBytes?: number;
+}
+
+/** Options of a client call. */
+export interface CallOptions {
+  readonly signal?: AbortSignal;
+  readonly timeoutMs?: number;
+}
+
+type RuntimeState = "new" | "starting" | "running" | "stopping" | "stopped" | "failed";
+
+/** A client call waiting for the core to be free. */
+interface QueuedCall {
+  run(raft: RaftNode): void;
+  reject(error: ConclaveError): void;
+}
+
+export class RaftRuntime {
+  readonly id: NodeId;
+  readonly #options: RaftRuntimeOptions;
+  readonly #emitter = new RuntimeEmitter();
+  readonly #proposals = new ProposalTable();
+  readonly #reads = new ReadTable();
+  readonly #persister: ReadyPersister;
+  #state: RuntimeState = "new";
+  #raft: RaftNode | null = null;
+  #applier: Applier | null = null;
+  #ticks: TickClock | null = null;
+  #tickTimer: TimerHandle | null = null;
+  #inbox: Message[] = [];
+  #calls: QueuedCall[] = [];
+  #loop: Promise<void> | null = null;
+  #loopScheduled = false;
+  #nextReadId = 1;
+  #status: RaftStatus | null = null;
+
+  constructor(options: RaftRuntimeOptions) {
+    this.id = options.id;
+    this.#options = options;
+    this.#persister = new ReadyPersister(options.storage, options.clock, options.logger);
+  }
+
+  /** Subscribes to an event; returns the unsubscribe function. */
+  on<K extends keyof RuntimeEvents>(name: K, listener: (event: RuntimeEvents[K]) => void): () => void {
+    return this.#emitter.on(name, listener);
+  }
+
+  /** Opens storage (bootstrapping an empty one if asked), restores the state machine, starts the transport and the clock. */
+  async start(): Promise<void> {
+    assert(this.#state === "new", "a runtime starts once");
+    this.#state = "starting";
+    const { storage, stateMachine, transport, clock } = this.#options;
+    const recovered = await storage.open();
+    const initial = await this.#initialState(recovered);
+    const appliedIndex = Math.min(
+      Math.max(stateMachine.appliedIndex ?? 0, initial.snapshot?.index ?? 0),
+      initial.hardState?.commit ?? 0,
+    );
+    this.#applier = new Applier(stateMachine, storage.snapshots, this.#proposals, {
+      point: appliedPointAtStart(initial.snapshot, initial.entries, appliedIndex),
+      lastSnapshotIndex: initial.snapshot?.index ?? 0,
+    });
+    if (initial.snapshot !== null && (stateMachine.appliedIndex ?? 0) < initial.snapshot.index) {
+      await this.#applier.restore(initial.snapshot);
+    }
+    this.#raft = new RaftNode(this.#raftOptions(), { ...initial, applied: appliedIndex });
+    this.#status = this.#raft.status();
+    transport.onMessage((from, message) => this.#receive(from, message));
+    await transport.start();
+    this.#state = "running";
+    this.#ticks = new TickClock(
+      clock.now(),
+      this.#options.tickIntervalMs,
+      4 * this.#options.electionTimeoutTicks,
+    );
+    this.#armTickTimer();
+    const { voters } = this.#raft.membership;
+    if (voters.length === 1 && voters[0] === this.id) {
+      this.#calls.push({ run: (raft) => raft.campaign(), reject: () => {} });
+    }
+    this.#options.logger.info(
+      {
+        id: this.id,
+        term: this.#status.term,
+        lastIndex: this.#status.lastIndex,
+        commit: this.#status.commit,
+      },
+      voters.length === 0 ? "started as standby: waiting for a primary to contact this node" : "started",
+    );
+    this.#schedule();
+  }
+
+  /** Stops: finishes the Ready in hand (its sync completes), fails waiting calls, closes transport and storage. */
+  async stop(): Promise<void> {
+    if (this.#state === "stopped" || this.#state === "failed" || this.#state === "stopping") {
+      await this.#loop;
+      return;
+    }
+    this.#state = "stopping";
+    this.#persister.stop();
+    this.#tickTimer?.cancel();
+    await this.#loop;
+    this.#failCalls(() => stopped());
+    await this.#closeIo();
+    this.#state = "stopped";
+  }
+
+  /**
+   * Proposes a command; resolves with the state machine's result once the entry is applied here.
+   * Rejects with CONCLAVE_NOT_PRIMARY (`details.leader`), CONCLAVE_PROPOSAL_LOST, CONCLAVE_TIMEOUT,
+   * CONCLAVE_BUSY, CONCLAVE_ABORTED or CONCLAVE_STOPPED (see runtime-errors.ts).
+   */
+  propose(data: Uint8Array, options: CallOptions = {}): Promise<ProposalOutcome> {
+    return this.#call<ProposalOutcome>(options, (raft, call) => {
+      const proposed = raft.propose(data);
+      if (!proposed.ok) call.reject(refusalError(proposed.reason, proposed.leader, proposed.message));
+      else this.#proposals.add(proposed.index, proposed.term, call);
+    });
+  }
+
+  /** Proposes a single-server membership change; resolves once it is applied here. */
+  proposeMembership(change: MembershipChange, options: CallOptions = {}): Promise<ProposalOutcome> {
+    return this.#call<ProposalOutcome>(options, (raft, call) => {
+      const proposed = raft.proposeMembership(change);
+      if (!proposed.ok) call.reject(refusalError(proposed.reason, proposed.leader, proposed.message));
+      else this.#proposals.add(proposed.index, proposed.term, call);
+    });
+  }
+
+  /** Resolves once a linearizable read may be served from the local state machine (ReadIndex). */
+  readIndex(options: CallOptions = {}): Promise<ReadOutcome> {
+    return this.#call<ReadOutcome>(options, (raft, call) => {
+      const id = this.#nextReadId++;
+      const asked = raft.readIndex(id);
+      if (!asked.ok) call.reject(refusalError(asked.reason, asked.leader));
+      else this.#reads.add(id, call);
+    });
+  }
+
+  /** Starts a leadership transfer to `target`; resolves once the core accepted it (not once done). */
+  transferLeadership(target: NodeId, options: CallOptions = {}): Promise<void> {
+    return this.#call<void>(options, (raft, call) => {
+      const asked = raft.transferLeadership(target);
+      if (!asked.ok) call.reject(refusalError(asked.reason, asked.leader, asked.message));
+      else call.resolve();
+    });
+  }
+
+  /** The core's status as of the last completed loop turn. */
+  status(): RaftStatus {
+    assert(this.#status !== null, "status() before start()");
+    return this.#status;
+  }
+
+  get running(): boolean {
+    return this.#state === "running";
+  }
+
+  #call<T>(options: CallOptions, run: (raft: RaftNode, call: PendingCall<T>) => void): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const call = new PendingCall<T>(resolve, reject);
+      if (this.#state !== "running") return call.reject(stopped());
+      if (this.#calls.length >= (this.#options.queuedCallsMax ?? 8192))
+        return call.reject(busy("too many requests are queued"));
+      const timeoutMs = options.timeoutMs ?? this.#options.callTimeoutMsDefault ?? 15_000;
+      call.watch(this.#options.clock, timeoutMs, options.signal);
+      this.#calls.push({
+        run: (raft) => {
+          if (!call.settled) run(raft, call);
+        },
+        reject: (error) => call.reject(error),
+      });
+      this.#schedule();
+    });
+  }
+
+  async #initialState(recovered: RecoveredState): Promise<RaftInitialState> {
+    const empty =
+      recovered.hardState === null && recovered.snapshot === null && recovered.entries.length === 0;
+    const bootstrap = this.#options.bootstrap;
+    if (!empty || bootstrap === undefined || bootstrap === null) return recovered;
+    const initial = RaftNode.bootstrap(bootstrap);
+    // The founding entry is durable before the core may act on it.
+    this.#options.storage.append(initial.entries);
+    if (initial.hardState !== null) this.#options.storage.setHardState(initial.hardState);
+    await this.#options.storage.sync();
+    this.#options.logger.info({ voters: bootstrap.voters }, "bootstrapped a new cluster");
+    return initial;
+  }
+
+  #raftOptions(): ConstructorParameters<typeof RaftNode>[0] {
+    const o = this.#options;
+    return {
+      id: o.id,
+      prng: o.prng,
+      electionTimeoutTicks: o.electionTimeoutTicks,
+      ...(o.electionJitterTicks === undefined ? {} : { electionJitterTicks: o.electionJitterTicks }),
+      heartbeatTicks: o.heartbeatTicks,
+      leaseDriftTicks: o.leaseDriftTicks ?? null,
+      ...(o.snapshotChunkBytes === undefined ? {} : { snapshotChunkBytes: o.snapshotChunkBytes }),
+      readSnapshot: (meta, offset, bytesMax) => o.storage.snapshots.read(meta, offset, bytesMax),
+    };
+  }
+
+  #receive(from: string, message: unknown): void {
+    if (this.#state !== "running") return;
+    if (!isRaftMessage(message) || message.from !== from || message.to !== this.id) {
+      this.#options.logger.warn({ peer: from }, "dropped a malformed cluster message");
+      return;
+    }
+    if (this.#inbox.length >= (this.#options.inboxMessagesMax ?? 16_384)) return; // Raft resends
+    this.#inbox.push(message);
+    this.#schedule();
+  }
+
+  #armTickTimer(): void {
+    const ticks = this.#ticks;
+    if (ticks === null || this.#state !== "running") return;
+    const delay = ticks.delayToNextTickMs(this.#options.clock.now());
+    this.#tickTimer = this.#options.clock.setTimer(() => {
+      this.#schedule();
+      this.#armTickTimer();
+    }, delay);
+  }
+
+  /** Runs the loop soon (after the current synchronous work, so inputs of one turn batch together). */
+  #schedule(): void {
+    if (this.#loopScheduled || this.#loop !== null || this.#state !== "running") return;
+    this.#loopScheduled = true;
+    queueMicrotask(() => {
+      this.#loopScheduled = false;
+      if (this.#loop !== null || this.#state !== "running") return;
+      this.#loop = this.#runLoop().finally(() => {
+        this.#loop = null;
+        // Input that arrived during the last await is handled now.
+        if (this.#inbox.length > 0 || this.#calls.length > 0) this.#schedule();
+      });
+    });
+  }
+
+  async #runLoop(): Promise<void> {
+    const raft = this.#raft;
+    assert(raft !== null, "loop before start");
+    try {
+      while (this.#state === "running") {
+        this.#feed(raft);
+        if (!raft.hasReady()) break;
+        // Read before ready(): whether the core kept log entries after a snapshot it will install.
+        const lastIndex = raft.status().lastIndex;
+        const ready = raft.ready();
+        await this.#handleReady(ready, lastIndex);
+        raft.advance();
+        this.#status = raft.status();
+        await this.#maybeSnapshot(raft);
+      }
+    } catch (error) {
+      await this.#fail(error);
+    }
+  }
+
+  #feed(raft: RaftNode): void {
+    const ticks = this.#ticks?.take(this.#options.clock.now()) ?? 0;
+    // Ticks first: a node that was paused learns how much time passed before it acts on anything.
+    for (let i = 0; i < ticks; i++) raft.tick();
+    const inbox = this.#inbox;
+    this.#inbox = [];
+    for (const message of inbox) raft.step(message);
+    const calls = this.#calls;
+    this.#calls = [];
+    for (const call of calls) call.run(raft);
+    this.#proposals.prune();
+    this.#reads.prune();
+  }
+
+  async #handleReady(ready: Ready, lastIndexBeforeReady: number): Promise<void> {
+    const applier = this.#applier;
+    assert(applier !== null, "ready before start");
+    // 1. persist (one sync)
+    const logKeepsSnapshot = ready.snapshot !== null && lastIndexBeforeReady > ready.snapshot.index;
+    await this.#persister.persist(ready, logKeepsSnapshot);
+    // 2. send, only once durable
+    for (const message of ready.messages) this.#options.transport.send(message.to, message);
+    // 3. restore, then apply in order
+    if (ready.snapshot !== null) {
+      const installed = ready.snapshot;
+      await applier.restore(installed);
+      this.#proposals.rejectThrough(installed.index, () => outcomeUnknown(installed.index));
+      this.#options.logger.info({ index: installed.index, term: installed.term }, "installed a snapshot");
+    }
+    for (const entry of ready.committed) applier.apply(entry);
+    // 4. reads
+    for (const read of ready.reads) this.#reads.confirmed(read.id, read.index);
+    for (const id of ready.readsFailed) this.#reads.failed(id, notPrimary(null));
+    this.#reads.serve(applier.appliedIndex);
+    if (ready.softState !== null) {
+      const { role, term, leader } = ready.softState;
+      this.#options.logger.info({ role, term, leader }, "role changed");
+      this.#emitter.emit("role-changed", { role, term, leader });
+    }
+  }
+
+  async #maybeSnapshot(raft: RaftNode): Promise<void> {
+    const applier = this.#applier;
+    assert(applier !== null, "snapshot before start");
+    if (!applier.snapshotDue(this.#options.snapshotEveryEntries ?? 8192)) return;
+    const meta = await applier.takeSnapshot();
+    const keep = this.#options.snapshotKeepEntries ?? 1024;
+    const compactIndex = Math.max(0, meta.index - keep);
+    raft.compact(meta, compactIndex);
+    await this.#options.storage.compact(compactIndex);
+    this.#status = raft.status();
+    this.#options.logger.debug({ index: meta.index, sizeBytes: meta.sizeBytes }, "took a snapshot");
+  }
+
+  async #fail(error: unknown): Promise<void> {
+    if (this.#state === "failed" || this.#state === "stopped") return;
+    this.#state = "failed";
+    this.#persister.stop();
+    this.#tickTimer?.cancel();
+    const failure = error instanceof Error ? error : new Error(String(error));
+    const code = (failure as Partial<ConclaveError>).code;
+    this.#options.logger.error({ code, error: failure.message }, "fatal: the node stops");
+    this.#failCalls(() => stopped(failure));
+    await this.#closeIo();
+    this.#emitter.emit("fatal", { error: failure });
+  }
+
+  #failCalls(error: () => ConclaveError): void {
+    this.#proposals.rejectAll(error);
+    this.#reads.rejectAll(error);
+    const calls = this.#calls;
+    this.#calls = [];
+    for (const call of calls) call.reject(error());
+    this.#inbox = [];
+  }
+
+  async #closeIo(): Promise<void> {
+    await this.#options.transport.stop().catch(() => {});
+    await this.#persister.abortIncoming().catch(() => {});
+    await this.#options.storage.close().catch(() => {});
+  }
+}

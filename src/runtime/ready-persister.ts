@@ -1,0 +1,104 @@
+/**
+ * Step 1 of the Ready contract: make a Ready durable. Snapshot chunks go to the snapshot store
+ * (a `done` chunk finishes that snapshot; several transfers may pass through one Ready), the log
+ * is reset or compacted to an installed snapshot, entries are appended, the hard state is set,
+ * then ONE `sync()` covers it all (group commit). Nothing is sent before this resolves.
+ */
+import { assert } from "../lib/assert.ts";
+import { isConclaveError } from "../lib/errors.ts";
+import type { Clock } from "../ports/clock.ts";
+import type { Logger } from "../ports/logger.ts";
+import type { RaftStorage, SnapshotWriter } from "../ports/storage.ts";
+import type { Ready } from "../raft/api-types.ts";
+import type { SnapshotMeta } from "../raft/types.ts";
+
+/** How long to wait before retrying a sync that found the disk full. */
+const diskFullRetryDelayMs = 1000;
+
+export class ReadyPersister {
+  readonly #storage: RaftStorage;
+  readonly #clock: Clock;
+  readonly #logger: Logger;
+  #incoming: { meta: SnapshotMeta; writer: SnapshotWriter } | null = null;
+  #stopping = false;
+
+  constructor(storage: RaftStorage, clock: Clock, logger: Logger) {
+    this.#storage = storage;
+    this.#clock = clock;
+    this.#logger = logger;
+  }
+
+  /** Makes the Ready durable. `logKeepsSnapshot`: the core kept log entries after `ready.snapshot`. */
+  async persist(ready: Ready, logKeepsSnapshot: boolean): Promise<void> {
+    await this.#writeSnapshotChunks(ready);
+    const snapshot = ready.snapshot;
+    if (snapshot !== null) {
+      const latest = this.#storage.snapshots.latest();
+      assert(
+        latest !== null && latest.index === snapshot.index && latest.term === snapshot.term,
+        () => `snapshot ${snapshot.term}-${snapshot.index} to install is not the newest stored`,
+      );
+      // The core keeps entries after the snapshot only if its log holds the snapshot's last entry.
+      if (logKeepsSnapshot) await this.#storage.compact(snapshot.index);
+      else await this.#storage.reset(snapshot.index + 1);
+    }
+    if (ready.entries.length > 0) this.#storage.append(ready.entries);
+    if (ready.hardState !== null) this.#storage.setHardState(ready.hardState);
+    const needsSync = ready.entries.length > 0 || ready.hardState !== null || snapshot !== null;
+    if (needsSync) await this.#syncRetryingWhileFull();
+  }
+
+  /** Makes a pending disk-full retry give up (the node is stopping). */
+  stop(): void {
+    this.#stopping = true;
+  }
+
+  /** Drops an unfinished incoming snapshot (at stop). */
+  async abortIncoming(): Promise<void> {
+    const incoming = this.#incoming;
+    this.#incoming = null;
+    await incoming?.writer.abort();
+  }
+
+  async #writeSnapshotChunks(ready: Ready): Promise<void> {
+    for (const chunk of ready.snapshotChunks) {
+      if (chunk.offset === 0) {
+        await this.abortIncoming(); // a transfer restarted, or a newer snapshot replaced it
+        this.#incoming = { meta: chunk.meta, writer: await this.#storage.snapshots.begin(chunk.meta) };
+      }
+      const incoming = this.#incoming;
+      assert(
+        incoming !== null &&
+          incoming.meta.index === chunk.meta.index &&
+          incoming.meta.term === chunk.meta.term,
+        () =>
+          `snapshot chunk at offset ${chunk.offset} of ${chunk.meta.term}-${chunk.meta.index} without its start`,
+      );
+      await incoming.writer.write(chunk.data);
+      if (chunk.done) {
+        this.#incoming = null;
+        await incoming.writer.finish();
+      }
+    }
+  }
+
+  /**
+   * A full disk is not fail-stop: what is staged stays staged and a later sync writes it. The
+   * Ready stays in hand (nothing sent, nothing acknowledged) and new input queues meanwhile.
+   */
+  async #syncRetryingWhileFull(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#storage.sync();
+        if (attempt > 1) this.#logger.info({ attempts: attempt }, "disk space available again; sync done");
+        return;
+      } catch (error) {
+        if (!isConclaveError(error, "CONCLAVE_DISK_FULL") || this.#stopping) throw error;
+        if (attempt === 1 || attempt % 60 === 0) {
+          this.#logger.error({ code: error.code, attempts: attempt }, error.message);
+        }
+        await new Promise<void>((resolve) => this.#clock.setTimer(resolve, diskFullRetryDelayMs));
+      }
+    }
+  }
+}

@@ -1,0 +1,243 @@
+/**
+ * Real `conclave start` processes on 127.0.0.1 for end-to-end tests: temp data directories,
+ * free ports, a generated strong cookie, log capture, HTTP helpers and bounded polling. Every
+ * process is tracked by PID; `killAll()` (call it in `after()`) kills only those.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const binary = join(repoRoot, "bin", "conclave.js");
+
+/** A port that was free a moment ago (the OS picked it). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (address === null || typeof address !== "object") throw new Error("no port");
+  return address.port;
+}
+
+export interface NodeSpec {
+  readonly name: string;
+  readonly clusterPort: number;
+  readonly httpPort: number;
+  readonly dataDir: string;
+}
+
+export interface NodeProcess {
+  readonly spec: NodeSpec;
+  readonly child: ChildProcess;
+  readonly output: string[];
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Null while running. */
+  exit: { code: number | null; signal: NodeJS.Signals | null } | null;
+}
+
+export interface StatusBody {
+  readonly node: string;
+  readonly raftId: string;
+  readonly state: string;
+  readonly role: string;
+  readonly term: number;
+  readonly leader: string | null;
+  readonly commit: number;
+  readonly applied: number;
+  readonly lastIndex: number;
+}
+
+/** A test cluster of `count` nodes n1..nN sharing one cookie and one static member list. */
+export class ProcessCluster {
+  readonly root: string;
+  readonly cookie = randomBytes(32).toString("base64url");
+  readonly specs: NodeSpec[] = [];
+  readonly processes = new Map<string, NodeProcess>();
+  readonly #spawned: ChildProcess[] = [];
+
+  private constructor(root: string) {
+    this.root = root;
+  }
+
+  static async create(count: number): Promise<ProcessCluster> {
+    const cluster = new ProcessCluster(mkdtempSync(join(tmpdir(), "conclave-e2e-")));
+    for (let i = 1; i <= count; i++) {
+      cluster.specs.push({
+        name: `n${i}`,
+        clusterPort: await freePort(),
+        httpPort: await freePort(),
+        dataDir: join(cluster.root, `n${i}`),
+      });
+    }
+    return cluster;
+  }
+
+  spec(name: string): NodeSpec {
+    const spec = this.specs.find((candidate) => candidate.name === name);
+    if (spec === undefined) throw new Error(`no node ${name}`);
+    return spec;
+  }
+
+  /** Writes node `name`'s configuration file; `overrides` replace the name or cookie. */
+  writeConfig(name: string, overrides: { nodeName?: string; cookie?: string } = {}): string {
+    const spec = this.spec(name);
+    const members = this.specs.map((s) => `"${s.name}@127.0.0.1:${s.clusterPort}"`).join(", ");
+    const file = join(this.root, `${name}.toml`);
+    writeFileSync(
+      file,
+      [
+        "[node]",
+        `name = "${overrides.nodeName ?? spec.name}@127.0.0.1"`,
+        `data_dir = "${spec.dataDir}"`,
+        "[cluster]",
+        `cookie = "${overrides.cookie ?? this.cookie}"`,
+        `members = [${members}]`,
+        `port = ${spec.clusterPort}`,
+        `bind = "127.0.0.1"`,
+        "[http]",
+        `port = ${spec.httpPort}`,
+        `bind = "127.0.0.1"`,
+        "[log]",
+        `level = "info"`,
+        "",
+      ].join("\n"),
+    );
+    return file;
+  }
+
+  /** Spawns `conclave start` for node `name`. */
+  start(name: string, overrides: { nodeName?: string; cookie?: string } = {}): NodeProcess {
+    const config = this.writeConfig(name, overrides);
+    const child = spawn(process.execPath, [binary, "start", "--config", config], {
+      cwd: repoRoot,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: withoutConclaveVariables(process.env),
+    });
+    this.#spawned.push(child);
+    const output: string[] = [];
+    const collect = (chunk: Buffer): void => {
+      output.push(
+        ...chunk
+          .toString("utf8")
+          .split("\n")
+          .filter((line) => line !== ""),
+      );
+    };
+    child.stdout?.on("data", collect);
+    child.stderr?.on("data", collect);
+    const node: NodeProcess = {
+      spec: this.spec(name),
+      child,
+      output,
+      exit: null,
+      exited: new Promise((resolve) => {
+        child.once("exit", (code, signal) => {
+          node.exit = { code, signal };
+          resolve({ code, signal });
+        });
+      }),
+    };
+    this.processes.set(name, node);
+    return node;
+  }
+
+  node(name: string): NodeProcess {
+    const node = this.processes.get(name);
+    if (node === undefined) throw new Error(`node ${name} was not started`);
+    return node;
+  }
+
+  /** Sends `signal` to node `name`'s process, by its PID. */
+  signal(name: string, signal: NodeJS.Signals): void {
+    const pid = this.node(name).child.pid;
+    if (pid !== undefined) process.kill(pid, signal);
+  }
+
+  /** GET /v1/status of node `name`, or null when it does not answer within 500 ms. */
+  async status(name: string): Promise<StatusBody | null> {
+    try {
+      const response = await fetch(`http://127.0.0.1:${this.spec(name).httpPort}/v1/status`, {
+        signal: AbortSignal.timeout(500),
+      });
+      return response.ok ? ((await response.json()) as StatusBody) : null;
+    } catch {
+      return null;
+    }
+  }
+
+  async put(name: string, key: string, value: string): Promise<Response> {
+    return fetch(`http://127.0.0.1:${this.spec(name).httpPort}/v1/kv/${encodeURIComponent(key)}`, {
+      method: "PUT",
+      body: value,
+      signal: AbortSignal.timeout(5000),
+    });
+  }
+
+  /** GET a key; `local` reads this node's state machine without asking the leader (possibly stale). */
+  async get(
+    name: string,
+    key: string,
+    consistency: "linearizable" | "local" = "linearizable",
+  ): Promise<Response> {
+    const query = consistency === "local" ? "?consistency=local" : "";
+    return fetch(`http://127.0.0.1:${this.spec(name).httpPort}/v1/kv/${encodeURIComponent(key)}${query}`, {
+      signal: AbortSignal.timeout(5000),
+    });
+  }
+
+  /** The one node that reports itself leader among `names`, agreed on by every answering node. */
+  async leader(names: readonly string[]): Promise<string | null> {
+    const statuses = await Promise.all(names.map((name) => this.status(name)));
+    const leaders = statuses.filter((status) => status?.role === "leader");
+    if (leaders.length !== 1) return null;
+    const leader = leaders[0] as StatusBody;
+    const agreed = statuses.every((status) => status !== null && status.leader === leader.raftId);
+    return agreed ? leader.raftId : null;
+  }
+
+  /** Kills every process this cluster spawned (by PID) and removes its directory. */
+  async killAll(): Promise<void> {
+    for (const child of this.#spawned) {
+      if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) continue;
+      try {
+        process.kill(child.pid, "SIGCONT");
+        process.kill(child.pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+    await Promise.all(
+      this.#spawned.map((child) =>
+        child.exitCode !== null || child.signalCode !== null
+          ? undefined
+          : new Promise((resolve) => child.once("exit", resolve)),
+      ),
+    );
+    rmSync(this.root, { recursive: true, force: true });
+  }
+}
+
+/** Polls `check` every 50 ms until it returns a value other than null/false, or fails after `timeoutMs`. */
+export async function waitFor<T>(
+  what: string,
+  timeoutMs: number,
+  check: () => Promise<T | null | false>,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== null && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await delay(50);
+  }
+}
+
+function withoutConclaveVariables(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([name]) => !name.startsWith("CONCLAVE_")));
+}

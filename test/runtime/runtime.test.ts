@@ -1,0 +1,159 @@
+/**
+ * The runtime over the in-memory adapters with fake time: elections, proposals and their
+ * results, refusals with a leader hint, crash and restart, snapshot catch-up, fail-stop.
+ */
+import assert from "node:assert/strict";
+import { after, describe, it } from "node:test";
+import { encodeKvCommand, type KvResult } from "../../src/adapters/state-machine/kv-state-machine.ts";
+import { isConclaveError } from "../../src/lib/errors.ts";
+import { RuntimeCluster } from "./runtime-cluster.ts";
+
+const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
+const text = (value: Uint8Array | null): string | null =>
+  value === null ? null : new TextDecoder().decode(value);
+const put = (key: string, value: string): Uint8Array =>
+  encodeKvCommand({ op: "put", key, value: bytes(value) });
+
+describe("RaftRuntime over in-memory adapters", { timeout: 30_000 }, () => {
+  const clusters: RuntimeCluster[] = [];
+  const cluster = (ids: string[], overrides = {}): RuntimeCluster => {
+    const created = new RuntimeCluster(ids, overrides);
+    clusters.push(created);
+    return created;
+  };
+  after(async () => {
+    for (const created of clusters) await created.stopAll();
+  });
+
+  it("three runtimes elect one leader and proposals resolve with the state machine's result", async () => {
+    const c = cluster(["a", "b", "c"]);
+    await c.startAll();
+    const leader = await c.electLeader();
+    const put1 = await c.await(leader.runtime.propose(put("x", "1")));
+    assert.deepEqual(put1.result as KvResult, { op: "put" });
+    const removed = await c.await(leader.runtime.propose(encodeKvCommand({ op: "delete", key: "x" })));
+    assert.deepEqual(removed.result, { op: "delete", existed: true });
+    assert.ok(removed.index > put1.index);
+    // Every member applies the same commands.
+    const applied = await c.run(() =>
+      [...c.members.values()].every((m) => m.runtime.status().applied >= removed.index),
+    );
+    assert.ok(applied, "all members applied the delete");
+    for (const member of c.members.values()) assert.equal(member.machine.read("x"), null);
+  });
+
+  it("a follower refuses a proposal and names the leader; readIndex on the leader sees acknowledged writes", async () => {
+    const c = cluster(["a", "b", "c"]);
+    await c.startAll();
+    const leader = await c.electLeader();
+    await c.run(() => [...c.members.values()].every((m) => m.runtime.status().leader === leader.id));
+    const follower = [...c.members.values()].find((m) => m !== leader);
+    assert.ok(follower);
+    await assert.rejects(c.await(follower.runtime.propose(put("k", "v"))), (error: unknown) => {
+      assert.ok(isConclaveError(error, "CONCLAVE_NOT_PRIMARY"));
+      assert.equal(error.details.leader, leader.id);
+      return true;
+    });
+    await c.await(leader.runtime.propose(put("k", "v")));
+    const read = await c.await(leader.runtime.readIndex());
+    assert.ok(read.index >= 1);
+    assert.equal(text(leader.machine.read("k")), "v");
+    await assert.rejects(c.await(follower.runtime.readIndex()), (error: unknown) =>
+      isConclaveError(error, "CONCLAVE_NOT_PRIMARY"),
+    );
+  });
+
+  it("many proposals made together are all applied, with far fewer syncs than entries (group commit)", async () => {
+    const c = cluster(["a", "b", "c"]);
+    await c.startAll();
+    const leader = await c.electLeader();
+    const syncsBefore = leader.syncs;
+    const outcomes = await c.await(
+      Promise.all(Array.from({ length: 200 }, (_, i) => leader.runtime.propose(put(`k${i}`, `${i}`)))),
+    );
+    const indexes = outcomes.map((outcome) => outcome.index);
+    assert.equal(new Set(indexes).size, 200, "each proposal got its own index");
+    assert.equal(text(leader.machine.read("k199")), "199");
+    const syncs = leader.syncs - syncsBefore;
+    assert.ok(syncs <= 20, `200 proposals took ${syncs} syncs on the leader`);
+  });
+
+  it("a proposal without a quorum times out with an unknown outcome", async () => {
+    const c = cluster(["a", "b", "c"]);
+    await c.startAll();
+    const leader = await c.electLeader();
+    for (const member of c.members.values()) if (member !== leader) await c.crash(member.id);
+    await assert.rejects(
+      c.await(leader.runtime.propose(put("lonely", "1"), { timeoutMs: 100 }), 50),
+      (error: unknown) =>
+        isConclaveError(error, "CONCLAVE_TIMEOUT") || isConclaveError(error, "CONCLAVE_NOT_PRIMARY"),
+    );
+  });
+
+  it("a crash of every member and a restart keeps every acknowledged write", async () => {
+    const c = cluster(["a", "b", "c"]);
+    await c.startAll();
+    const leader = await c.electLeader();
+    const acknowledged: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      await c.await(leader.runtime.propose(put(`key${i}`, `value${i}`)));
+      acknowledged.push(`key${i}`);
+    }
+    for (const id of ["a", "b", "c"]) await c.crash(id);
+    for (const id of ["a", "b", "c"]) await c.restart(id);
+    const again = await c.electLeader();
+    await c.await(again.runtime.readIndex());
+    for (const [i, key] of acknowledged.entries()) assert.equal(text(again.machine.read(key)), `value${i}`);
+  });
+
+  it("a lagging member catches up by the leader's snapshot after the log was compacted", async () => {
+    const c = cluster(["a", "b", "c"], {
+      snapshotEveryEntries: 20,
+      snapshotKeepEntries: 2,
+      snapshotChunkBytes: 64,
+    });
+    await c.startAll();
+    const leader = await c.electLeader();
+    const lagging = [...c.members.values()].find((m) => m !== leader);
+    assert.ok(lagging);
+    await c.crash(lagging.id);
+    for (let i = 0; i < 60; i++) await c.await(leader.runtime.propose(put(`s${i}`, `${i}`)));
+    assert.ok(leader.runtime.status().firstIndex > 10, "the leader compacted its log");
+    await c.restart(lagging.id);
+    const caughtUp = await c.run(() => lagging.runtime.status().applied >= leader.runtime.status().commit);
+    assert.ok(caughtUp, "the restarted member caught up");
+    assert.equal(text(lagging.machine.read("s0")), "0");
+    assert.equal(text(lagging.machine.read("s59")), "59");
+    assert.ok(lagging.runtime.status().firstIndex > 1, "it was brought up by a snapshot, not the whole log");
+  });
+
+  it("a storage EIO stops the runtime with a fatal event and fails its waiting calls", async () => {
+    const c = cluster(["a", "b", "c"]);
+    await c.startAll();
+    const leader = await c.electLeader();
+    leader.disk.injectFault("io-error");
+    await assert.rejects(c.await(leader.runtime.propose(put("doomed", "1"))), (error: unknown) =>
+      isConclaveError(error, "CONCLAVE_STOPPED"),
+    );
+    assert.equal(leader.fatal.length, 1);
+    assert.ok(isConclaveError(leader.fatal[0]?.error, "CONCLAVE_STORAGE_FAILED"));
+    assert.equal(leader.runtime.running, false);
+    await assert.rejects(leader.runtime.propose(put("after", "1")), (error: unknown) =>
+      isConclaveError(error, "CONCLAVE_STOPPED"),
+    );
+    // The others carry on without it.
+    const next = await c.electLeader();
+    assert.notEqual(next.id, leader.id);
+  });
+
+  it("a leader paused longer than an election timeout catches up on its ticks and steps down before serving a read", async () => {
+    const c = cluster(["a", "b", "c"]);
+    await c.startAll();
+    const leader = await c.electLeader();
+    await c.await(leader.runtime.readIndex());
+    // The whole process freezes for 5 s: no timer fires meanwhile; then a read arrives at once.
+    c.clock.jump(5000);
+    const read = leader.runtime.readIndex();
+    await assert.rejects(c.await(read), (error: unknown) => isConclaveError(error, "CONCLAVE_NOT_PRIMARY"));
+  });
+});
