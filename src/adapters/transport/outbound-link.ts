@@ -33,6 +33,9 @@ const COALESCED_WRITE_BYTES = 64 * 1024;
 /** Idle sockets are probed so that a vanished peer is noticed. */
 const KEEPALIVE_INITIAL_DELAY_MS = 10_000;
 
+/** A connection that stays open this long is healthy: its failure starts the backoff afresh. */
+const stableConnectionMs = 1000;
+
 type LinkState = "idle" | "connecting" | "open" | "backoff" | "closed";
 
 export class OutboundLink {
@@ -47,6 +50,7 @@ export class OutboundLink {
   #timer: NodeJS.Timeout | null = null;
   #flush: NodeJS.Immediate | null = null;
   #failedAttempts = 0;
+  #openedAtMs = 0;
 
   constructor(context: ConnectionContext, peer: PeerAddress) {
     this.#context = context;
@@ -174,7 +178,7 @@ export class OutboundLink {
       writeHandshakeMessage(socket, answer.proof, this.#context.stats);
       this.#sealer = new SessionSealer(answer.sessionKey, "dialer-to-acceptor");
       this.#state = "open";
-      this.#failedAttempts = 0;
+      this.#openedAtMs = performance.now();
       this.#clearTimer();
       this.#emit("connected");
       this.#flushNow();
@@ -253,6 +257,10 @@ export class OutboundLink {
     if (kind === "timeout") stats.handshakeTimeouts += 1;
     if (kind === "auth") this.#emit("auth-failed", reason);
     else if (wasOpen) this.#emit("disconnected", reason);
+    // The acceptor never confirms our proof: a peer that refuses it just closes the socket.
+    // So only a connection that stayed up a while counts as healthy and resets the backoff;
+    // otherwise a peer with another cookie would be redialed every few milliseconds.
+    if (wasOpen && performance.now() - this.#openedAtMs >= stableConnectionMs) this.#failedAttempts = 0;
     this.#failedAttempts += 1;
     this.#state = "backoff";
     this.#timer = setTimeout(() => this.#afterBackoff(), this.#backoffDelayMs());
