@@ -37,7 +37,7 @@ import {
   ReadTable,
 } from "./pending-calls.ts";
 import { ReadyPersister } from "./ready-persister.ts";
-import { busy, notPrimary, outcomeUnknown, refusalError, stopped } from "./runtime-errors.ts";
+import { busy, diskFull, notPrimary, outcomeUnknown, refusalError, stopped } from "./runtime-errors.ts";
 import { RuntimeEmitter, type RuntimeEvents } from "./runtime-events.ts";
 import { TickClock } from "./tick-clock.ts";
 
@@ -107,11 +107,21 @@ export class RaftRuntime {
   #loopScheduled = false;
   #nextReadId = 1;
   #status: RaftStatus | null = null;
+  #diskFull: ConclaveError | null = null;
 
   constructor(options: RaftRuntimeOptions) {
     this.id = options.id;
     this.#options = options;
-    this.#persister = new ReadyPersister(options.storage, options.clock, options.logger);
+    this.#persister = new ReadyPersister(options.storage, options.clock, options.logger, (error) => {
+      // While the disk is full, writes fail fast with a clear error instead of timing out; those
+      // already staged may still commit when space returns, so their outcome is unknown.
+      this.#diskFull = error;
+      if (error === null) return;
+      this.#proposals.rejectAll(() => diskFull(error, true));
+      const queued = this.#calls;
+      this.#calls = [];
+      for (const call of queued) call.reject(diskFull(error, false));
+    });
   }
 
   /** Subscribes to an event; returns the unsubscribe function. */
@@ -234,6 +244,7 @@ export class RaftRuntime {
     return new Promise<T>((resolve, reject) => {
       const call = new PendingCall<T>(resolve, reject);
       if (this.#state !== "running") return call.reject(stopped());
+      if (this.#diskFull !== null) return call.reject(diskFull(this.#diskFull, false));
       if (this.#calls.length >= (this.#options.queuedCallsMax ?? 8192))
         return call.reject(busy("too many requests are queued"));
       const timeoutMs = options.timeoutMs ?? this.#options.callTimeoutMsDefault ?? 15_000;
@@ -388,6 +399,8 @@ export class RaftRuntime {
 
   async #fail(error: unknown): Promise<void> {
     if (this.#state === "failed" || this.#state === "stopped") return;
+    // A requested stop that interrupts a disk-full retry is not a failure; stop() finishes up.
+    if (this.#state === "stopping") return;
     this.#state = "failed";
     this.#persister.stop();
     this.#tickTimer?.cancel();

@@ -5,7 +5,7 @@
  * then ONE `sync()` covers it all (group commit). Nothing is sent before this resolves.
  */
 import { assert } from "../lib/assert.ts";
-import { isConclaveError } from "../lib/errors.ts";
+import { type ConclaveError, isConclaveError } from "../lib/errors.ts";
 import type { Clock } from "../ports/clock.ts";
 import type { Logger } from "../ports/logger.ts";
 import type { RaftStorage, SnapshotWriter } from "../ports/storage.ts";
@@ -21,11 +21,21 @@ export class ReadyPersister {
   readonly #logger: Logger;
   #incoming: { meta: SnapshotMeta; writer: SnapshotWriter } | null = null;
   #stopping = false;
+  /** Ends the wait before the next disk-full retry (so a stop does not wait for free space). */
+  #wakeRetry: (() => void) | null = null;
+  readonly #onDiskFull: (error: ConclaveError | null) => void;
 
-  constructor(storage: RaftStorage, clock: Clock, logger: Logger) {
+  /** `onDiskFull(error)` is called when a sync finds the disk full, and with null once it has room again. */
+  constructor(
+    storage: RaftStorage,
+    clock: Clock,
+    logger: Logger,
+    onDiskFull: (error: ConclaveError | null) => void,
+  ) {
     this.#storage = storage;
     this.#clock = clock;
     this.#logger = logger;
+    this.#onDiskFull = onDiskFull;
   }
 
   /** Makes the Ready durable. `logKeepsSnapshot`: the core kept log entries after `ready.snapshot`. */
@@ -51,6 +61,7 @@ export class ReadyPersister {
   /** Makes a pending disk-full retry give up (the node is stopping). */
   stop(): void {
     this.#stopping = true;
+    this.#wakeRetry?.();
   }
 
   /** Drops an unfinished incoming snapshot (at stop). */
@@ -90,14 +101,26 @@ export class ReadyPersister {
     for (let attempt = 1; ; attempt++) {
       try {
         await this.#storage.sync();
-        if (attempt > 1) this.#logger.info({ attempts: attempt }, "disk space available again; sync done");
+        if (attempt > 1) {
+          this.#logger.info({ attempts: attempt }, "disk space available again; sync done");
+          this.#onDiskFull(null);
+        }
         return;
       } catch (error) {
         if (!isConclaveError(error, "CONCLAVE_DISK_FULL") || this.#stopping) throw error;
+        if (attempt === 1) this.#onDiskFull(error);
         if (attempt === 1 || attempt % 60 === 0) {
           this.#logger.error({ code: error.code, attempts: attempt }, error.message);
         }
-        await new Promise<void>((resolve) => this.#clock.setTimer(resolve, diskFullRetryDelayMs));
+        await new Promise<void>((resolve) => {
+          const timer = this.#clock.setTimer(resolve, diskFullRetryDelayMs);
+          this.#wakeRetry = () => {
+            timer.cancel();
+            resolve();
+          };
+        });
+        this.#wakeRetry = null;
+        if (this.#stopping) throw error; // stopping: the Ready in hand is dropped, nothing was sent
       }
     }
   }

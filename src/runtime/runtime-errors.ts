@@ -24,6 +24,11 @@ export const runtimeErrorCodes = {
   outcomeUnknown: "CONCLAVE_OUTCOME_UNKNOWN",
   /** The core refused the request as invalid (e.g. a membership change it cannot make). */
   invalid: "CONCLAVE_INVALID_REQUEST",
+  /**
+   * This node's disk is full. New requests are refused (nothing proposed); a write already
+   * staged may or may not be applied (`details.outcome`: "unknown" or "not-applied").
+   */
+  diskFull: "CONCLAVE_DISK_FULL",
 } as const;
 
 export type RuntimeErrorCode = (typeof runtimeErrorCodes)[keyof typeof runtimeErrorCodes];
@@ -97,4 +102,15 @@ export function outcomeUnknown(index: number): ConclaveError {
     `A snapshot from the primary replaced the log up to index ${index}, where this command was; the outcome is unknown: read before retrying.`,
     { index },
   );
+}
+
+/** The disk is full: `waiting` writes were staged and may still commit once space is freed. */
+export function diskFull(cause: ConclaveError, waiting: boolean): ConclaveError {
+  const outcome = waiting ? "unknown" : "not-applied";
+  const what = waiting
+    ? "The write was staged but could not be made durable; it may still be applied once space is freed (outcome unknown)."
+    : "The request was not accepted; retry once space is freed, or on another member.";
+  return new ConclaveError(runtimeErrorCodes.diskFull, `This node's disk is full: ${cause.message} ${what}`, {
+    outcome,
+  });
 }

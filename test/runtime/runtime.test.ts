@@ -146,6 +146,37 @@ describe("RaftRuntime over in-memory adapters", { timeout: 30_000 }, () => {
     assert.notEqual(next.id, leader.id);
   });
 
+  it("a full disk fails requests with a clear error (not a timeout), is not fail-stop, and the node recovers", async () => {
+    const c = cluster(["a", "b", "c"]);
+    await c.startAll();
+    const leader = await c.electLeader();
+    leader.disk.injectFault("disk-full"); // the next sync finds the disk full, later ones succeed
+    await assert.rejects(
+      c.await(leader.runtime.propose(put("staged", "1"))),
+      (error: unknown) =>
+        isConclaveError(error, "CONCLAVE_DISK_FULL") &&
+        // "unknown" if it was already staged when the sync failed, "not-applied" if still queued
+        ["unknown", "not-applied"].includes(String(error.details.outcome)) &&
+        /disk is full/.test(error.message),
+    );
+    // A stalled leader is replaced meanwhile (its ticks wait for the disk too). Once the retried
+    // sync succeeds the node is not stopped: it rejoins and applies what the cluster committed.
+    let written = false;
+    for (let attempt = 0; attempt < 50 && !written; attempt++) {
+      await c.run(() => false, 5);
+      const current = c.leaders().find((member) => member.id !== leader.id) ?? c.leaders()[0];
+      if (!current) continue;
+      written = await c.await(current.runtime.propose(put("after", "2"))).then(
+        () => true,
+        () => false, // the stalled node still thinks it leads, or is still full: try again
+      );
+    }
+    assert.ok(written, "the cluster takes writes again");
+    assert.equal(leader.runtime.running, true, "a full disk is not fail-stop");
+    const caughtUp = await c.run(() => text(leader.machine.read("after")) === "2");
+    assert.ok(caughtUp, "the node that had a full disk caught up");
+  });
+
   it("a leader paused longer than an election timeout catches up on its ticks and steps down before serving a read", async () => {
     const c = cluster(["a", "b", "c"]);
     await c.startAll();
