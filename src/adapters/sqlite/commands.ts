@@ -1,0 +1,218 @@
+/**
+ * The log entry payload of the replicated database: msgpack (msgpackr records mode), checked on
+ * both sides. Encoding refuses a bad command with a `ConclaveError` (the proposer's mistake);
+ * decoding a committed entry never throws: it returns an error the state machine answers with.
+ *
+ * @example
+ * ```ts
+ * const data = encodeCommand({ kind: "sql", statements: [{ sql: "INSERT INTO t VALUES (?)", params: [1] }] });
+ * decodeCommand(data); // { ok: true, command: { kind: "sql", statements: [...] } }
+ * ```
+ */
+import { Packr } from "msgpackr";
+import { z } from "zod";
+import { ConclaveError } from "../../lib/errors.ts";
+
+/** Most statements in one SQL command (one transaction). */
+export const sqlStatementsPerCommandMax = 100;
+/** Longest SQL text of one statement, in UTF-8 bytes. */
+export const sqlTextBytesMax = 64 * 1024;
+/** Most bound parameters of one statement. */
+export const sqlParamsPerStatementMax = 1000;
+/** Largest encoded command (a whole log entry payload). */
+export const commandBytesMax = 4 * 1024 * 1024;
+/** Longest key, in UTF-8 bytes. */
+export const kvKeyBytesMax = 1024;
+/** Largest value. */
+export const kvValueBytesMax = 1024 * 1024;
+/** Most compares, and most operations per branch, in one KV transaction. */
+export const kvTxnItemsMax = 100;
+/** Longest lease time-to-live: one year. */
+export const leaseTtlMsMax = 365 * 24 * 3600 * 1000;
+
+/** A value SQLite can bind: NULL, INTEGER (number or bigint), REAL, TEXT, BLOB. */
+export type SqlValue = null | number | bigint | string | Uint8Array;
+
+/** One SQL statement with its positional parameters. */
+export interface SqlStatement {
+  readonly sql: string;
+  readonly params?: readonly SqlValue[];
+}
+
+/** Statements applied as one atomic transaction. */
+export interface SqlCommand {
+  readonly kind: "sql";
+  readonly statements: readonly SqlStatement[];
+}
+
+const utf8Bytes = (text: string): number => Buffer.byteLength(text, "utf8");
+
+const sqlValueSchema = z.union([z.null(), z.number(), z.bigint(), z.string(), z.instanceof(Uint8Array)]);
+const sqlStatementSchema = z.object({
+  sql: z.string().refine((sql) => utf8Bytes(sql) <= sqlTextBytesMax, {
+    message: `the SQL text is longer than sqlTextBytesMax (${sqlTextBytesMax} bytes)`,
+  }),
+  params: z
+    .array(sqlValueSchema)
+    .max(sqlParamsPerStatementMax, {
+      message: `more parameters than sqlParamsPerStatementMax (${sqlParamsPerStatementMax})`,
+    })
+    .optional(),
+});
+const sqlCommandSchema = z.object({
+  kind: z.literal("sql"),
+  statements: z
+    .array(sqlStatementSchema)
+    .min(1, { message: "a SQL command needs at least one statement" })
+    .max(sqlStatementsPerCommandMax, {
+      message: `more statements than sqlStatementsPerCommandMax (${sqlStatementsPerCommandMax})`,
+    }),
+});
+
+const keySchema = z.string().refine((key) => utf8Bytes(key) >= 1 && utf8Bytes(key) <= kvKeyBytesMax, {
+  message: `a key must be 1 to kvKeyBytesMax (${kvKeyBytesMax}) UTF-8 bytes`,
+});
+const valueSchema = z.instanceof(Uint8Array).refine((value) => value.byteLength <= kvValueBytesMax, {
+  message: `a value is larger than kvValueBytesMax (${kvValueBytesMax} bytes)`,
+});
+const leaseIdSchema = z.number().int().positive();
+const nowMsSchema = z.number().int().nonnegative();
+const putSchema = z.object({
+  op: z.literal("put"),
+  key: keySchema,
+  value: valueSchema,
+  lease: leaseIdSchema.optional(),
+});
+const deleteSchema = z.object({ op: z.literal("delete"), key: keySchema });
+const getSchema = z.object({ op: z.literal("get"), key: keySchema });
+const compareSchema = z.union([
+  z.object({
+    key: keySchema,
+    target: z.literal("value"),
+    operator: z.enum(["=", "!="]),
+    value: valueSchema.nullable(),
+  }),
+  z.object({
+    key: keySchema,
+    target: z.enum(["mod_revision", "create_revision", "version"]),
+    operator: z.enum(["=", "!=", "<", ">"]),
+    value: z.number().int().nonnegative(),
+  }),
+]);
+const txnOpsSchema = z
+  .array(z.discriminatedUnion("op", [putSchema, deleteSchema, getSchema]))
+  .max(kvTxnItemsMax, { message: `more operations than kvTxnItemsMax (${kvTxnItemsMax})` });
+
+const kvOperationSchema = z.discriminatedUnion("op", [
+  putSchema,
+  deleteSchema,
+  z.object({
+    op: z.literal("cas"),
+    key: keySchema,
+    expect: z.union([
+      z.object({ value: valueSchema.nullable() }),
+      z.object({ modRevision: z.number().int().nonnegative() }),
+    ]),
+    value: valueSchema,
+    lease: leaseIdSchema.optional(),
+  }),
+  z.object({
+    op: z.literal("txn"),
+    compare: z
+      .array(compareSchema)
+      .max(kvTxnItemsMax, { message: `more compares than kvTxnItemsMax (${kvTxnItemsMax})` }),
+    success: txnOpsSchema,
+    failure: txnOpsSchema,
+  }),
+  z.object({
+    op: z.literal("lease-grant"),
+    ttlMs: z.number().int().min(1).max(leaseTtlMsMax),
+    nowMs: nowMsSchema,
+  }),
+  z.object({ op: z.literal("lease-keepalive"), leaseId: leaseIdSchema, nowMs: nowMsSchema }),
+  z.object({ op: z.literal("lease-revoke"), leaseId: leaseIdSchema }),
+  z.object({ op: z.literal("lease-expire"), nowMs: nowMsSchema }),
+]);
+const kvCommandSchema = z.intersection(z.object({ kind: z.literal("kv") }), kvOperationSchema);
+
+/** A KV operation (see kv-store.ts for what each does). */
+export type KvOperation = z.infer<typeof kvOperationSchema>;
+/** One compare of a KV transaction. */
+export type KvCompare = z.infer<typeof compareSchema>;
+/** One operation of a KV transaction branch. */
+export type KvTxnOperation = z.infer<typeof txnOpsSchema>[number];
+/** A KV command: `{ kind: "kv", op: "put", key, value }` and so on. */
+export type KvCommand = { readonly kind: "kv" } & KvOperation;
+/** Any command of the replicated database. */
+export type DatabaseCommand = SqlCommand | KvCommand;
+
+/** Why a command was refused (encode) or could not be applied (decode). */
+export interface CommandProblem {
+  readonly code: "CONCLAVE_COMMAND_INVALID" | "CONCLAVE_COMMAND_TOO_LARGE";
+  readonly message: string;
+}
+
+// Records mode keeps repeated object shapes small; each entry carries its own record
+// definitions (no shared structures), so any member decodes any entry on its own.
+const packr = new Packr({ useRecords: true, int64AsType: "bigint" });
+
+function describeIssues(error: z.ZodError): string {
+  const issue = error.issues[0];
+  if (issue === undefined) return "invalid command";
+  const path = issue.path.length > 0 ? `${issue.path.join(".")}: ` : "";
+  return `${path}${issue.message}`;
+}
+
+function validate(
+  value: unknown,
+): { ok: true; command: DatabaseCommand } | { ok: false; problem: CommandProblem } {
+  const kind = (value as { kind?: unknown } | null)?.kind;
+  if (kind !== "sql" && kind !== "kv") {
+    return {
+      ok: false,
+      problem: { code: "CONCLAVE_COMMAND_INVALID", message: 'kind must be "sql" or "kv"' },
+    };
+  }
+  const parsed = (kind === "sql" ? sqlCommandSchema : kvCommandSchema).safeParse(value);
+  if (parsed.success) return { ok: true, command: parsed.data as DatabaseCommand };
+  return { ok: false, problem: { code: "CONCLAVE_COMMAND_INVALID", message: describeIssues(parsed.error) } };
+}
+
+/** Encodes a command for the log; throws `CONCLAVE_COMMAND_INVALID` / `CONCLAVE_COMMAND_TOO_LARGE`. */
+export function encodeCommand(command: DatabaseCommand): Uint8Array {
+  const checked = validate(command);
+  if (!checked.ok)
+    throw new ConclaveError(checked.problem.code, `the command is invalid: ${checked.problem.message}`);
+  const data = packr.pack(command);
+  if (data.byteLength > commandBytesMax) {
+    throw new ConclaveError(
+      "CONCLAVE_COMMAND_TOO_LARGE",
+      `the command is ${data.byteLength} bytes, more than commandBytesMax (${commandBytesMax}); split it into several commands`,
+      { sizeBytes: data.byteLength, limitBytes: commandBytesMax },
+    );
+  }
+  return data;
+}
+
+/** Decodes and checks a committed entry; never throws. */
+export function decodeCommand(
+  data: Uint8Array,
+): { ok: true; command: DatabaseCommand } | { ok: false; problem: CommandProblem } {
+  if (data.byteLength > commandBytesMax) {
+    return {
+      ok: false,
+      problem: {
+        code: "CONCLAVE_COMMAND_TOO_LARGE",
+        message: `the entry is ${data.byteLength} bytes, more than commandBytesMax (${commandBytesMax})`,
+      },
+    };
+  }
+  let value: unknown;
+  try {
+    value = packr.unpack(data);
+  } catch (error) {
+    const message = `the entry is not valid msgpack (${error instanceof Error ? error.message : String(error)})`;
+    return { ok: false, problem: { code: "CONCLAVE_COMMAND_INVALID", message } };
+  }
+  return validate(value);
+}

@@ -1,0 +1,150 @@
+/**
+ * The KV change history behind watches: every put and delete is recorded with its revision in
+ * `_conclave_kv_history`, kept for the last `historyRevisionsMax` revisions (compacted in the same
+ * transaction, so every member holds the same history). A watcher that fell behind reads
+ * `changesSince(revision)`; live changes reach in-process listeners after each commit.
+ *
+ * @example
+ * ```ts
+ * const stop = machine.kv.watches.listen((changes) => stream.write(changes));
+ * machine.kv.watches.changesSince(41, "config/", 100); // { ok: true, changes: [...] }
+ * ```
+ */
+import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { ConclaveError } from "../../lib/errors.ts";
+import { keyBytes, prefixEnd } from "./kv-schema.ts";
+import type { KvChange } from "./kv-store.ts";
+
+/** Most changes one `changesSince` returns. */
+export const changesPerReadMax = 10_000;
+/** Most in-process listeners at once. */
+export const watchListenersMax = 1000;
+
+/** Changes after a revision, or why they are no longer available. */
+export type ChangesSinceResult =
+  | { readonly ok: true; readonly changes: readonly KvChange[] }
+  | {
+      readonly ok: false;
+      readonly error: {
+        readonly code: "compacted";
+        readonly message: string;
+        readonly oldestRevision: number;
+      };
+    };
+
+/** Called after each committed entry that changed keys, in log order. */
+export type KvChangeListener = (changes: readonly KvChange[]) => void;
+
+interface HistoryRow {
+  revision: number;
+  key: Uint8Array;
+  type: "put" | "delete";
+  value: Uint8Array | null;
+}
+
+/** The bounded change history and its listeners. */
+export class KvWatchHistory {
+  #db: DatabaseSync;
+  readonly #historyRevisionsMax: number;
+  readonly #listeners = new Set<KvChangeListener>();
+  #insert: StatementSync | null = null;
+
+  /** `historyRevisionsMax` must be the same on every member (it decides what is deleted). */
+  constructor(db: DatabaseSync, historyRevisionsMax: number) {
+    this.#db = db;
+    this.#historyRevisionsMax = historyRevisionsMax;
+  }
+
+  /** Switches to a reopened connection (after a restore). */
+  attach(db: DatabaseSync): void {
+    this.#db = db;
+    this.#insert = null;
+  }
+
+  /** Records one change; `seq` orders the changes of one revision. */
+  record(change: KvChange, seq: number): void {
+    this.#insert ??= this.#db.prepare(
+      "INSERT INTO _conclave_kv_history (revision, seq, key, type, value) VALUES (?, ?, ?, ?, ?)",
+    );
+    this.#insert.run(change.revision, seq, keyBytes(change.key), change.type, change.value);
+  }
+
+  /** Drops history older than the last `historyRevisionsMax` revisions (inside the entry's transaction). */
+  compact(revision: number): void {
+    const compactTo = revision - this.#historyRevisionsMax;
+    if (compactTo <= this.#compactedRevision()) return;
+    this.#db.prepare("DELETE FROM _conclave_kv_history WHERE revision <= ?").run(compactTo);
+    this.#db.prepare("UPDATE _conclave_kv_meta SET compacted_revision = ? WHERE id = 0").run(compactTo);
+  }
+
+  #compactedRevision(): number {
+    const row = this.#db.prepare("SELECT compacted_revision FROM _conclave_kv_meta WHERE id = 0").get() as {
+      compacted_revision: number;
+    };
+    return row.compacted_revision;
+  }
+
+  /**
+   * Changes with a revision greater than `revision` under `prefix`, oldest first, at most `limit`.
+   * Fails with `compacted` (naming the oldest revision still available) when some were dropped.
+   */
+  changesSince(revision: number, prefix = "", limit = changesPerReadMax): ChangesSinceResult {
+    const compacted = this.#compactedRevision();
+    if (revision < compacted) {
+      return {
+        ok: false,
+        error: {
+          code: "compacted",
+          message: `revision ${revision} is compacted; the oldest revision still available is ${compacted + 1}`,
+          oldestRevision: compacted + 1,
+        },
+      };
+    }
+    const start = keyBytes(prefix);
+    const end = prefixEnd(start) ?? Buffer.alloc(0);
+    const rows = this.#db
+      .prepare(
+        `SELECT revision, key, type, value FROM _conclave_kv_history
+         WHERE revision > ? AND key >= ? AND (length(?) = 0 OR key < ?)
+         ORDER BY revision, seq LIMIT ?`,
+      )
+      .all(
+        revision,
+        start,
+        end,
+        end,
+        Math.max(0, Math.min(limit, changesPerReadMax)),
+      ) as unknown as HistoryRow[];
+    const changes = rows.map((row) => ({
+      revision: row.revision,
+      key: Buffer.from(row.key).toString("utf8"),
+      type: row.type,
+      value: row.value === null ? null : new Uint8Array(row.value),
+    }));
+    return { ok: true, changes };
+  }
+
+  /** Adds a listener; returns the function that removes it. Throws when `watchListenersMax` are registered. */
+  listen(listener: KvChangeListener): () => void {
+    if (this.#listeners.size >= watchListenersMax) {
+      throw new ConclaveError(
+        "CONCLAVE_WATCH_LIMIT",
+        `there are already watchListenersMax (${watchListenersMax}) watch listeners; close some first`,
+      );
+    }
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Tells every listener (a throwing listener is ignored: it must not stop the apply loop). */
+  notify(changes: readonly KvChange[]): void {
+    if (changes.length === 0) return;
+    for (const listener of this.#listeners) {
+      try {
+        listener(changes);
+      } catch {
+        // A listener's bug is its own; the replicated state is already committed.
+      }
+    }
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * Snapshot files of the replicated database: produced by `VACUUM INTO` (a consistent, compact
+ * copy), streamed in 1 MiB chunks so that a large database is never held in memory, and written
+ * back (restore) to a temporary file that is fsynced and checked before it replaces the database.
+ */
+import { closeSync, fsyncSync, openSync, writeSync } from "node:fs";
+import { open, rm } from "node:fs/promises";
+import { DatabaseSync } from "node:sqlite";
+import { ConclaveError } from "../../lib/errors.ts";
+
+/** Size of each chunk a snapshot yields. */
+export const snapshotChunkBytes = 1024 * 1024;
+
+/** Streams a file in chunks, then deletes it (also when the reader stops early). */
+export async function* streamFileThenDelete(path: string, sizeBytes: number): AsyncGenerator<Uint8Array> {
+  try {
+    const handle = await open(path, "r");
+    try {
+      let position = 0;
+      while (position < sizeBytes) {
+        const chunk = Buffer.allocUnsafe(Math.min(snapshotChunkBytes, sizeBytes - position));
+        const { bytesRead } = await handle.read(chunk, 0, chunk.length, position);
+        if (bytesRead === 0) break;
+        position += bytesRead;
+        yield chunk.subarray(0, bytesRead);
+      }
+      if (position !== sizeBytes) {
+        throw new ConclaveError(
+          "CONCLAVE_SNAPSHOT_INVALID",
+          `snapshot file ${path} ended after ${position} of ${sizeBytes} bytes`,
+        );
+      }
+    } finally {
+      await handle.close();
+    }
+  } finally {
+    await rm(path, { force: true });
+  }
+}
+
+/** Writes `chunks` to `path` and fsyncs it; throws CONCLAVE_SNAPSHOT_INVALID when the size differs. */
+export async function writeChunksToFile(
+  chunks: AsyncIterable<Uint8Array>,
+  path: string,
+  sizeBytes: number,
+): Promise<void> {
+  const handle = await open(path, "w");
+  try {
+    let written = 0;
+    for await (const chunk of chunks) {
+      written += chunk.byteLength;
+      if (written > sizeBytes) break;
+      await handle.write(chunk);
+    }
+    if (written !== sizeBytes) {
+      throw new ConclaveError(
+        "CONCLAVE_SNAPSHOT_INVALID",
+        `the snapshot should hold ${sizeBytes} bytes but ${written > sizeBytes ? "held more" : `ended after ${written}`}`,
+      );
+    }
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Opens a restored file read-only and checks it: `PRAGMA quick_check` and Conclave's metadata.
+ * Returns the applied index it holds; throws CONCLAVE_SNAPSHOT_INVALID otherwise.
+ */
+export function checkDatabaseFile(path: string): number {
+  let db: DatabaseSync;
+  try {
+    db = new DatabaseSync(path, { readOnly: true });
+  } catch (error) {
+    throw new ConclaveError(
+      "CONCLAVE_SNAPSHOT_INVALID",
+      `the snapshot is not a SQLite database: ${String(error)}`,
+    );
+  }
+  try {
+    const check = db.prepare("PRAGMA quick_check").all() as { quick_check: string }[];
+    if (check.length !== 1 || check[0]?.quick_check !== "ok") {
+      const found = check
+        .map((row) => row.quick_check)
+        .slice(0, 3)
+        .join("; ");
+      throw new ConclaveError(
+        "CONCLAVE_SNAPSHOT_INVALID",
+        `the snapshot failed PRAGMA quick_check: ${found}`,
+      );
+    }
+    const meta = db.prepare("SELECT applied_index FROM _conclave_meta WHERE id = 0").get() as
+      | { applied_index: number }
+      | undefined;
+    return meta?.applied_index ?? 0;
+  } catch (error) {
+    if (error instanceof ConclaveError) throw error;
+    throw new ConclaveError(
+      "CONCLAVE_SNAPSHOT_INVALID",
+      `the snapshot is not a Conclave database: ${String(error)}`,
+    );
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * Makes a `VACUUM INTO` copy's header match the source, so that a member restored from it has the
+ * same bytes as the members that applied the log: `VACUUM INTO` writes a rollback-journal header
+ * (bytes 18–19 = 1; switching to WAL at open would then bump the schema cookie) and a schema
+ * cookie one higher than the source's (bytes 40–43). We write WAL mode (2, 2, as SQLite does when
+ * it switches) and the source's cookie (the schema is the same, so the cookie is too).
+ */
+export function alignSnapshotHeader(path: string, schemaCookie: number): void {
+  const descriptor = openSync(path, "r+");
+  try {
+    writeSync(descriptor, Buffer.from([2, 2]), 0, 2, 18);
+    const cookie = Buffer.alloc(4);
+    cookie.writeUInt32BE(schemaCookie >>> 0);
+    writeSync(descriptor, cookie, 0, 4, 40);
+  } finally {
+    closeSync(descriptor);
+  }
+}
+
+/** fsyncs a directory so that a rename in it survives a crash. */
+export function fsyncDirectory(path: string): void {
+  const descriptor = openSync(path, "r");
+  try {
+    fsyncSync(descriptor);
+  } finally {
+    closeSync(descriptor);
+  }
+}

@@ -1,0 +1,344 @@
+/**
+ * The replicated database: every member applies the committed entries, in order, to its own
+ * SQLite file `<dataDir>/db.sqlite`. An entry is one transaction that also records its index in
+ * `_conclave_meta`, so `appliedIndex` is exact across restarts and never ahead of the data.
+ *
+ * @example
+ * ```ts
+ * const machine = new SqliteStateMachine({ dataDir });
+ * const data = encodeCommand({ kind: "sql", statements: prepareSql([{ sql: "INSERT INTO t VALUES (1)" }], clock) });
+ * machine.apply(data, 7); // { ok: true, results: [{ rowsChanged: 1, lastInsertRowid: 1 }] }
+ * machine.query("SELECT count(*) AS n FROM t"); // { rows: [{ n: 1 }], truncated: false }
+ * ```
+ */
+import { mkdirSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { assert } from "../../lib/assert.ts";
+import { ConclaveError } from "../../lib/errors.ts";
+import type { StateMachine, StateMachineSnapshot } from "../../ports/state-machine.ts";
+import { type DatabaseCommand, decodeCommand, type SqlStatement, type SqlValue } from "./commands.ts";
+import { createKvSchema } from "./kv-schema.ts";
+import { type KvChange, type KvResult, KvStore } from "./kv-store.ts";
+import { readOnlyAuthorizer, replicatedSqlAuthorizer } from "./sql-authorizer.ts";
+import { readQueryProblem, replicationProblem } from "./sql-rewrite.ts";
+import {
+  alignSnapshotHeader,
+  checkDatabaseFile,
+  fsyncDirectory,
+  streamFileThenDelete,
+  writeChunksToFile,
+} from "./sqlite-snapshot-file.ts";
+import { isEnvironmentalFailure, sqliteErrorCode, toSqlValue } from "./sqlite-values.ts";
+
+/** Default: most rows one `query` returns. */
+export const queryRowsMaxDefault = 10_000;
+/** Default: most bytes (estimated) one `query` returns. */
+export const queryBytesMaxDefault = 16 * 1024 * 1024;
+/** Default: KV history revisions kept for watches. Must be the same on every member. */
+export const kvHistoryRevisionsMaxDefault = 10_000;
+
+export interface SqliteStateMachineOptions {
+  /** Holds `db.sqlite` (and its WAL) plus temporary snapshot files. */
+  readonly dataDir: string;
+  /** KV revisions of change history kept; the same on every member (it decides what is deleted). */
+  readonly kvHistoryRevisionsMax?: number;
+  readonly queryRowsMax?: number;
+  readonly queryBytesMax?: number;
+}
+
+/** The outcome of one statement. */
+export interface StatementResult {
+  readonly rowsChanged: number;
+  readonly lastInsertRowid: number | bigint;
+}
+
+/** The outcome of an entry: per-statement results, or the error that rolled the entry back. */
+export type ApplyResult =
+  | { readonly ok: true; readonly results: readonly StatementResult[] }
+  | KvResult
+  | {
+      readonly ok: false;
+      readonly error: { readonly code: string; readonly message: string; readonly statementIndex?: number };
+    };
+
+/** Rows of a local read. */
+export interface QueryResult {
+  readonly rows: readonly Record<string, SqlValue>[];
+  /** True when `queryRowsMax` or `queryBytesMax` cut the result short. */
+  readonly truncated: boolean;
+}
+
+const databaseFileName = "db.sqlite";
+const temporaryFilePattern = /^(snapshot-.*|restore)\.tmp$/;
+
+/** SQLite + KV state machine. See the module comment and DESIGN.md. */
+export class SqliteStateMachine implements StateMachine {
+  readonly #dataDir: string;
+  readonly #path: string;
+  readonly #queryRowsMax: number;
+  readonly #queryBytesMax: number;
+  readonly kv: KvStore;
+  #db: DatabaseSync;
+  #reader: DatabaseSync | null = null;
+  #statements = new Map<string, StatementSync>();
+  #applied = 0;
+  #userSqlActive = false;
+  #snapshotCount = 0;
+
+  constructor(options: SqliteStateMachineOptions) {
+    this.#dataDir = options.dataDir;
+    this.#path = join(options.dataDir, databaseFileName);
+    this.#queryRowsMax = options.queryRowsMax ?? queryRowsMaxDefault;
+    this.#queryBytesMax = options.queryBytesMax ?? queryBytesMaxDefault;
+    mkdirSync(this.#dataDir, { recursive: true });
+    for (const name of readdirSync(this.#dataDir)) {
+      if (temporaryFilePattern.test(name)) rmSync(join(this.#dataDir, name), { force: true });
+    }
+    this.#db = this.#openDatabase();
+    this.kv = new KvStore(this.#db, options.kvHistoryRevisionsMax ?? kvHistoryRevisionsMaxDefault);
+    this.#applied = this.#readAppliedIndex();
+  }
+
+  /** The last applied index, exact across restarts (it commits with each entry). */
+  get appliedIndex(): number {
+    return this.#applied;
+  }
+
+  #openDatabase(): DatabaseSync {
+    const db = new DatabaseSync(this.#path, { timeout: 0 });
+    // WAL + synchronous=NORMAL: a commit never fsyncs (the Raft log is the durable record) yet a
+    // crash or power loss only loses a suffix of whole transactions, never corrupts the file, and
+    // applied_index commits with its entry — so appliedIndex is never ahead of the data.
+    db.exec(
+      "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA trusted_schema = OFF; PRAGMA journal_size_limit = 67108864;",
+    );
+    db.enableDefensive(true);
+    db.exec(
+      "CREATE TABLE IF NOT EXISTS _conclave_meta (id INTEGER PRIMARY KEY, applied_index INTEGER NOT NULL);",
+    );
+    db.exec("INSERT OR IGNORE INTO _conclave_meta (id, applied_index) VALUES (0, 0);");
+    createKvSchema(db);
+    db.setAuthorizer(replicatedSqlAuthorizer(() => this.#userSqlActive));
+    return db;
+  }
+
+  #readAppliedIndex(): number {
+    const row = this.#sql("SELECT applied_index FROM _conclave_meta WHERE id = 0").get() as {
+      applied_index: number;
+    };
+    return row.applied_index;
+  }
+
+  #sql(text: string): StatementSync {
+    let statement = this.#statements.get(text);
+    if (statement === undefined) {
+      statement = this.#db.prepare(text);
+      this.#statements.set(text, statement);
+    }
+    return statement;
+  }
+
+  /** Applies one committed entry (see the StateMachine contract); never throws for a bad command. */
+  apply(data: Uint8Array, index: number): ApplyResult {
+    if (index <= this.#applied) {
+      const message = `entry ${index} was already applied (applied index ${this.#applied}); it is not applied twice`;
+      return { ok: false, error: { code: "CONCLAVE_ALREADY_APPLIED", message } };
+    }
+    const decoded = decodeCommand(data);
+    let result: ApplyResult;
+    let changes: readonly KvChange[];
+    try {
+      this.#beginEntry(index);
+      result = decoded.ok ? this.#applyCommand(decoded.command) : { ok: false, error: decoded.problem };
+      changes = this.#endEntry(index, result.ok);
+    } catch (error) {
+      this.kv.abandonEntry();
+      if (this.#db.isTransaction) this.#sql("ROLLBACK").run();
+      throw new ConclaveError(
+        "CONCLAVE_DATABASE_FAILED",
+        `applying entry ${index} failed in the database itself (disk, memory or corruption); the node stops rather than diverge: ${String(error)}`,
+        { index },
+        { cause: error },
+      );
+    }
+    this.#applied = index;
+    this.kv.watches.notify(changes);
+    return result;
+  }
+
+  #beginEntry(index: number): void {
+    this.#sql("BEGIN IMMEDIATE").run();
+    // INSERT OR REPLACE of rowid 0 also resets last_insert_rowid() to 0 and changes() to 1, so an
+    // entry's first statement sees the same values on a member that just restarted.
+    this.#sql("INSERT OR REPLACE INTO _conclave_meta (id, applied_index) VALUES (0, ?)").run(index);
+    this.#sql("SAVEPOINT conclave_entry").run();
+  }
+
+  /** Commits the entry (rolling back its statements when they failed); the KV changes it made. */
+  #endEntry(index: number, succeeded: boolean): KvChange[] {
+    let changes: KvChange[] = [];
+    if (succeeded) {
+      changes = this.kv.finishEntry();
+      this.#sql("RELEASE conclave_entry").run();
+    } else {
+      this.kv.abandonEntry();
+      if (this.#db.isTransaction) {
+        this.#sql("ROLLBACK TO conclave_entry").run();
+        this.#sql("RELEASE conclave_entry").run();
+      } else {
+        // `INSERT OR ROLLBACK` or RAISE(ROLLBACK) ended the whole transaction: record the index alone.
+        this.#sql("BEGIN IMMEDIATE").run();
+        this.#sql("INSERT OR REPLACE INTO _conclave_meta (id, applied_index) VALUES (0, ?)").run(index);
+      }
+    }
+    this.#sql("COMMIT").run();
+    return changes;
+  }
+
+  #applyCommand(command: DatabaseCommand): ApplyResult {
+    if (command.kind === "kv") return this.kv.apply(command);
+    const results: StatementResult[] = [];
+    for (const [statementIndex, statement] of command.statements.entries()) {
+      const outcome = this.#runStatement(statement, statementIndex);
+      if ("error" in outcome) return { ok: false, error: outcome.error };
+      results.push(outcome);
+    }
+    return { ok: true, results };
+  }
+
+  #runStatement(
+    statement: SqlStatement,
+    statementIndex: number,
+  ): StatementResult | { error: { code: string; message: string; statementIndex: number } } {
+    const problem = replicationProblem(statement.sql);
+    if (problem !== null) {
+      const message = `${problem.construct} cannot be replicated: ${problem.reason}`;
+      return { error: { code: "CONCLAVE_SQL_REFUSED", message, statementIndex } };
+    }
+    this.#userSqlActive = true;
+    try {
+      const prepared = this.#db.prepare(statement.sql);
+      prepared.setReadBigInts(true);
+      const { changes, lastInsertRowid } = prepared.run(...((statement.params ?? []) as SqlValue[]));
+      return {
+        rowsChanged: Number(changes),
+        lastInsertRowid: toSqlValue(lastInsertRowid) as number | bigint,
+      };
+    } catch (error) {
+      if (isEnvironmentalFailure(error)) throw error;
+      const message = error instanceof Error ? error.message : String(error);
+      return { error: { code: sqliteErrorCode(error), message, statementIndex } };
+    } finally {
+      this.#userSqlActive = false;
+    }
+  }
+
+  /**
+   * Runs a read-only statement on a read-only connection, at this member's applied index.
+   * Throws `CONCLAVE_QUERY_REFUSED` for anything but a read, `CONCLAVE_QUERY_FAILED` for SQL errors.
+   */
+  query(sql: string, params: readonly SqlValue[] = []): QueryResult {
+    const problem = readQueryProblem(sql);
+    if (problem !== null) {
+      throw new ConclaveError("CONCLAVE_QUERY_REFUSED", `${problem.construct} is refused: ${problem.reason}`);
+    }
+    this.#reader ??= this.#openReader();
+    let statement: StatementSync;
+    try {
+      statement = this.#reader.prepare(sql);
+    } catch (error) {
+      const notRead = sqliteErrorCode(error) === "SQLITE_AUTH";
+      throw new ConclaveError(
+        notRead ? "CONCLAVE_QUERY_REFUSED" : "CONCLAVE_QUERY_FAILED",
+        notRead
+          ? "query() only reads; send writes as a replicated sql command"
+          : `the query failed: ${String(error)}`,
+        {},
+        { cause: error },
+      );
+    }
+    statement.setReadBigInts(true);
+    return this.#collectRows(
+      statement.iterate(...(params as SqlValue[])) as Iterable<Record<string, unknown>>,
+    );
+  }
+
+  #openReader(): DatabaseSync {
+    const reader = new DatabaseSync(this.#path, { readOnly: true, timeout: 1000 });
+    reader.setAuthorizer(readOnlyAuthorizer);
+    return reader;
+  }
+
+  #collectRows(iterator: Iterable<Record<string, unknown>>): QueryResult {
+    const rows: Record<string, SqlValue>[] = [];
+    let bytes = 0;
+    for (const raw of iterator) {
+      const row: Record<string, SqlValue> = {};
+      for (const [column, value] of Object.entries(raw)) {
+        const converted = toSqlValue(value);
+        row[column] = converted;
+        bytes +=
+          column.length +
+          (typeof converted === "string"
+            ? converted.length * 2
+            : converted instanceof Uint8Array
+              ? converted.byteLength
+              : 8);
+      }
+      if (rows.length >= this.#queryRowsMax || bytes > this.#queryBytesMax) return { rows, truncated: true };
+      rows.push(row);
+    }
+    return { rows, truncated: false };
+  }
+
+  /** A consistent copy (`VACUUM INTO` a temporary file) streamed in 1 MiB chunks, then deleted. */
+  snapshot(): StateMachineSnapshot {
+    this.#snapshotCount += 1;
+    const path = join(this.#dataDir, `snapshot-${process.pid}-${this.#snapshotCount}.tmp`);
+    const { schema_version: schemaCookie } = this.#sql("PRAGMA schema_version").get() as {
+      schema_version: number;
+    };
+    this.#db.exec(`VACUUM INTO '${path.replaceAll("'", "''")}'`);
+    alignSnapshotHeader(path, schemaCookie);
+    const sizeBytes = statSync(path).size;
+    return { sizeBytes, chunks: streamFileThenDelete(path, sizeBytes) };
+  }
+
+  /** Replaces the database with a snapshot: written to a temp file, fsynced, checked, renamed over. */
+  async restore(chunks: AsyncIterable<Uint8Array>, sizeBytes: number): Promise<void> {
+    const temporary = join(this.#dataDir, "restore.tmp");
+    let restoredIndex: number;
+    try {
+      await writeChunksToFile(chunks, temporary, sizeBytes);
+      restoredIndex = checkDatabaseFile(temporary);
+    } catch (error) {
+      await rm(temporary, { force: true });
+      throw error;
+    }
+    this.#closeConnections();
+    for (const suffix of ["-wal", "-shm"]) rmSync(`${this.#path}${suffix}`, { force: true });
+    renameSync(temporary, this.#path);
+    fsyncDirectory(this.#dataDir);
+    this.#db = this.#openDatabase();
+    this.kv.attach(this.#db);
+    this.#applied = this.#readAppliedIndex();
+    assert(
+      this.#applied === restoredIndex,
+      "the restored database reads back the applied index it was checked with",
+    );
+  }
+
+  #closeConnections(): void {
+    this.#reader?.close();
+    this.#reader = null;
+    this.#statements = new Map();
+    if (this.#db.isOpen) this.#db.close();
+  }
+
+  /** Closes the database (a checkpoint folds the WAL back into db.sqlite). */
+  close(): void {
+    this.#closeConnections();
+  }
+}
