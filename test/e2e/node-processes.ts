@@ -54,6 +54,14 @@ export interface StatusBody {
 }
 
 /** A test cluster of `count` nodes n1..nN sharing one cookie and one static member list. */
+/** Changes to a node's generated configuration. */
+export interface ConfigOverrides {
+  nodeName?: string;
+  cookie?: string;
+  /** No member list and `cluster.bootstrap = true`: the node founds a one-node cluster. */
+  bootstrapAlone?: boolean;
+}
+
 export class ProcessCluster {
   readonly root: string;
   readonly cookie = randomBytes(32).toString("base64url");
@@ -85,9 +93,11 @@ export class ProcessCluster {
   }
 
   /** Writes node `name`'s configuration file; `overrides` replace the name or cookie. */
-  writeConfig(name: string, overrides: { nodeName?: string; cookie?: string } = {}): string {
+  writeConfig(name: string, overrides: ConfigOverrides = {}): string {
     const spec = this.spec(name);
-    const members = this.specs.map((s) => `"${s.name}@127.0.0.1:${s.clusterPort}"`).join(", ");
+    const members = overrides.bootstrapAlone
+      ? ""
+      : this.specs.map((s) => `"${s.name}@127.0.0.1:${s.clusterPort}"`).join(", ");
     const file = join(this.root, `${name}.toml`);
     writeFileSync(
       file,
@@ -98,6 +108,7 @@ export class ProcessCluster {
         "[cluster]",
         `cookie = "${overrides.cookie ?? this.cookie}"`,
         `members = [${members}]`,
+        ...(overrides.bootstrapAlone ? ["bootstrap = true"] : []),
         `port = ${spec.clusterPort}`,
         `bind = "127.0.0.1"`,
         "[http]",
@@ -112,7 +123,7 @@ export class ProcessCluster {
   }
 
   /** Spawns `conclave start` for node `name`. */
-  start(name: string, overrides: { nodeName?: string; cookie?: string } = {}): NodeProcess {
+  start(name: string, overrides: ConfigOverrides = {}): NodeProcess {
     const config = this.writeConfig(name, overrides);
     const child = spawn(process.execPath, [binary, "start", "--config", config], {
       cwd: repoRoot,

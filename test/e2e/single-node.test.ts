@@ -1,0 +1,47 @@
+/**
+ * A real node process bootstrapped alone (`cluster.bootstrap = true`, no member list): it forms a
+ * one-node cluster, takes writes, keeps them across a restart, and logs JSON lines that each name
+ * the node.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { ProcessCluster, waitFor } from "./node-processes.ts";
+
+describe("a one-node cluster", { timeout: 30_000 }, () => {
+  let cluster: ProcessCluster;
+
+  before(async () => {
+    cluster = await ProcessCluster.create(1);
+  });
+  after(async () => {
+    await cluster.killAll();
+  });
+
+  it("bootstraps alone, becomes primary and takes writes", async () => {
+    cluster.start("n1", { bootstrapAlone: true });
+    await waitFor("n1 to lead", 10_000, async () => (await cluster.status("n1"))?.role === "leader");
+    assert.equal((await cluster.put("n1", "k", "v1")).status, 200);
+    const read = await cluster.get("n1", "k");
+    assert.equal(read.status, 200);
+    assert.equal(await read.text(), "v1");
+  });
+
+  it("keeps its data across a restart", async () => {
+    cluster.signal("n1", "SIGTERM");
+    assert.equal((await cluster.node("n1").exited).code, 0);
+    cluster.start("n1", { bootstrapAlone: true });
+    await waitFor("n1 to lead again", 10_000, async () => (await cluster.status("n1"))?.role === "leader");
+    assert.equal(await (await cluster.get("n1", "k")).text(), "v1");
+  });
+
+  it("logs JSON lines, each naming the node", () => {
+    const lines = cluster.node("n1").output;
+    assert.ok(lines.length > 2, "the node logged its start");
+    for (const line of lines) {
+      const entry = JSON.parse(line) as Record<string, unknown>;
+      assert.equal(entry.node, "n1@127.0.0.1", line);
+      assert.equal(typeof entry.msg, "string");
+      assert.equal(typeof entry.time, "number");
+    }
+  });
+});
