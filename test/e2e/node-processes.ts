@@ -60,6 +60,8 @@ export interface ConfigOverrides {
   cookie?: string;
   /** No member list and `cluster.bootstrap = true`: the node founds a one-node cluster. */
   bootstrapAlone?: boolean;
+  /** PEM file paths for a `[tls]` section with mutual TLS. */
+  tls?: { cert: string; key: string; ca: string };
 }
 
 export class ProcessCluster {
@@ -114,6 +116,16 @@ export class ProcessCluster {
         "[http]",
         `port = ${spec.httpPort}`,
         `bind = "127.0.0.1"`,
+        ...(overrides.tls
+          ? [
+              "[tls]",
+              "enabled = true",
+              `cert = "${overrides.tls.cert}"`,
+              `key = "${overrides.tls.key}"`,
+              `ca = "${overrides.tls.ca}"`,
+              "require_client_cert = true",
+            ]
+          : []),
         "[log]",
         `level = "info"`,
         "",

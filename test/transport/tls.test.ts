@@ -3,12 +3,12 @@
  * the node name (`n<i>@127.0.0.1`) is the certificate's CN.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { TransportTlsOptions } from "../../src/adapters/transport/tls-identity.ts";
+import { makeCa, makeLeaf, opensslAvailable } from "./certificates.ts";
 import {
   assertHonestDelivery,
   nodeName,
@@ -19,69 +19,10 @@ import {
 } from "./tcp-fixture.ts";
 import { type TransportHarness, transportComplianceSuite } from "./transport-compliance.ts";
 
-const opensslMissing = spawnSync("openssl", ["version"]).status !== 0;
+const opensslMissing = !opensslAvailable();
 const skip = opensslMissing ? "the openssl command is not installed" : false;
 
 const directory = opensslMissing ? "" : mkdtempSync(join(tmpdir(), "conclave-tls-"));
-
-function openssl(...args: string[]): void {
-  const result = spawnSync("openssl", args, { cwd: directory, encoding: "utf8" });
-  if (result.status !== 0) throw new Error(`openssl ${args.join(" ")} failed: ${result.stderr}`);
-}
-
-/** A self-signed CA, its key and certificate in `<ca>.key` and `<ca>.crt`. */
-function makeCa(ca: string): void {
-  openssl(
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    `${ca}.key`,
-    "-out",
-    `${ca}.crt`,
-    "-subj",
-    `/CN=${ca}`,
-    "-days",
-    "2",
-  );
-}
-
-/** A certificate with CN = `commonName` signed by `ca`, in `<file>.key` and `<file>.crt`. */
-function makeLeaf(ca: string, file: string, commonName: string): void {
-  openssl(
-    "req",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    `${file}.key`,
-    "-out",
-    `${file}.csr`,
-    "-subj",
-    `/CN=${commonName}`,
-  );
-  openssl(
-    "x509",
-    "-req",
-    "-in",
-    `${file}.csr`,
-    "-CA",
-    `${ca}.crt`,
-    "-CAkey",
-    `${ca}.key`,
-    "-CAcreateserial",
-    "-out",
-    `${file}.crt`,
-    "-days",
-    "2",
-  );
-}
 
 function tlsFor(file: string, requireClientCert: boolean, ca = "ca"): TransportTlsOptions {
   const read = (name: string) => readFileSync(join(directory, name), "utf8");
@@ -90,11 +31,11 @@ function tlsFor(file: string, requireClientCert: boolean, ca = "ca"): TransportT
 
 before(() => {
   if (opensslMissing) return;
-  makeCa("ca");
-  makeCa("rogue-ca");
-  for (let i = 0; i < 3; i++) makeLeaf("ca", `n${i}`, nodeName(i));
-  makeLeaf("ca", "impostor", "someone-else@127.0.0.1");
-  makeLeaf("rogue-ca", "rogue-n0", nodeName(0));
+  makeCa(directory, "ca");
+  makeCa(directory, "rogue-ca");
+  for (let i = 0; i < 3; i++) makeLeaf(directory, "ca", `n${i}`, nodeName(i));
+  makeLeaf(directory, "ca", "impostor", "someone-else@127.0.0.1");
+  makeLeaf(directory, "rogue-ca", "rogue-n0", nodeName(0));
 });
 after(() => {
   if (!opensslMissing) rmSync(directory, { recursive: true, force: true });
