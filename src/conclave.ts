@@ -1,8 +1,9 @@
 /**
  * The composition root: the only file that picks concrete adapters. `createNode(config)` wires a
  * Conclave node — file storage in `node.data_dir`, the TCP transport to the static member list,
- * the timing profile, the key-value state machine, pino logging, the node identity and the cookie
- * checks — around a {@link RaftRuntime}, plus a small HTTP server (health, status, key-value).
+ * the timing profile, the replicated SQLite + KV state machine (`<data_dir>/db.sqlite`), pino
+ * logging, the node identity and the cookie checks — around a {@link RaftRuntime}, plus the HTTP
+ * API (src/admin) and the lease expiry timer (src/cluster).
  *
  * @example
  * ```ts
@@ -13,30 +14,29 @@
  * await node.stop();
  * ```
  */
-import { randomInt } from "node:crypto";
+import { randomBytes, randomInt } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { pino } from "pino";
-import {
-  encodeKvCommand,
-  type KvCommand,
-  KvStateMachine,
-  kvKeyProblem,
-  kvValueBytesMax,
-} from "./adapters/state-machine/kv-state-machine.ts";
+import { sqliteDatabase } from "./adapters/sqlite/sqlite-database.ts";
+import { SqliteStateMachine } from "./adapters/sqlite/sqlite-state-machine.ts";
 import { acquireDataDirLock, type DataDirLock } from "./adapters/storage/data-dir-lock.ts";
 import { createFileStorage } from "./adapters/storage/file-storage.ts";
 import { MemoryNetwork, MemoryTransport } from "./adapters/transport/memory-transport.ts";
 import { TcpTransport } from "./adapters/transport/tcp-transport.ts";
 import type { TransportTlsOptions } from "./adapters/transport/tls-identity.ts";
+import type { AdminContext } from "./admin/admin-context.ts";
+import { type AdminServer, startAdminServer } from "./admin/admin-server.ts";
+import { LeaderContact } from "./admin/leader-contact.ts";
+import { LeaseExpiry } from "./cluster/lease-expiry.ts";
 import { resolveClusterCookie } from "./config/cookie.ts";
 import type { NodeConfig } from "./config/node-config.ts";
 import { type NodeIdentity, openNodeIdentity, recordClusterId } from "./config/node-identity.ts";
 import { parseNodeName } from "./config/node-name.ts";
 import { type TimingProfile, timingProfile } from "./config/timing.ts";
-import { ConclaveError, isConclaveError } from "./lib/errors.ts";
+import { ConclaveError } from "./lib/errors.ts";
 import { Prng } from "./lib/prng.ts";
 import type { Clock } from "./ports/clock.ts";
+import type { Database } from "./ports/database.ts";
 import type { Logger } from "./ports/logger.ts";
 import type { PeerAddress, PeerEvent, Transport } from "./ports/transport.ts";
 import type { Membership, RaftStatus } from "./raft/index.ts";
@@ -54,6 +54,8 @@ export interface NodeOptions {
   readonly logDestination?: NodeJS.WritableStream;
   /** Overrides the timing profile's tick interval (tests). */
   readonly tickIntervalMs?: number;
+  /** KV revisions kept for watches (tests; must be the same on every member). Default 10,000. */
+  readonly kvHistoryRevisionsMax?: number;
 }
 
 /** A running Conclave node. */
@@ -65,8 +67,8 @@ export interface ConclaveNode {
   /** The permanent node id of the data directory. */
   readonly nodeId: string;
   readonly runtime: RaftRuntime;
-  /** The key-value state machine (read locally after `runtime.readIndex()`). */
-  readonly kv: KvStateMachine;
+  /** The replicated database (read locally after `runtime.readIndex()`; write through `runtime.propose`). */
+  readonly database: Database;
   /** Where the HTTP server listens, once started. */
   readonly httpAddress: { readonly host: string; readonly port: number } | null;
   start(): Promise<void>;
@@ -153,12 +155,18 @@ async function wireNode(
     ? await clusterTransport(config, { raftId, nodeName, clusterId, cookie: cookie as string }, logger)
     : new MemoryTransport(new MemoryNetwork(), { self: { nodeId: raftId, name: nodeName } });
   const timing = timingProfile(config.cluster.timing);
-  const kv = new KvStateMachine();
+  const machine = new SqliteStateMachine({
+    dataDir: config.node.dataDir,
+    ...(options.kvHistoryRevisionsMax === undefined
+      ? {}
+      : { kvHistoryRevisionsMax: options.kvHistoryRevisionsMax }),
+  });
+  const database = sqliteDatabase(machine, { now: () => new Date(), random: (count) => randomBytes(count) });
   const runtime = new RaftRuntime({
     id: raftId,
     storage: createFileStorage(config.node.dataDir),
     transport,
-    stateMachine: kv,
+    stateMachine: machine,
     clock: systemClock,
     logger,
     prng: new Prng(randomInt(2 ** 31)),
@@ -166,7 +174,17 @@ async function wireNode(
     bootstrap: bootstrapMembership(config, raftId),
     callTimeoutMsDefault: config.cluster.syncTimeoutMs,
   });
-  return new Node({ config, nodeName, raftId, nodeId: identity.nodeId, runtime, kv, logger, lock });
+  return new Node({
+    config,
+    nodeName,
+    raftId,
+    nodeId: identity.nodeId,
+    runtime,
+    machine,
+    database,
+    logger,
+    lock,
+  });
 }
 
 /** The profile's election timeout range [min, max] in ticks becomes the core's T and jitter. */
@@ -289,11 +307,14 @@ class Node implements ConclaveNode {
   readonly raftId: string;
   readonly nodeId: string;
   readonly runtime: RaftRuntime;
-  readonly kv: KvStateMachine;
+  readonly database: Database;
+  readonly #machine: SqliteStateMachine;
   readonly #config: NodeConfig;
   readonly #logger: pino.Logger;
   readonly #lock: DataDirLock;
-  #server: Server | null = null;
+  readonly #leaderContact: LeaderContact;
+  readonly #leaseExpiry: LeaseExpiry;
+  #server: AdminServer | null = null;
   #state: "new" | "started" | "stopped" = "new";
 
   constructor(parts: {
@@ -302,7 +323,8 @@ class Node implements ConclaveNode {
     raftId: string;
     nodeId: string;
     runtime: RaftRuntime;
-    kv: KvStateMachine;
+    machine: SqliteStateMachine;
+    database: Database;
     logger: pino.Logger;
     lock: DataDirLock;
   }) {
@@ -312,13 +334,23 @@ class Node implements ConclaveNode {
     this.raftId = parts.raftId;
     this.nodeId = parts.nodeId;
     this.runtime = parts.runtime;
-    this.kv = parts.kv;
+    this.#machine = parts.machine;
+    this.database = parts.database;
     this.#logger = parts.logger;
+    this.#leaderContact = new LeaderContact(
+      () => (this.runtime.running ? this.runtime.status() : null),
+      () => performance.now(),
+    );
+    this.#leaseExpiry = new LeaseExpiry({
+      runtime: this.runtime,
+      database: this.database,
+      wallClockMs: () => Date.now(),
+      logger: this.#logger,
+    });
   }
 
   get httpAddress(): { host: string; port: number } | null {
-    const address = this.#server?.address();
-    return address && typeof address === "object" ? { host: address.address, port: address.port } : null;
+    return this.#server?.address() ?? null;
   }
 
   on<K extends keyof RuntimeEvents>(name: K, listener: (event: RuntimeEvents[K]) => void): () => void {
@@ -330,8 +362,10 @@ class Node implements ConclaveNode {
     this.#state = "started";
     try {
       await this.runtime.start();
+      this.#leaderContact.start();
+      this.#leaseExpiry.start();
       const { bind, port } = this.#config.http;
-      this.#server = await startHttpServer(this, { host: bind, port }, this.#logger);
+      this.#server = await startAdminServer(this.#adminContext(), { host: bind, port });
       this.#logger.info(
         { http: `${bind}:${port}`, cluster: `${this.#config.cluster.bind}:${this.#config.cluster.port}` },
         "node is up",
@@ -342,12 +376,26 @@ class Node implements ConclaveNode {
     }
   }
 
+  #adminContext(): AdminContext {
+    return {
+      node: { status: () => ({ ...this.status() }), memberName: (raftId) => this.memberAddress(raftId) },
+      runtime: this.runtime,
+      database: this.database,
+      logger: this.#logger,
+      leaderContact: this.#leaderContact,
+      wallClockMs: () => Date.now(),
+    };
+  }
+
   async stop(): Promise<void> {
     if (this.#state === "stopped") return;
     this.#state = "stopped";
-    if (this.#server !== null) await stopHttpServer(this.#server);
+    this.#leaseExpiry.stop();
+    this.#leaderContact.stop();
+    if (this.#server !== null) await this.#server.stop();
     this.#server = null;
     await this.runtime.stop();
+    this.#machine.close();
     this.#lock.release();
     this.#logger.info({}, "node stopped");
     this.#logger.flush();
@@ -382,161 +430,4 @@ function nodeState(raft: RaftStatus, raftId: string, running: boolean): string {
   if (!member) return "STANDBY";
   if (raft.role === "leader") return "PRIMARY";
   return raft.role === "follower" ? "SECONDARY" : "CANDIDATE";
-}
-
-// ------------------------------------------------------------------ HTTP (moves to src/admin with the API issue)
-
-/** Largest request body read (a key-value value). */
-const requestBodyBytesMax = kvValueBytesMax;
-
-class HttpFailure extends Error {
-  readonly status: number;
-  readonly body: Record<string, unknown>;
-  constructor(status: number, body: Record<string, unknown>) {
-    super(String(body.error));
-    this.status = status;
-    this.body = body;
-  }
-}
-
-function startHttpServer(
-  node: Node,
-  listen: { host: string; port: number },
-  logger: Logger,
-): Promise<Server> {
-  const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (request, response) => {
-    handleRequest(node, request, response).catch((error: unknown) => {
-      const failure = httpFailure(error);
-      if (failure.status >= 500 && !(error instanceof HttpFailure))
-        logger.warn({ error: String(error) }, "HTTP request failed");
-      sendJson(response, failure.status, failure.body);
-    });
-  });
-  server.maxHeadersCount = 64;
-  return new Promise((resolve, reject) => {
-    server.once("error", (error) => {
-      reject(
-        new ConclaveError(
-          "CONCLAVE_HTTP_LISTEN_FAILED",
-          `Cannot listen for HTTP on ${listen.host}:${listen.port} (${(error as NodeJS.ErrnoException).code ?? String(error)}); pick a free port (http.port) or address (http.bind).`,
-        ),
-      );
-    });
-    server.listen(listen.port, listen.host, () => {
-      server.removeAllListeners("error");
-      server.on("error", (error) => logger.warn({ error: String(error) }, "HTTP server error"));
-      resolve(server);
-    });
-  });
-}
-
-function stopHttpServer(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    server.closeAllConnections();
-  });
-}
-
-async function handleRequest(node: Node, request: IncomingMessage, response: ServerResponse): Promise<void> {
-  const url = new URL(request.url ?? "/", "http://node.invalid");
-  const path = url.pathname;
-  const method = request.method ?? "GET";
-  if (path === "/health/live") return sendJson(response, 200, { status: "ok" });
-  if (path === "/v1/status") {
-    if (method !== "GET") throw new HttpFailure(405, { error: "use GET" });
-    return sendJson(response, 200, { ...node.status() });
-  }
-  if (!path.startsWith("/v1/kv/")) throw new HttpFailure(404, { error: `no route ${path}` });
-  const key = decodeKey(path.slice("/v1/kv/".length));
-  if (method === "GET") {
-    // "local" (rqlite's "none"): this node's state machine as is, possibly stale, on any member.
-    const consistency = url.searchParams.get("consistency") ?? "linearizable";
-    if (consistency !== "linearizable" && consistency !== "local")
-      throw new HttpFailure(400, { error: 'consistency must be "linearizable" (default) or "local"' });
-    if (consistency === "linearizable")
-      await node.runtime.readIndex().catch((error: unknown) => rethrowForHttp(node, error));
-    const value = node.kv.read(key);
-    if (value === null) throw new HttpFailure(404, { error: `no key ${key}` });
-    response.writeHead(200, {
-      "content-type": "application/octet-stream",
-      "content-length": value.byteLength,
-    });
-    response.end(value);
-    return;
-  }
-  let command: KvCommand;
-  if (method === "PUT") command = { op: "put", key, value: await readBody(request) };
-  else if (method === "DELETE") command = { op: "delete", key };
-  else throw new HttpFailure(405, { error: "use GET, PUT or DELETE" });
-  const outcome = await node.runtime
-    .propose(encodeKvCommand(command))
-    .catch((error: unknown) => rethrowForHttp(node, error));
-  sendJson(response, 200, { index: outcome.index, term: outcome.term, result: outcome.result });
-}
-
-function decodeKey(encoded: string): string {
-  let key: string;
-  try {
-    key = decodeURIComponent(encoded);
-  } catch {
-    throw new HttpFailure(400, { error: "the key is not valid percent-encoding" });
-  }
-  const problem = kvKeyProblem(key);
-  if (problem !== null) throw new HttpFailure(400, { error: problem });
-  return key;
-}
-
-async function readBody(request: IncomingMessage): Promise<Uint8Array> {
-  const tooLarge = new HttpFailure(413, { error: `the body is larger than ${requestBodyBytesMax} bytes` });
-  if (Number(request.headers["content-length"] ?? 0) > requestBodyBytesMax) {
-    request.resume();
-    throw tooLarge;
-  }
-  const chunks: Buffer[] = [];
-  let bytes = 0;
-  for await (const chunk of request as AsyncIterable<Buffer>) {
-    bytes += chunk.byteLength;
-    if (bytes > requestBodyBytesMax) {
-      request.resume();
-      throw tooLarge;
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
-}
-
-/** Maps the runtime's typed failures to HTTP: 421 names the primary. */
-function rethrowForHttp(node: Node, error: unknown): never {
-  if (!isConclaveError(error)) throw error;
-  const body: Record<string, unknown> = { error: error.message, code: error.code };
-  if (error.code === "CONCLAVE_NOT_PRIMARY") {
-    const leader = (error.details.leader as string | null) ?? node.runtime.status().leader;
-    const member = node.memberAddress(leader);
-    throw new HttpFailure(leader === null ? 503 : 421, { ...body, leader, leaderNode: member });
-  }
-  const status: Record<string, number> = {
-    CONCLAVE_BUSY: 503,
-    CONCLAVE_STOPPED: 503,
-    CONCLAVE_TIMEOUT: 504,
-    CONCLAVE_PROPOSAL_LOST: 409,
-  };
-  throw new HttpFailure(status[error.code] ?? 500, body);
-}
-
-function httpFailure(error: unknown): HttpFailure {
-  if (error instanceof HttpFailure) return error;
-  return new HttpFailure(500, { error: "internal error" });
-}
-
-function sendJson(response: ServerResponse, status: number, body: Record<string, unknown>): void {
-  if (response.headersSent) {
-    response.destroy();
-    return;
-  }
-  const text = `${JSON.stringify(body)}\n`;
-  response.writeHead(status, {
-    "content-type": "application/json",
-    "content-length": Buffer.byteLength(text),
-  });
-  response.end(text);
 }

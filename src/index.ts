@@ -8,9 +8,18 @@
  * await node.start();
  * ```
  */
+export {
+  type ClientOptions,
+  ConclaveClient,
+  type Consistency,
+  type ReadOptions,
+  type Statement,
+  type WatchEvent,
+} from "./client/index.ts";
 export { type ConclaveNode, createNode, type NodeOptions, type NodeStatus } from "./conclave.ts";
 export { type LoadConfigOptions, loadConfig, type NodeConfig } from "./config/index.ts";
 export { ConclaveError, isConclaveError } from "./lib/errors.ts";
+export type { Database, DatabaseCommand, KeyValue, KvChange, SqlValue } from "./ports/database.ts";
 export type { StateMachine, StateMachineSnapshot } from "./ports/state-machine.ts";
 export {
   type CallOptions,

@@ -4,7 +4,6 @@
  * in count of ticks, while the IO (promises, setImmediate) is the real asynchronous path.
  */
 import { setImmediate as nextTurn } from "node:timers/promises";
-import { KvStateMachine } from "../../src/adapters/state-machine/kv-state-machine.ts";
 import { MemoryDisk } from "../../src/adapters/storage/memory-storage.ts";
 import { MemoryNetwork, MemoryTransport } from "../../src/adapters/transport/memory-transport.ts";
 import { Prng } from "../../src/lib/prng.ts";
@@ -12,6 +11,7 @@ import type { Logger } from "../../src/ports/logger.ts";
 import type { PeerAddress } from "../../src/ports/transport.ts";
 import { RaftRuntime, type RaftRuntimeOptions } from "../../src/runtime/raft-runtime.ts";
 import type { RuntimeEvents } from "../../src/runtime/runtime-events.ts";
+import { KvStateMachine } from "./kv-test-machine.ts";
 import { ManualClock } from "./manual-clock.ts";
 
 export const tickIntervalMs = 10;
@@ -74,10 +74,10 @@ export class RuntimeCluster {
     await member.runtime.stop();
   }
 
-  /** A new process over the member's disk (and a fresh, empty state machine). */
-  async restart(id: string): Promise<void> {
+  /** A new process over the member's disk (and a fresh, empty state machine unless one is given). */
+  async restart(id: string, machine: KvStateMachine = new KvStateMachine()): Promise<void> {
     const member = this.member(id);
-    member.machine = new KvStateMachine();
+    member.machine = machine;
     this.#build(member);
     await member.runtime.start();
   }

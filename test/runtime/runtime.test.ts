@@ -4,8 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
-import { encodeKvCommand, type KvResult } from "../../src/adapters/state-machine/kv-state-machine.ts";
 import { isConclaveError } from "../../src/lib/errors.ts";
+import { encodeKvCommand, type KvResult } from "./kv-test-machine.ts";
 import { RuntimeCluster } from "./runtime-cluster.ts";
 
 const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);

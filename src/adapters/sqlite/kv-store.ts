@@ -144,6 +144,14 @@ export class KvStore {
     return (rows as unknown as KeyRow[]).map(toKeyValue);
   }
 
+  /** When the first lease expires (the `nowMs` clock of the commands), or null when there is none. */
+  earliestLeaseExpiryMs(): number | null {
+    const row = this.#sql("SELECT min(expires_at_ms) AS at FROM _conclave_kv_lease").get() as {
+      at: number | null;
+    };
+    return row.at;
+  }
+
   /** Applies one operation inside the caller's transaction; the caller rolls back when `ok` is false. */
   apply(operation: KvOperation): KvResult {
     this.#entryRevision = null;

@@ -1,4 +1,6 @@
 /**
+ * (Test double: the runtime tests' small in-memory state machine; the node itself runs SQLite.)
+ *
  * A replicated in-memory key-value store: the first {@link StateMachine}, so that nodes do real
  * work before the replicated SQLite exists. Commands are msgpack (`encodeKvCommand`); values are
  * bytes. A snapshot is the msgpack encoding of the sorted entries.
@@ -12,7 +14,7 @@
  * ```
  */
 import { pack, unpack } from "msgpackr";
-import type { StateMachine, StateMachineSnapshot } from "../../ports/state-machine.ts";
+import type { StateMachine, StateMachineSnapshot } from "../../src/ports/state-machine.ts";
 
 /** Longest key, in UTF-8 bytes. */
 export const kvKeyBytesMax = 1024;

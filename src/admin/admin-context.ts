@@ -1,0 +1,41 @@
+/**
+ * What every route module receives: the node's runtime, the database port and a few facts about
+ * the node. Route modules (`status-routes.ts`, `sql-routes.ts`, …) are functions that add their
+ * routes to the Hono app; `admin-server.ts` lists them. A new module (join/leave, tokens) is one
+ * more file and one more line there.
+ *
+ * @example
+ * ```ts
+ * export const registerPingRoutes: RouteModule = (app, context) => {
+ *   app.get("/v1/ping", (c) => c.json({ node: context.node.status().node }));
+ * };
+ * ```
+ */
+import type { Hono } from "hono";
+import type { Database } from "../ports/database.ts";
+import type { Logger } from "../ports/logger.ts";
+import type { RaftRuntime } from "../runtime/raft-runtime.ts";
+import type { LeaderContact } from "./leader-contact.ts";
+
+/** The node as the HTTP layer sees it (the composition root implements it). */
+export interface AdminNode {
+  /** What `GET /v1/status` shows; `name`, `role`, `leader`, `term`, `commit`, `applied` at least. */
+  status(): Readonly<Record<string, unknown>>;
+  /** `name@host` of a member by Raft id, or null when unknown. */
+  memberName(raftId: string | null): string | null;
+}
+
+/** Everything a route module may use. */
+export interface AdminContext {
+  readonly node: AdminNode;
+  readonly runtime: RaftRuntime;
+  readonly database: Database;
+  readonly logger: Logger;
+  /** How recently this node knew a primary (for `consistency=none&maxStalenessMs=`). */
+  readonly leaderContact: LeaderContact;
+  /** Wall-clock milliseconds since the epoch (lease times are the primary's wall clock). */
+  readonly wallClockMs: () => number;
+}
+
+/** A module of routes: adds its routes to the app. */
+export type RouteModule = (app: Hono, context: AdminContext) => void;

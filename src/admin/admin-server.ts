@@ -1,0 +1,108 @@
+/**
+ * The node's HTTP server: a Hono app (routes from the route modules below) served by node:http
+ * through `@hono/node-server`'s request listener. Every error answer is JSON
+ * `{ error, code, … }`; an unexpected error is logged and answered 500 "internal error" — never a
+ * stack trace.
+ *
+ * @example
+ * ```ts
+ * const server = await startAdminServer(context, { host: "127.0.0.1", port: 4380 });
+ * server.address(); // { host, port }
+ * await server.stop();
+ * ```
+ */
+import { createServer, type Server } from "node:http";
+import { getRequestListener } from "@hono/node-server";
+import { Hono } from "hono";
+import { ConclaveError } from "../lib/errors.ts";
+import type { AdminContext, RouteModule } from "./admin-context.ts";
+import { registerDebugRoutes } from "./debug-routes.ts";
+import { HttpFailure } from "./http-failure.ts";
+import { registerKvRoutes } from "./kv-routes.ts";
+import { registerLeaseRoutes } from "./lease-routes.ts";
+import { registerSqlRoutes } from "./sql-routes.ts";
+import { registerStatusRoutes } from "./status-routes.ts";
+import { registerWatchRoutes } from "./watch-routes.ts";
+
+/** The route modules, in order. Add a module here to add routes. */
+export const routeModules: readonly RouteModule[] = [
+  registerStatusRoutes,
+  registerSqlRoutes,
+  registerKvRoutes,
+  registerLeaseRoutes,
+  registerWatchRoutes,
+  registerDebugRoutes,
+];
+
+/** A listening admin server. */
+export interface AdminServer {
+  address(): { readonly host: string; readonly port: number } | null;
+  /** Stops listening and closes every connection (open watch streams included). */
+  stop(): Promise<void>;
+}
+
+/** Builds the Hono app (exported for tests that call `app.request` without a socket). */
+export function createAdminApp(context: AdminContext, modules: readonly RouteModule[] = routeModules): Hono {
+  const app = new Hono();
+  for (const register of modules) register(app, context);
+  app.notFound((c) =>
+    c.json(
+      { error: `no route ${c.req.method} ${new URL(c.req.url).pathname}`, code: "CONCLAVE_NO_ROUTE" },
+      404,
+    ),
+  );
+  app.onError((error, c) => {
+    if (error instanceof HttpFailure) return c.json(error.body, error.status as 400);
+    context.logger.warn({ error: String(error), path: new URL(c.req.url).pathname }, "HTTP request failed");
+    return c.json({ error: "internal error", code: "CONCLAVE_INTERNAL" }, 500);
+  });
+  return app;
+}
+
+/** Listens on `listen`; throws `CONCLAVE_HTTP_LISTEN_FAILED` naming the address when it cannot. */
+export function startAdminServer(
+  context: AdminContext,
+  listen: { readonly host: string; readonly port: number },
+): Promise<AdminServer> {
+  const app = createAdminApp(context);
+  // overrideGlobalObjects: false — an embedding application keeps its own global Request/Response.
+  const listener = getRequestListener(app.fetch, { overrideGlobalObjects: false });
+  const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (request, response) => {
+    listener(request, response).catch((error: unknown) => {
+      context.logger.warn({ error: String(error) }, "HTTP response failed");
+      response.destroy();
+    });
+  });
+  server.maxHeadersCount = 64;
+  return new Promise((resolve, reject) => {
+    server.once("error", (error) => {
+      reject(
+        new ConclaveError(
+          "CONCLAVE_HTTP_LISTEN_FAILED",
+          `Cannot listen for HTTP on ${listen.host}:${listen.port} (${(error as NodeJS.ErrnoException).code ?? String(error)}); pick a free port (http.port) or address (http.bind).`,
+        ),
+      );
+    });
+    server.listen(listen.port, listen.host, () => {
+      server.removeAllListeners("error");
+      server.on("error", (error) => context.logger.warn({ error: String(error) }, "HTTP server error"));
+      resolve(adminServer(server));
+    });
+  });
+}
+
+function adminServer(server: Server): AdminServer {
+  return {
+    address: () => {
+      const address = server.address();
+      return address !== null && typeof address === "object"
+        ? { host: address.address, port: address.port }
+        : null;
+    },
+    stop: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

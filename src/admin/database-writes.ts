@@ -1,0 +1,78 @@
+/**
+ * Proposing a database command from a route: encode (400/413 when invalid), propose through the
+ * log (421 on a non-primary, 504 when the outcome is unknown), and hand back the state machine's
+ * result with the entry's index and term.
+ */
+import type {
+  DatabaseApplyResult,
+  DatabaseCommand,
+  KvOperation,
+  SqlStatement,
+  StatementResult,
+} from "../ports/database.ts";
+import type { AdminContext } from "./admin-context.ts";
+import { HttpFailure, notPrimaryFailure, orHttpFailure } from "./http-failure.ts";
+
+/** A committed and applied command. */
+export interface AppliedWrite {
+  readonly index: number;
+  readonly term: number;
+  readonly result: DatabaseApplyResult;
+}
+
+/** Encodes, proposes and waits for `command` to be applied on this node (the primary). */
+export async function proposeCommand(context: AdminContext, command: DatabaseCommand): Promise<AppliedWrite> {
+  // Refuse early on a follower: prepareSql and encoding are wasted work there, and the client
+  // should learn where the primary is before anything else.
+  const status = context.runtime.status();
+  if (status.role !== "leader") throw notPrimaryFailure(context, status.leader, "writes go to the primary");
+  const data = await orHttpFailure(context, () => context.database.encodeCommand(command));
+  const outcome = await orHttpFailure(context, () => context.runtime.propose(data));
+  return { index: outcome.index, term: outcome.term, result: outcome.result as DatabaseApplyResult };
+}
+
+/** Status of a KV or SQL error result (the command was applied as a no-op everywhere). */
+const resultStatusByCode: Readonly<Record<string, number>> = {
+  CONCLAVE_LEASE_NOT_FOUND: 404,
+  CONCLAVE_LEASE_EXPIRED: 404,
+  CONCLAVE_SQL_REFUSED: 400,
+  CONCLAVE_COMMAND_INVALID: 400,
+  CONCLAVE_COMMAND_TOO_LARGE: 413,
+};
+
+/** The failure of an error result: 422 for a failed statement (rolled back on every member). */
+export function resultFailure(error: {
+  code: string;
+  message: string;
+  statementIndex?: number;
+}): HttpFailure {
+  const details: Record<string, unknown> = { outcome: "rolled-back" };
+  if (error.statementIndex !== undefined) details.statementIndex = error.statementIndex;
+  return new HttpFailure(resultStatusByCode[error.code] ?? 422, error.code, error.message, details);
+}
+
+/** A KV command's successful result: its revision and the operation's details. */
+export interface KvWrite {
+  readonly index: number;
+  readonly term: number;
+  readonly result: Readonly<Record<string, unknown>> & { readonly revision: number };
+}
+
+/** Proposes a KV operation; an error result becomes its HttpFailure. */
+export async function proposeKv(context: AdminContext, operation: KvOperation): Promise<KvWrite> {
+  const { index, term, result } = await proposeCommand(context, { kind: "kv", ...operation });
+  if (!result.ok) throw resultFailure(result.error);
+  if (!("revision" in result)) throw new Error("a KV command answered without a revision");
+  return { index, term, result };
+}
+
+/** Proposes one SQL transaction; a failed statement (rolled back everywhere) becomes a 422. */
+export async function proposeSql(
+  context: AdminContext,
+  statements: readonly SqlStatement[],
+): Promise<{ index: number; term: number; results: readonly StatementResult[] }> {
+  const { index, term, result } = await proposeCommand(context, { kind: "sql", statements });
+  if (!result.ok) throw resultFailure(result.error);
+  if (!("results" in result)) throw new Error("a SQL command answered without results");
+  return { index, term, results: result.results as readonly StatementResult[] };
+}

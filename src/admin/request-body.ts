@@ -1,0 +1,63 @@
+/**
+ * Reading request bodies with a limit: the Content-Length is checked first, then the stream is
+ * counted as it arrives, so an oversized body is refused (413 naming the limit) without being
+ * held in memory. JSON that does not parse is a 400 with the parser's reason.
+ */
+import type { Context } from "hono";
+import { HttpFailure } from "./http-failure.ts";
+
+/** The body as bytes, at most `limitBytes`; `what` names the limit in the 413 message. */
+export async function readBodyBytes(c: Context, limitBytes: number, what: string): Promise<Uint8Array> {
+  const tooLarge = new HttpFailure(
+    413,
+    "CONCLAVE_BODY_TOO_LARGE",
+    `the body is larger than ${limitBytes} bytes (the limit for ${what})`,
+    { limitBytes },
+  );
+  const declared = Number(c.req.header("content-length") ?? 0);
+  if (declared > limitBytes) throw tooLarge;
+  const stream = c.req.raw.body;
+  if (stream === null) return new Uint8Array(0);
+  const reader = stream.getReader();
+  const chunks: Uint8Array[] = [];
+  let bytes = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    bytes += value.byteLength;
+    if (bytes > limitBytes) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge;
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** The body parsed as JSON (at most `limitBytes`); 400 when it is not JSON. */
+export async function readJsonBody(c: Context, limitBytes: number, what: string): Promise<unknown> {
+  const bytes = await readBodyBytes(c, limitBytes, what);
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8");
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new HttpFailure(400, "CONCLAVE_BAD_JSON", `the body is not valid JSON: ${reason}`);
+  }
+}
+
+/** A non-negative integer query parameter, or `fallback` when absent; 400 when malformed. */
+export function integerParam(c: Context, name: string, fallback: number): number;
+export function integerParam(c: Context, name: string, fallback: null): number | null;
+export function integerParam(c: Context, name: string, fallback: number | null): number | null {
+  const text = c.req.query(name);
+  if (text === undefined || text === "") return fallback;
+  if (!/^\d{1,15}$/.test(text)) {
+    throw new HttpFailure(
+      400,
+      "CONCLAVE_BAD_REQUEST",
+      `${name} must be a non-negative integer, not ${JSON.stringify(text)}`,
+    );
+  }
+  return Number(text);
+}
