@@ -2,10 +2,14 @@
 import type { Command } from "commander";
 import { registerCookieCommand } from "./cookie-command.ts";
 import { registerDevCommand } from "./dev-command.ts";
+import { registerKvCommand } from "./kv-command.ts";
+import { registerSqlCommand } from "./sql-command.ts";
 import { registerStartCommand } from "./start-command.ts";
 
 export function registerCommands(program: Command): void {
   registerCookieCommand(program);
   registerDevCommand(program);
   registerStartCommand(program);
+  registerSqlCommand(program);
+  registerKvCommand(program);
 }

@@ -1,0 +1,153 @@
+/**
+ * The client's way to a node: tries the endpoints in turn, remembers the primary, follows 421
+ * answers (the body names the primary's Raft id; the pool maps it to an endpoint by asking each
+ * endpoint's `/v1/status`), and retries only what is safe:
+ * - reads: any failure, on the next endpoint;
+ * - writes: only when nothing was applied — the server said `outcome: "not-applied"` (not the
+ *   primary, busy, proposal lost) or the connection was refused before the request was sent.
+ *   A timeout, a reset connection or a 504 leaves the outcome unknown: the error says so
+ *   (`CONCLAVE_OUTCOME_UNKNOWN` / the server's code) and nothing is retried.
+ */
+import { ConclaveError } from "../lib/errors.ts";
+
+/** Most attempts of one call (over all endpoints). */
+export const attemptsMax = 6;
+/** Pause between attempts, times the attempt number. */
+const backoffStepMs = 50;
+
+export interface PoolOptions {
+  readonly endpoints: readonly string[];
+  readonly timeoutMs: number;
+}
+
+/** One HTTP request of the API. */
+export interface ApiRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly body?: string | Uint8Array;
+  readonly contentType?: string;
+  /** Writes and primary-only reads go to the primary; others may use any endpoint. */
+  readonly primary: boolean;
+  /** True when repeating it cannot apply anything twice (reads). */
+  readonly idempotent: boolean;
+  readonly signal?: AbortSignal;
+  /** Keep the response body as a stream (watch): no timeout once headers arrived. */
+  readonly stream?: boolean;
+}
+
+/** An error answer of the API as an exception: `code` from the server, plus `status`. */
+function apiError(status: number, body: Record<string, unknown>): ConclaveError {
+  const code = typeof body.code === "string" ? body.code : `HTTP_${status}`;
+  const message = typeof body.error === "string" ? body.error : `HTTP ${status}`;
+  return new ConclaveError(code, message, { ...body, status });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+function refusedBeforeSending(error: unknown): boolean {
+  const cause = (error as { cause?: { code?: unknown } } | null)?.cause;
+  return cause?.code === "ECONNREFUSED";
+}
+
+export class EndpointPool {
+  readonly #endpoints: readonly string[];
+  readonly #timeoutMs: number;
+  #primary: string | null = null;
+  #next = 0;
+
+  constructor(options: PoolOptions) {
+    if (options.endpoints.length === 0) {
+      throw new ConclaveError(
+        "CONCLAVE_CLIENT_CONFIG",
+        "the client needs at least one endpoint, e.g. http://127.0.0.1:4380",
+      );
+    }
+    this.#endpoints = options.endpoints.map((endpoint) => endpoint.replace(/\/+$/, ""));
+    this.#timeoutMs = options.timeoutMs;
+  }
+
+  /** Sends `request`, retrying as the module comment says; resolves with a 2xx response. */
+  async send(request: ApiRequest): Promise<Response> {
+    let lastError: unknown = null;
+    for (let attempt = 0; attempt < attemptsMax; attempt++) {
+      if (attempt > 0) await sleep(backoffStepMs * attempt);
+      const endpoint = this.#pick(request.primary);
+      let response: Response;
+      try {
+        response = await this.#fetch(endpoint, request);
+      } catch (error) {
+        if (request.signal?.aborted) throw error;
+        lastError = error;
+        if (this.#primary === endpoint) this.#primary = null;
+        this.#next++;
+        if (request.idempotent || refusedBeforeSending(error)) continue;
+        throw new ConclaveError(
+          "CONCLAVE_OUTCOME_UNKNOWN",
+          `no answer from ${endpoint} (${error instanceof Error ? error.message : String(error)}); the write may or may not be applied`,
+          { endpoint },
+          { cause: error },
+        );
+      }
+      if (response.ok) return response;
+      const body = (await response.json().catch(() => ({}))) as Record<string, unknown>;
+      lastError = apiError(response.status, body);
+      if (!this.#retryable(response.status, body, request)) throw lastError;
+      if (response.status === 421 || body.code === "CONCLAVE_NOT_PRIMARY") {
+        this.#primary = await this.#locate(typeof body.leader === "string" ? body.leader : null);
+      } else this.#next++;
+    }
+    if (lastError instanceof ConclaveError) throw lastError;
+    throw new ConclaveError(
+      "CONCLAVE_UNAVAILABLE",
+      `no endpoint answered after ${attemptsMax} attempts (${this.#endpoints.join(", ")}): ${String(lastError)}`,
+      {},
+      { cause: lastError },
+    );
+  }
+
+  #retryable(status: number, body: Record<string, unknown>, request: ApiRequest): boolean {
+    if (status === 421 || status === 503) return request.idempotent || body.outcome === "not-applied";
+    return false;
+  }
+
+  #pick(primary: boolean): string {
+    if (primary && this.#primary !== null) return this.#primary;
+    const endpoint = this.#endpoints[this.#next % this.#endpoints.length] as string;
+    return endpoint;
+  }
+
+  async #fetch(endpoint: string, request: ApiRequest): Promise<Response> {
+    const timeout = AbortSignal.timeout(this.#timeoutMs);
+    const signal = request.signal === undefined ? timeout : AbortSignal.any([request.signal, timeout]);
+    const headers: Record<string, string> = {};
+    if (request.contentType !== undefined) headers["content-type"] = request.contentType;
+    const init: RequestInit = {
+      method: request.method,
+      headers,
+      signal: request.stream ? (request.signal ?? null) : signal,
+    };
+    if (request.body !== undefined) init.body = request.body;
+    return fetch(`${endpoint}${request.path}`, init);
+  }
+
+  /** The endpoint of the primary named `leader` (or reporting itself primary), or null. */
+  async #locate(leader: string | null): Promise<string | null> {
+    const statuses = await Promise.all(
+      this.#endpoints.map(async (endpoint) => {
+        try {
+          const response = await fetch(`${endpoint}/v1/status`, {
+            signal: AbortSignal.timeout(Math.min(this.#timeoutMs, 2000)),
+          });
+          return { endpoint, status: (await response.json()) as { raftId?: string; role?: string } };
+        } catch {
+          return null;
+        }
+      }),
+    );
+    const found = statuses.find(
+      (entry) =>
+        entry !== null && (leader !== null ? entry.status.raftId === leader : entry.status.role === "leader"),
+    );
+    return found?.endpoint ?? null;
+  }
+}
