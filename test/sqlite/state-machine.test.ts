@@ -267,3 +267,20 @@ describe("snapshot and restore", () => {
     assert.deepEqual(machine.query("SELECT count(*) AS n FROM t").rows, [{ n: 0 }]);
   });
 });
+
+describe("rowsChanged", () => {
+  it("counts only what the statement itself changed (0 for DDL after a write)", (t) => {
+    const { machine, remove } = openMachine();
+    t.after(remove);
+    machine.apply(schema, 1);
+    const result = machine.apply(
+      sqlEntry("INSERT INTO t (v) VALUES ('x'), ('y')", "CREATE TABLE u (a)", "DELETE FROM t"),
+      2,
+    );
+    assert.equal(result.ok, true);
+    assert.deepEqual(
+      (result as unknown as { results: { rowsChanged: number }[] }).results.map((r) => r.rowsChanged),
+      [2, 0, 2],
+    );
+  });
+});

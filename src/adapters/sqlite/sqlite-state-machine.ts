@@ -208,6 +208,14 @@ export class SqliteStateMachine implements StateMachine {
     return { ok: true, results };
   }
 
+  #totalChangesStatement: StatementSync | null = null;
+
+  /** SQLite's total_changes() of this connection (rows changed by every statement so far). */
+  #totalChanges(): number {
+    this.#totalChangesStatement ??= this.#db.prepare("SELECT total_changes() AS n");
+    return Number((this.#totalChangesStatement.get() as { n: number | bigint }).n);
+  }
+
   #runStatement(
     statement: SqlStatement,
     statementIndex: number,
@@ -217,13 +225,19 @@ export class SqliteStateMachine implements StateMachine {
       const message = `${problem.construct} cannot be replicated: ${problem.reason}`;
       return { error: { code: "CONCLAVE_SQL_REFUSED", message, statementIndex } };
     }
+    // Counted outside the user's statement: the authorizer refuses total_changes() inside it.
+    const totalBefore = this.#totalChanges();
     this.#userSqlActive = true;
     try {
       const prepared = this.#db.prepare(statement.sql);
       prepared.setReadBigInts(true);
       const { changes, lastInsertRowid } = prepared.run(...((statement.params ?? []) as SqlValue[]));
+      this.#userSqlActive = false;
+      // changes() keeps the count of the last INSERT/UPDATE/DELETE, so after DDL or a SELECT it
+      // would repeat an older count: report 0 when this statement changed nothing at all.
+      const changedSomething = this.#totalChanges() !== totalBefore;
       return {
-        rowsChanged: Number(changes),
+        rowsChanged: changedSomething ? Number(changes) : 0,
         lastInsertRowid: toSqlValue(lastInsertRowid) as number | bigint,
       };
     } catch (error) {
@@ -322,6 +336,7 @@ export class SqliteStateMachine implements StateMachine {
     renameSync(temporary, this.#path);
     fsyncDirectory(this.#dataDir);
     this.#db = this.#openDatabase();
+    this.#totalChangesStatement = null; // it belonged to the closed connection
     this.kv.attach(this.#db);
     this.#applied = this.#readAppliedIndex();
     assert(
