@@ -103,6 +103,7 @@ async function runDev(options: DevOptions): Promise<void> {
   process.stdout.write(
     `HTTP API: ${nodes.map((n) => n.httpUrl).join("  ")}\n` +
       `Try:      curl -X PUT --data hello ${primary?.api}/v1/kv/greeting   (writes go to the primary)\n` +
+      `          npx conclave sql "SELECT 1 AS one" ${nodes.map((n) => `--endpoint ${n.httpUrl}`).join(" ")}\n` +
       "Press Ctrl-C to stop the cluster (data is kept; --fresh starts over).\n",
   );
   await stopped;
