@@ -1,7 +1,7 @@
 /**
  * Proposing a database command from a route: encode (400/413 when invalid), propose through the
- * log (421 on a non-primary, 504 when the outcome is unknown), and hand back the state machine's
- * result with the entry's index and term.
+ * log — forwarded to the primary from a secondary; 503 when no primary is known, 504 when the
+ * outcome is unknown — and hand back the state machine's result with the entry's index and term.
  */
 import type {
   DatabaseApplyResult,
@@ -11,7 +11,7 @@ import type {
   StatementResult,
 } from "../ports/database.ts";
 import type { AdminContext } from "./admin-context.ts";
-import { HttpFailure, notPrimaryFailure, orHttpFailure } from "./http-failure.ts";
+import { HttpFailure, orHttpFailure } from "./http-failure.ts";
 
 /** A committed and applied command. */
 export interface AppliedWrite {
@@ -20,14 +20,14 @@ export interface AppliedWrite {
   readonly result: DatabaseApplyResult;
 }
 
-/** Encodes, proposes and waits for `command` to be applied on this node (the primary). */
+/**
+ * Encodes, proposes and waits for `command` to be applied. On a secondary the command is
+ * forwarded to the primary over the cluster transport (src/runtime/forwarding.ts); without a
+ * known primary the answer is 503 (not applied).
+ */
 export async function proposeCommand(context: AdminContext, command: DatabaseCommand): Promise<AppliedWrite> {
-  // Refuse early on a follower: prepareSql and encoding are wasted work there, and the client
-  // should learn where the primary is before anything else.
-  const status = context.runtime.status();
-  if (status.role !== "leader") throw notPrimaryFailure(context, status.leader, "writes go to the primary");
   const data = await orHttpFailure(context, () => context.database.encodeCommand(command));
-  const outcome = await orHttpFailure(context, () => context.runtime.propose(data));
+  const outcome = await orHttpFailure(context, () => context.runtime.propose(data, { forward: true }));
   return { index: outcome.index, term: outcome.term, result: outcome.result as DatabaseApplyResult };
 }
 

@@ -16,7 +16,7 @@ import { z } from "zod";
 import type { KvCompare, KvTxnOperation } from "../ports/database.ts";
 import type { AdminContext, RouteModule } from "./admin-context.ts";
 import { proposeKv } from "./database-writes.ts";
-import { HttpFailure } from "./http-failure.ts";
+import { HttpFailure, orHttpFailure } from "./http-failure.ts";
 import { bytesFromBase64, keyValueToJson, txnResultsToJson } from "./json-values.ts";
 import { ensureReadable, queryReadOptions } from "./read-consistency.ts";
 import { integerParam, readBodyBytes, readJsonBody } from "./request-body.ts";
@@ -128,6 +128,8 @@ function registerKeyRoutes(app: Parameters<RouteModule>[0], context: AdminContex
         : { op: "cas", key, expect: { modRevision: prevRevision }, value, ...leaseField },
     );
     if (result.succeeded === false) {
+      // Forwarded from a secondary: read the key once this member applied the entry too.
+      await orHttpFailure(context, () => context.runtime.waitApplied(index));
       const modRevision = database.kvGet(key)?.modRevision ?? 0;
       throw new HttpFailure(
         412,

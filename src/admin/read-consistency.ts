@@ -6,8 +6,11 @@
  * - `weak`: this node believes it is the primary (no quorum check: a deposed primary that has
  *   not noticed yet may answer stale data for up to an election timeout);
  * - `linearizable` (default): ReadIndex — the primary confirms its leadership with a quorum and
- *   waits until it applied everything committed before the read;
- * - `strong`: a no-op entry goes through the log and the read runs once it is applied here.
+ *   waits until it applied everything committed before the read; on a secondary the read index
+ *   is asked of the primary over the cluster transport and the read waits until this member
+ *   applied it (ReadIndex on followers, Raft thesis §6.4);
+ * - `strong`: a no-op entry goes through the log (forwarded from a secondary) and the read runs
+ *   once it is applied here.
  * `local` is accepted as an older name of `none`.
  */
 import type { Context } from "hono";
@@ -71,7 +74,7 @@ export async function ensureReadable(context: AdminContext, options: ReadOptions
       return;
     }
     case "linearizable":
-      await orHttpFailure(context, () => context.runtime.readIndex());
+      await orHttpFailure(context, () => context.runtime.readIndex({ forward: true }));
       return;
     case "strong": {
       // An empty KV transaction changes nothing but is ordered in the log like any write.
@@ -82,7 +85,9 @@ export async function ensureReadable(context: AdminContext, options: ReadOptions
         success: [],
         failure: [],
       });
-      await orHttpFailure(context, () => context.runtime.propose(noop));
+      const { index } = await orHttpFailure(context, () => context.runtime.propose(noop, { forward: true }));
+      // Forwarded: the primary applied it; wait until this member did too.
+      await orHttpFailure(context, () => context.runtime.waitApplied(index));
       return;
     }
   }

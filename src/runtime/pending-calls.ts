@@ -15,6 +15,8 @@ export class PendingCall<T> {
   #onAbort: (() => void) | null = null;
   #signal: AbortSignal | undefined;
   settled = false;
+  /** When the call times out (the clock's ms), once watched: a forwarded call passes what is left on. */
+  deadlineMs = Number.POSITIVE_INFINITY;
 
   constructor(resolve: (value: T) => void, reject: (error: ConclaveError) => void) {
     this.#resolve = resolve;
@@ -23,6 +25,7 @@ export class PendingCall<T> {
 
   /** Fails the call after `timeoutMs` or when `signal` aborts. */
   watch(clock: Clock, timeoutMs: number, signal: AbortSignal | undefined): void {
+    this.deadlineMs = clock.now() + timeoutMs;
     this.#timer = clock.setTimer(() => this.reject(timedOut(timeoutMs)), timeoutMs);
     if (signal === undefined) return;
     if (signal.aborted) {
@@ -119,6 +122,11 @@ export class ReadTable {
 
   add(id: number, call: PendingCall<ReadOutcome>): void {
     this.#unconfirmed.set(id, call);
+  }
+
+  /** A read index the primary confirmed for us (forwarded ReadIndex): waits until applied here. */
+  addConfirmed(index: number, call: PendingCall<ReadOutcome>): void {
+    this.#confirmed.push({ index, call });
   }
 
   confirmed(id: number, index: number): void {

@@ -28,6 +28,8 @@ import type { MembershipChange } from "../raft/membership.ts";
 import { RaftNode } from "../raft/raft-node.ts";
 import type { Membership, Message, NodeId } from "../raft/types.ts";
 import { Applier, appliedPointAtStart } from "./applier.ts";
+import { hasForwardType } from "./forward-messages.ts";
+import { Forwarder, type ForwardingLimits, type ForwardingStats } from "./forwarding.ts";
 import { isRaftMessage } from "./message-shape.ts";
 import {
   PendingCall,
@@ -73,12 +75,26 @@ export interface RaftRuntimeOptions {
   /** Lease reads (see RaftOptions.leaseDriftTicks); off by default. */
   readonly leaseDriftTicks?: number | null;
   readonly snapshotChunkBytes?: number;
+  /** Limits of forwarding requests to the primary (see forwarding.ts). */
+  readonly forwarding?: ForwardingLimits;
 }
 
 /** Options of a client call. */
 export interface CallOptions {
   readonly signal?: AbortSignal;
   readonly timeoutMs?: number;
+  /**
+   * `propose` and `readIndex` only: on a secondary, send the request to the primary over the
+   * cluster transport instead of refusing it (see forwarding.ts for the outcomes).
+   */
+  readonly forward?: boolean;
+}
+
+/** Counters of the runtime since start (for health pages and tests). */
+export interface RuntimeStats {
+  /** Peer messages dropped because they were not well-formed Raft or forward messages. */
+  readonly malformedMessagesDropped: number;
+  readonly forwarding: ForwardingStats;
 }
 
 type RuntimeState = "new" | "starting" | "running" | "stopping" | "stopped" | "failed";
@@ -108,10 +124,13 @@ export class RaftRuntime {
   #nextReadId = 1;
   #status: RaftStatus | null = null;
   #diskFull: ConclaveError | null = null;
+  #malformedRaftMessages = 0;
+  readonly #forwarder: Forwarder;
 
   constructor(options: RaftRuntimeOptions) {
     this.id = options.id;
     this.#options = options;
+    this.#forwarder = this.#createForwarder(options);
     this.#persister = new ReadyPersister(options.storage, options.clock, options.logger, (error) => {
       // While the disk is full, writes fail fast with a clear error instead of timing out; those
       // already staged may still commit when space returns, so their outcome is unknown.
@@ -197,8 +216,10 @@ export class RaftRuntime {
   propose(data: Uint8Array, options: CallOptions = {}): Promise<ProposalOutcome> {
     return this.#call<ProposalOutcome>(options, (raft, call) => {
       const proposed = raft.propose(data);
-      if (!proposed.ok) call.reject(refusalError(proposed.reason, proposed.leader, proposed.message));
-      else this.#proposals.add(proposed.index, proposed.term, call);
+      if (proposed.ok) this.#proposals.add(proposed.index, proposed.term, call);
+      else if (options.forward === true && this.#canForward(proposed.reason, proposed.leader))
+        this.#forwarder.propose(data, proposed.leader, call);
+      else call.reject(refusalError(proposed.reason, proposed.leader, proposed.message));
     });
   }
 
@@ -216,9 +237,34 @@ export class RaftRuntime {
     return this.#call<ReadOutcome>(options, (raft, call) => {
       const id = this.#nextReadId++;
       const asked = raft.readIndex(id);
-      if (!asked.ok) call.reject(refusalError(asked.reason, asked.leader));
-      else this.#reads.add(id, call);
+      if (asked.ok) this.#reads.add(id, call);
+      else if (options.forward === true && this.#canForward(asked.reason, asked.leader))
+        this.#forwarder.readIndex(asked.leader, call);
+      else call.reject(refusalError(asked.reason, asked.leader));
     });
+  }
+
+  /**
+   * Resolves once this node applied `index` (e.g. of a write forwarded to the primary, so that a
+   * local read sees it). Rejects only with the call failures (timeout, abort, stopped).
+   */
+  waitApplied(index: number, options: CallOptions = {}): Promise<ReadOutcome> {
+    return this.#call<ReadOutcome>(options, (_raft, call) => this.#awaitApplied(index, call));
+  }
+
+  #awaitApplied(index: number, call: PendingCall<ReadOutcome>): void {
+    this.#reads.addConfirmed(index, call);
+    this.#reads.serve(this.#applier?.appliedIndex ?? 0);
+  }
+
+  /** A refusal that forwarding can answer: not the leader, and a leader other than us is known. */
+  #canForward(reason: string, leader: NodeId | null): leader is NodeId {
+    return reason === "not-leader" && leader !== null && leader !== this.id;
+  }
+
+  /** Counters since start. */
+  stats(): RuntimeStats {
+    return { malformedMessagesDropped: this.#malformedRaftMessages, forwarding: this.#forwarder.stats() };
   }
 
   /** Starts a leadership transfer to `target`; resolves once the core accepted it (not once done). */
@@ -287,9 +333,44 @@ export class RaftRuntime {
     };
   }
 
+  #createForwarder(options: RaftRuntimeOptions): Forwarder {
+    return new Forwarder({
+      id: options.id,
+      clock: options.clock,
+      logger: options.logger,
+      limits: options.forwarding ?? {},
+      send: (to, message) => options.transport.send(to, message),
+      isMember: (id) => {
+        const membership = this.#status?.membership;
+        return (
+          membership !== undefined && (membership.voters.includes(id) || membership.learners.includes(id))
+        );
+      },
+      serve: {
+        propose: (data, timeoutMs) => this.propose(data, { timeoutMs }),
+        readIndex: (timeoutMs) => this.readIndex({ timeoutMs }),
+      },
+      awaitApplied: (index, call) => {
+        // Through the loop: the applied index is only read between turns.
+        this.#calls.push({
+          run: () => {
+            if (!call.settled) this.#awaitApplied(index, call);
+          },
+          reject: (error) => call.reject(error),
+        });
+        this.#schedule();
+      },
+    });
+  }
+
   #receive(from: string, message: unknown): void {
     if (this.#state !== "running") return;
+    if (hasForwardType(message)) {
+      this.#forwarder.receive(from, message);
+      return;
+    }
     if (!isRaftMessage(message) || message.from !== from || message.to !== this.id) {
+      this.#malformedRaftMessages++;
       this.#options.logger.warn({ peer: from }, "dropped a malformed cluster message");
       return;
     }
@@ -355,6 +436,7 @@ export class RaftRuntime {
     for (const call of calls) call.run(raft);
     this.#proposals.prune();
     this.#reads.prune();
+    this.#forwarder.prune();
   }
 
   async #handleReady(ready: Ready, lastIndexBeforeReady: number): Promise<void> {
@@ -380,6 +462,7 @@ export class RaftRuntime {
     if (ready.softState !== null) {
       const { role, term, leader } = ready.softState;
       this.#options.logger.info({ role, term, leader }, "role changed");
+      this.#forwarder.leaderChanged(leader);
       this.#emitter.emit("role-changed", { role, term, leader });
     }
   }
@@ -415,6 +498,7 @@ export class RaftRuntime {
   #failCalls(error: () => ConclaveError): void {
     this.#proposals.rejectAll(error);
     this.#reads.rejectAll(error);
+    this.#forwarder.rejectAll(error);
     const calls = this.#calls;
     this.#calls = [];
     for (const call of calls) call.reject(error());

@@ -1,8 +1,9 @@
 /**
  * The HTTP API on a real 3-node cluster in one process: a failed transaction rolled back on
- * every member, writes and linearizable reads on a follower answered 421 naming the primary,
- * stale reads with `none` on a cut-off member (and refused with maxStalenessMs), identical
- * database hashes after a random workload, and 504 "outcome unknown" without a quorum.
+ * every member, writes and linearizable/strong reads on a follower forwarded to the primary over
+ * the cluster transport (weak reads still answered 421 naming the primary), stale reads with
+ * `none` on a cut-off member (and refused with maxStalenessMs), identical database hashes after
+ * a random workload, 504 "outcome unknown" without a quorum and 503 once no primary is known.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -42,20 +43,59 @@ describe("the HTTP API on a 3-node cluster", { timeout: 60_000 }, () => {
     }
   });
 
-  it("a follower answers writes and linearizable reads with 421 naming the primary", async () => {
+  it("a follower forwards every kind of write to the primary and answers with its result", async () => {
     const [follower] = cluster.followers(leader);
     assert.ok(follower);
-    const write = await execute(follower, [{ sql: "INSERT INTO t (v) VALUES (9)" }]);
-    assert.equal(write.status, 421);
-    assert.equal(write.body.leader, leader.node.raftId);
-    assert.equal(write.body.leaderNode, leader.node.nodeName);
-    assert.equal(write.body.outcome, "not-applied");
-    const read = await queryRows(follower.url, "SELECT 1", "linearizable");
-    assert.equal(read.status, 421);
+    const write = await execute(follower, [{ sql: "INSERT INTO t (id, v) VALUES (50, 9)" }]);
+    assert.equal(write.status, 200, JSON.stringify(write.body));
+    assert.deepEqual(write.body.results, [{ rowsChanged: 1, lastInsertRowid: 50 }]);
+    const failed = await execute(follower, [{ sql: "INSERT INTO t (id, v) VALUES (51, NULL)" }]);
+    assert.equal(failed.status, 422, "a statement failure comes back from the primary, rolled back");
+    assert.equal(failed.body.outcome, "rolled-back");
+    const put = await fetch(`${follower.url}/v1/kv/fwd`, { method: "PUT", body: "one" });
+    assert.equal(put.status, 200);
+    const putBody = (await put.json()) as { revision: number };
+    const cas = await fetch(`${follower.url}/v1/kv/fwd?prevRevision=999999`, { method: "PUT", body: "two" });
+    assert.equal(cas.status, 412);
+    assert.equal(((await cas.json()) as { modRevision: number }).modRevision, putBody.revision);
+    const txn = await postJson(`${follower.url}/v1/kv/txn`, {
+      compare: [{ key: "fwd", target: "value", operator: "=", value: Buffer.from("one").toString("base64") }],
+      success: [{ op: "put", key: "fwd", value: Buffer.from("three").toString("base64") }],
+    });
+    assert.equal(txn.status, 200);
+    assert.equal(txn.body.succeeded, true);
+    const lease = await postJson(`${follower.url}/v1/leases`, { ttlMs: 60_000 });
+    assert.equal(lease.status, 200, JSON.stringify(lease.body));
+    const revoked = await fetch(`${follower.url}/v1/leases/${String(lease.body.leaseId)}`, {
+      method: "DELETE",
+    });
+    assert.equal(revoked.status, 200);
+    const removed = await fetch(`${follower.url}/v1/kv/fwd`, { method: "DELETE" });
+    assert.deepEqual(((await removed.json()) as { deleted: number }).deleted, 1);
+    // Applied once, on the primary too.
+    const rows = await queryRows(leader.url, "SELECT count(*) AS n FROM t WHERE id IN (50, 51)");
+    assert.deepEqual(rows.rows, [{ n: 1 }]);
+    assert.ok(follower.node.runtime.stats().forwarding.forwarded >= 8);
+  });
+
+  it("a follower's linearizable and strong reads see a write acknowledged just before by the primary; weak stays 421", async () => {
+    const [follower] = cluster.followers(leader);
+    assert.ok(follower);
+    for (let i = 0; i < 5; i++) {
+      const put = await fetch(`${leader.url}/v1/kv/fresh`, { method: "PUT", body: `v${i}` });
+      assert.equal(put.status, 200);
+      const read = await fetch(`${follower.url}/v1/kv/fresh`);
+      assert.equal(read.status, 200);
+      assert.equal(await read.text(), `v${i}`, "linearizable read on a follower");
+      const strong = await fetch(`${follower.url}/v1/kv/fresh?consistency=strong`);
+      assert.equal(await strong.text(), `v${i}`, "strong read on a follower");
+    }
+    const sql = await queryRows(follower.url, "SELECT 1 AS one", "linearizable");
+    assert.deepEqual(sql.rows, [{ one: 1 }]);
     const weak = await queryRows(follower.url, "SELECT 1", "weak");
     assert.equal(weak.status, 421);
-    const kvRead = await fetch(`${follower.url}/v1/kv/anything`);
-    assert.equal(kvRead.status, 421);
+    assert.equal(weak.body.leader, leader.node.raftId);
+    assert.equal(weak.body.leaderNode, leader.node.nodeName);
   });
 
   it("byte-identical databases on every member after a random workload (GET /v1/debug/db-hash)", async () => {
@@ -126,5 +166,12 @@ describe("the HTTP API on a 3-node cluster", { timeout: 60_000 }, () => {
     assert.equal(write.body.code, "CONCLAVE_TIMEOUT");
     assert.equal(write.body.outcome, "unknown");
     assert.match(String(write.body.error), /outcome is unknown/);
+    await waitFor("the primary to step down without a quorum", 5000, async () =>
+      leader.node.runtime.status().leader === null ? true : null,
+    );
+    const refused = await execute(leader, [{ sql: "INSERT INTO t (v) VALUES (1)" }]);
+    assert.equal(refused.status, 503, "no primary known: nothing to forward to");
+    assert.equal(refused.body.code, "CONCLAVE_NOT_PRIMARY");
+    assert.equal(refused.body.outcome, "not-applied");
   });
 });

@@ -1,0 +1,308 @@
+/**
+ * Forwarding to the primary over the cluster transport ("writes go to the primary; a secondary
+ * forwards them"). Both sides of the protocol in forward-messages.ts:
+ * - as a secondary: a proposal (or ReadIndex) refused as not-leader is sent to the leader this
+ *   node knows; the waiting call settles with the leader's answer. A read answered with an index
+ *   then waits until this node applied that index (ReadIndex on followers, Raft thesis §6.4).
+ * - as the primary: a forwarded request is proposed (or read-indexed) locally, never forwarded
+ *   again (so two nodes with stale views cannot bounce a request), and answered once.
+ *
+ * Honest outcomes: once a proposal was sent, only the leader's answer can say "applied" or "not
+ * applied". Losing that leader (this node learns of another leader, or of none) or the caller's
+ * timeout leaves the outcome unknown (`CONCLAVE_OUTCOME_UNKNOWN`, `CONCLAVE_TIMEOUT`). A leader
+ * that answers not-primary proposed nothing: the request is sent once more towards its hint,
+ * then fails with `CONCLAVE_NOT_PRIMARY`. Bounded: outstanding forwards per node (more are
+ * refused busy), requests served at once (more are answered busy), forwarded command size.
+ *
+ * @example
+ * ```ts
+ * const forwarder = new Forwarder({ id, clock, logger, send, isMember, serve, awaitApplied });
+ * forwarder.propose(data, leader, call); // call settles with the leader's answer
+ * transport.onMessage((from, m) => hasForwardType(m) && forwarder.receive(from, m));
+ * ```
+ */
+import { ConclaveError, isConclaveError } from "../lib/errors.ts";
+import type { Clock } from "../ports/clock.ts";
+import type { Logger } from "../ports/logger.ts";
+import type { NodeId } from "../raft/types.ts";
+import {
+  type ForwardMessage,
+  type ForwardOutcome,
+  type ForwardPropose,
+  type ForwardReadIndex,
+  forwardTimeoutMsMax,
+  parseForwardMessage,
+} from "./forward-messages.ts";
+import type { PendingCall, ProposalOutcome, ReadOutcome } from "./pending-calls.ts";
+import { busy, notPrimary, runtimeErrorCodes } from "./runtime-errors.ts";
+
+/** Limits of forwarding; every one has a default. */
+export interface ForwardingLimits {
+  /** Forwarded requests this node waits on at once; more are refused busy (default 1024). */
+  readonly outstandingMax?: number;
+  /** Forwarded requests this node serves at once as the primary; more are answered busy (default 4096). */
+  readonly servingMax?: number;
+  /** Largest forwarded command, in bytes (default 8 MiB; the transport's frame limit is 16 MiB). */
+  readonly dataBytesMax?: number;
+}
+
+export interface ForwarderOptions {
+  readonly id: NodeId;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly limits: ForwardingLimits;
+  /** Sends on the cluster transport; false = dropped now. */
+  readonly send: (to: NodeId, message: ForwardMessage) => boolean;
+  /** True when `id` is a current member (voter or learner). */
+  readonly isMember: (id: NodeId) => boolean;
+  /** The primary's side: propose / read-index locally, without forwarding. */
+  readonly serve: {
+    propose(data: Uint8Array, timeoutMs: number): Promise<ProposalOutcome>;
+    readIndex(timeoutMs: number): Promise<ReadOutcome>;
+  };
+  /** Settles `call` once this node applied `index` (a forwarded read index). */
+  readonly awaitApplied: (index: number, call: PendingCall<ReadOutcome>) => void;
+}
+
+/** Counters since start. */
+export interface ForwardingStats {
+  /** Forward messages dropped as malformed, unexpected or from a non-member. */
+  readonly malformedDropped: number;
+  /** Requests this node forwarded (attempts, retries included). */
+  readonly forwarded: number;
+  /** Forwarded requests this node served as the primary. */
+  readonly served: number;
+  /** Forwarded requests waiting for an answer now. */
+  readonly outstanding: number;
+  /** Forwarded requests being served now. */
+  readonly serving: number;
+}
+
+type Outbound =
+  | {
+      readonly kind: "propose";
+      target: NodeId;
+      attempt: number;
+      readonly data: Uint8Array;
+      readonly call: PendingCall<ProposalOutcome>;
+    }
+  | { readonly kind: "read"; target: NodeId; attempt: number; readonly call: PendingCall<ReadOutcome> };
+
+/** Attempts per forwarded request: the first, and one more towards a not-primary answer's hint. */
+const attemptsMax = 2;
+
+export class Forwarder {
+  readonly #options: ForwarderOptions;
+  readonly #outbound = new Map<number, Outbound>();
+  #nextId = 1;
+  #serving = 0;
+  #malformedDropped = 0;
+  #forwarded = 0;
+  #served = 0;
+
+  constructor(options: ForwarderOptions) {
+    this.#options = options;
+  }
+
+  stats(): ForwardingStats {
+    return {
+      malformedDropped: this.#malformedDropped,
+      forwarded: this.#forwarded,
+      served: this.#served,
+      outstanding: this.#outbound.size,
+      serving: this.#serving,
+    };
+  }
+
+  /** Forwards a proposal this node refused as not-leader to `leader`; `call` settles with the answer. */
+  propose(data: Uint8Array, leader: NodeId, call: PendingCall<ProposalOutcome>): void {
+    const dataBytesMax = this.#options.limits.dataBytesMax ?? 8 * 1024 * 1024;
+    if (data.byteLength > dataBytesMax) {
+      call.reject(
+        new ConclaveError(
+          runtimeErrorCodes.invalid,
+          `The command is ${data.byteLength} bytes; at most ${dataBytesMax} bytes can be forwarded to the primary.`,
+          { leader },
+        ),
+      );
+      return;
+    }
+    this.#start({ kind: "propose", target: leader, attempt: 1, data, call });
+  }
+
+  /** Asks `leader` for a read index; `call` settles once this node applied it. */
+  readIndex(leader: NodeId, call: PendingCall<ReadOutcome>): void {
+    this.#start({ kind: "read", target: leader, attempt: 1, call });
+  }
+
+  #start(request: Outbound): void {
+    this.prune();
+    if (this.#outbound.size >= (this.#options.limits.outstandingMax ?? 1024)) {
+      request.call.reject(busy("too many requests are being forwarded to the primary"));
+      return;
+    }
+    this.#sendRequest(this.#nextId++, request);
+  }
+
+  #sendRequest(id: number, request: Outbound): void {
+    const remainingMs = request.call.deadlineMs - this.#options.clock.now();
+    const timeoutMs = Math.max(1, Math.min(forwardTimeoutMsMax, Math.floor(remainingMs)));
+    const envelope = { id, from: this.#options.id, to: request.target, timeoutMs };
+    const message: ForwardPropose | ForwardReadIndex =
+      request.kind === "propose"
+        ? { type: "forward-propose", ...envelope, data: request.data }
+        : { type: "forward-read-index", ...envelope };
+    this.#forwarded++;
+    if (!this.#options.send(request.target, message)) {
+      // Not queued: the primary never saw it, so nothing was proposed.
+      request.call.reject(busy(`the request could not be sent to the primary ${request.target}`));
+      return;
+    }
+    this.#outbound.set(id, request);
+  }
+
+  /** Handles an inbound forward message (already known to carry a forward `type`). Never throws. */
+  receive(from: NodeId, value: unknown): void {
+    const dataBytesMax = this.#options.limits.dataBytesMax ?? 8 * 1024 * 1024;
+    const message = parseForwardMessage(value, { dataBytesMax });
+    if (message === null || message.from !== from || message.to !== this.#options.id) {
+      this.#drop(from, "malformed forward message");
+      return;
+    }
+    if (!this.#options.isMember(from)) {
+      this.#drop(from, "forward message from a node that is not a member");
+      return;
+    }
+    if (message.type === "forward-result") this.#settle(message.id, from, message.outcome);
+    else this.#serve(message);
+  }
+
+  #drop(from: NodeId, why: string): void {
+    this.#malformedDropped++;
+    this.#options.logger.warn({ peer: from }, `dropped a ${why}`);
+  }
+
+  /** The primary's side: run the request here and answer once. */
+  #serve(request: ForwardPropose | ForwardReadIndex): void {
+    if (this.#serving >= (this.#options.limits.servingMax ?? 4096)) {
+      this.#answer(request, failureOf(busy("the primary is serving too many forwarded requests")));
+      return;
+    }
+    this.#serving++;
+    const { serve } = this.#options;
+    const work: Promise<ForwardOutcome> =
+      request.type === "forward-propose"
+        ? serve
+            .propose(request.data, request.timeoutMs)
+            .then(({ index, term, result }) => ({ ok: true, index, term, result }))
+        : serve
+            .readIndex(request.timeoutMs)
+            .then(({ index }) => ({ ok: true, index, term: 0, result: null }));
+    void work
+      .catch((error: unknown) => failureOf(error))
+      .then((outcome) => {
+        this.#serving--;
+        this.#served++;
+        this.#answer(request, outcome);
+      });
+  }
+
+  #answer(request: ForwardPropose | ForwardReadIndex, outcome: ForwardOutcome): void {
+    const reply = (answer: ForwardOutcome): boolean =>
+      this.#options.send(request.from, {
+        type: "forward-result",
+        id: request.id,
+        from: this.#options.id,
+        to: request.from,
+        outcome: answer,
+      });
+    if (reply(outcome) || !outcome.ok) return;
+    // Applied, but the result could not be queued (too large to encode?): say so, in a small message.
+    reply({
+      ok: false,
+      code: runtimeErrorCodes.outcomeUnknown,
+      message: `The primary applied the command at index ${outcome.index} but could not send its result back; read before retrying.`,
+      leader: this.#options.id,
+    });
+  }
+
+  /** The secondary's side: the answer to request `id`. */
+  #settle(id: number, from: NodeId, outcome: ForwardOutcome): void {
+    const request = this.#outbound.get(id);
+    if (request === undefined) return; // settled otherwise (timeout, abort, leader lost)
+    if (request.target !== from) {
+      this.#drop(from, "forward result from a node the request was not sent to");
+      return;
+    }
+    this.#outbound.delete(id);
+    if (outcome.ok) {
+      if (request.kind === "propose") request.call.resolve(outcome);
+      else this.#options.awaitApplied(outcome.index, request.call);
+      return;
+    }
+    if (outcome.code === runtimeErrorCodes.notPrimary) {
+      const hint = outcome.leader;
+      if (request.attempt < attemptsMax && hint !== null && hint !== from && hint !== this.#options.id) {
+        // Nothing was proposed: safe to ask the primary it names, once.
+        request.target = hint;
+        request.attempt++;
+        this.#sendRequest(this.#nextId++, request);
+        return;
+      }
+      request.call.reject(notPrimary(hint));
+      return;
+    }
+    const details: Record<string, unknown> = { leader: outcome.leader, forwardedTo: from };
+    if (outcome.outcome !== undefined) details.outcome = outcome.outcome;
+    request.call.reject(new ConclaveError(outcome.code, outcome.message, details));
+  }
+
+  /**
+   * This node now knows `leader` as the primary (or none): requests waiting on another node may
+   * never be answered. A proposal's outcome is unknown; a read changed nothing (not-primary).
+   */
+  leaderChanged(leader: NodeId | null): void {
+    for (const [id, request] of this.#outbound) {
+      if (request.target === leader) continue;
+      this.#outbound.delete(id);
+      if (request.kind === "read") request.call.reject(notPrimary(leader));
+      else request.call.reject(leaderLost(request.target, leader));
+    }
+  }
+
+  rejectAll(error: () => ConclaveError): void {
+    for (const request of this.#outbound.values()) request.call.reject(error());
+    this.#outbound.clear();
+  }
+
+  /** Forgets requests that settled otherwise (timeout, abort). */
+  prune(): void {
+    for (const [id, request] of this.#outbound) if (request.call.settled) this.#outbound.delete(id);
+  }
+}
+
+function leaderLost(target: NodeId, leader: NodeId | null): ConclaveError {
+  const now = leader === null ? "no primary is known now" : `the primary is now ${leader}`;
+  return new ConclaveError(
+    runtimeErrorCodes.outcomeUnknown,
+    `The command was forwarded to the primary ${target}, which was lost before answering (${now}); the outcome is unknown: read before retrying.`,
+    { leader, forwardedTo: target },
+  );
+}
+
+/** A thrown error as a forward failure (a runtime error keeps its code and leader hint). */
+function failureOf(error: unknown): ForwardOutcome {
+  if (!isConclaveError(error)) {
+    return {
+      ok: false,
+      code: runtimeErrorCodes.outcomeUnknown,
+      message: `The primary failed while serving the request (${String(error)}); the outcome is unknown.`,
+      leader: null,
+    };
+  }
+  const leader = typeof error.details.leader === "string" ? error.details.leader : null;
+  const outcome = error.details.outcome;
+  return outcome === "unknown" || outcome === "not-applied"
+    ? { ok: false, code: error.code, message: error.message, leader, outcome }
+    : { ok: false, code: error.code, message: error.message, leader };
+}

@@ -1,0 +1,182 @@
+/**
+ * Forwarding to the primary over the (in-memory) cluster transport: a write made on a follower
+ * is applied once and answered with the primary's result; a follower's forwarded ReadIndex sees
+ * a write acknowledged just before; a primary lost mid-forward leaves the outcome unknown (never
+ * a success); malformed or foreign forward messages are dropped and counted; the outstanding
+ * bound refuses what does not fit.
+ */
+import assert from "node:assert/strict";
+import { after, describe, it } from "node:test";
+import { decodeBody, encodeBody } from "../../src/adapters/transport/frame-codec.ts";
+import { isConclaveError } from "../../src/lib/errors.ts";
+import { encodeKvCommand, type KvResult } from "./kv-test-machine.ts";
+import type { Member } from "./runtime-cluster.ts";
+import { RuntimeCluster } from "./runtime-cluster.ts";
+
+const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
+const text = (value: Uint8Array | null): string | null =>
+  value === null ? null : new TextDecoder().decode(value);
+const put = (key: string, value: string): Uint8Array =>
+  encodeKvCommand({ op: "put", key, value: bytes(value) });
+
+/** Counts, per member, how many times a put of `key` was applied. */
+function countApplies(members: Iterable<Member>, key: string): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const member of members) {
+    counts.set(member.id, 0);
+    const apply = member.machine.apply.bind(member.machine);
+    member.machine.apply = (data: Uint8Array) => {
+      const result = apply(data);
+      // The key is stored as plain text inside the msgpack command.
+      if (result.op === "put" && new TextDecoder().decode(data).includes(key))
+        counts.set(member.id, (counts.get(member.id) ?? 0) + 1);
+      return result;
+    };
+  }
+  return counts;
+}
+
+describe("forwarding to the primary (RaftRuntime over in-memory adapters)", { timeout: 30_000 }, () => {
+  const clusters: RuntimeCluster[] = [];
+  const started = async (
+    overrides = {},
+  ): Promise<{ c: RuntimeCluster; leader: Member; follower: Member }> => {
+    const c = new RuntimeCluster(["a", "b", "c"], overrides);
+    clusters.push(c);
+    await c.startAll();
+    const leader = await c.electLeader();
+    await c.run(() => [...c.members.values()].every((m) => m.runtime.status().leader === leader.id));
+    const follower = [...c.members.values()].find((m) => m !== leader);
+    assert.ok(follower);
+    return { c, leader, follower };
+  };
+  after(async () => {
+    for (const created of clusters) await created.stopAll();
+  });
+
+  it("a write made on a follower is applied once on every member and answered with the primary's result", async () => {
+    const { c, leader, follower } = await started();
+    const counts = countApplies(c.members.values(), "forwarded-key");
+    const outcome = await c.await(follower.runtime.propose(put("forwarded-key", "v1"), { forward: true }));
+    assert.deepEqual(outcome.result as KvResult, { op: "put" });
+    const removed = await c.await(
+      follower.runtime.propose(encodeKvCommand({ op: "delete", key: "forwarded-key" }), { forward: true }),
+    );
+    assert.deepEqual(removed.result, { op: "delete", existed: true }, "the result is the state machine's");
+    assert.ok(removed.index > outcome.index);
+    await c.run(() => [...c.members.values()].every((m) => m.runtime.status().applied >= removed.index));
+    assert.deepEqual(
+      [...counts.values()],
+      [1, 1, 1],
+      "the forwarded put was applied exactly once per member",
+    );
+    assert.equal(follower.runtime.stats().forwarding.forwarded, 2);
+    assert.equal(leader.runtime.stats().forwarding.served, 2);
+    assert.equal(follower.runtime.stats().forwarding.outstanding, 0);
+  });
+
+  it("a follower's forwarded read index waits until it applied a write the primary acknowledged just before", async () => {
+    const { c, leader, follower } = await started();
+    await c.await(leader.runtime.propose(put("x", "old")));
+    await c.run(() => text(follower.machine.read("x")) === "old");
+    // Cut the primary's Raft messages to the follower (forward messages still pass): the primary
+    // commits with the third member, and the follower does not learn of the new write.
+    const inbound = c.network.find(follower.id);
+    assert.ok(inbound);
+    const receive = inbound.receive.bind(inbound);
+    let raftBlocked = true;
+    inbound.receive = (from, body) => {
+      const decoded = decodeBody(body);
+      const type = decoded.ok ? String((decoded.value as { type?: unknown }).type) : "";
+      if (raftBlocked && from.nodeId === leader.id && !type.startsWith("forward-")) return true;
+      return receive(from, body);
+    };
+    await c.await(leader.runtime.propose(put("x", "new")));
+    let served = false;
+    const read = follower.runtime.readIndex({ forward: true, timeoutMs: 5000 }).finally(() => {
+      served = true;
+    });
+    await c.run(() => leader.runtime.stats().forwarding.served === 1, 4);
+    assert.equal(leader.runtime.stats().forwarding.served, 1, "the primary answered the read index");
+    await c.settle();
+    assert.equal(served, false, "the read waits until the follower applied the read index");
+    assert.equal(text(follower.machine.read("x")), "old");
+    raftBlocked = false;
+    const outcome = await c.await(read);
+    assert.ok(follower.runtime.status().applied >= outcome.index);
+    assert.equal(text(follower.machine.read("x")), "new", "the read sees the acknowledged write");
+    await assert.rejects(c.await(follower.runtime.readIndex()), (error: unknown) =>
+      isConclaveError(error, "CONCLAVE_NOT_PRIMARY"),
+    );
+  });
+
+  it("a primary lost after the request reached it leaves the outcome unknown, never a success", async () => {
+    const { c, leader, follower } = await started();
+    const pending = follower.runtime.propose(put("mid-forward", "v"), { forward: true, timeoutMs: 5000 });
+    pending.catch(() => {});
+    // Let the request reach the primary (it is serving it), then power-cut the primary.
+    for (let turn = 0; turn < 50 && leader.runtime.stats().forwarding.serving === 0; turn++)
+      await c.settle(1);
+    assert.equal(leader.runtime.stats().forwarding.serving, 1, "the primary received the forwarded write");
+    await c.crash(leader.id);
+    await assert.rejects(c.await(pending, 1000), (error: unknown) => {
+      assert.ok(isConclaveError(error), String(error));
+      assert.ok(
+        error.code === "CONCLAVE_OUTCOME_UNKNOWN" || error.code === "CONCLAVE_TIMEOUT",
+        `${error.code}: ${error.message}`,
+      );
+      assert.match(error.message, /outcome is unknown/);
+      return true;
+    });
+  });
+
+  it("malformed, misaddressed or foreign forward messages are dropped and counted; the node keeps working", async () => {
+    const { c, leader, follower } = await started();
+    const receiver = c.network.find(leader.id);
+    assert.ok(receiver);
+    const from = { nodeId: follower.id, name: `${follower.id}@mem` };
+    const junk: unknown[] = [
+      { type: "forward-propose", id: 1, from: follower.id, to: leader.id, data: "not bytes", timeoutMs: 100 },
+      { type: "forward-propose", id: 0, from: follower.id, to: leader.id, data: bytes("x"), timeoutMs: 100 },
+      { type: "forward-propose", id: 2, from: follower.id, to: leader.id, data: bytes("x"), timeoutMs: -1 },
+      {
+        type: "forward-propose",
+        id: 3,
+        from: "someone-else",
+        to: leader.id,
+        data: bytes("x"),
+        timeoutMs: 100,
+      },
+      { type: "forward-read-index", id: 4, from: follower.id, to: "not-me", timeoutMs: 100 },
+      { type: "forward-result", id: 5, from: follower.id, to: leader.id, outcome: { ok: "maybe" } },
+      { type: "forward-result", id: 6, from: follower.id, to: leader.id, outcome: { ok: false, code: "x" } },
+      // Well-formed, but an answer to a request never sent (or already settled): ignored, not counted.
+      {
+        type: "forward-result",
+        id: 999,
+        from: follower.id,
+        to: leader.id,
+        outcome: { ok: true, index: 1, term: 1 },
+      },
+    ];
+    for (const message of junk) {
+      const encoded = encodeBody(message);
+      assert.ok(encoded.ok);
+      assert.ok(receiver.receive(from, encoded.value));
+    }
+    await c.settle();
+    assert.equal(leader.runtime.stats().forwarding.malformedDropped, 7);
+    assert.equal(leader.runtime.stats().forwarding.served, 0, "nothing malformed was proposed");
+    assert.ok(leader.runtime.running);
+    const outcome = await c.await(follower.runtime.propose(put("after-junk", "ok"), { forward: true }));
+    assert.deepEqual(outcome.result, { op: "put" });
+  });
+
+  it("forwarded requests beyond the outstanding bound are refused busy (nothing proposed)", async () => {
+    const { c, follower } = await started({ forwarding: { outstandingMax: 1 } });
+    const first = follower.runtime.propose(put("b1", "1"), { forward: true });
+    const second = follower.runtime.propose(put("b2", "2"), { forward: true });
+    await assert.rejects(c.await(second), (error: unknown) => isConclaveError(error, "CONCLAVE_BUSY"));
+    assert.deepEqual((await c.await(first)).result, { op: "put" });
+  });
+});
