@@ -27,8 +27,10 @@ import type { TransportTlsOptions } from "./adapters/transport/tls-identity.ts";
 import type { AdminContext } from "./admin/admin-context.ts";
 import { type AdminServer, startAdminServer } from "./admin/admin-server.ts";
 import { LeaderContact } from "./admin/leader-contact.ts";
+import { Conclave } from "./cluster/embedded-conclave.ts";
 import { LeaseExpiry } from "./cluster/lease-expiry.ts";
 import { resolveClusterCookie } from "./config/cookie.ts";
+import { loadConfig } from "./config/load.ts";
 import type { NodeConfig } from "./config/node-config.ts";
 import { type NodeIdentity, openNodeIdentity, recordClusterId } from "./config/node-identity.ts";
 import { parseNodeName } from "./config/node-name.ts";
@@ -42,6 +44,51 @@ import type { PeerAddress, PeerEvent, Transport } from "./ports/transport.ts";
 import type { Membership, RaftStatus } from "./raft/index.ts";
 import { RaftRuntime } from "./runtime/raft-runtime.ts";
 import type { RuntimeEvents } from "./runtime/runtime-events.ts";
+
+/** Where {@link createConclave} reads its configuration from, when not given a loaded `NodeConfig`. */
+export interface ConclaveConfigSource {
+  /** A TOML file (see examples/conclave.toml); without it only defaults, the environment and `overrides`. */
+  readonly configFile?: string;
+  /** A snake_case object shaped like the file; wins over the file and `CONCLAVE_*` variables. */
+  readonly overrides?: object;
+  /** Environment variables to read `CONCLAVE_*` overrides from (default `process.env`). */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+}
+
+/**
+ * Embeds a Conclave node in this process: checks the configuration against the data directory
+ * and wires the node (nothing listens until `start()`), with the replicated database (`db`,
+ * `kv`), `locks`, role events and `onPrimary` on top. See src/cluster/embedded-conclave.ts.
+ *
+ * @example
+ * ```ts
+ * const conclave = await createConclave({
+ *   overrides: { node: { name: "n1@127.0.0.1", data_dir: "./data/n1" }, cluster: { cookie, members } },
+ * });
+ * conclave.onPrimary(async (signal) => { while (!signal.aborted) await leaderOnlyTick(signal); });
+ * await conclave.start();
+ * await conclave.db.execute([{ sql: "INSERT INTO runs (at) VALUES (CURRENT_TIMESTAMP)" }]);
+ * await conclave.stop();
+ * ```
+ * @throws ConclaveError configuration, cookie, identity and data-directory errors, as {@link createNode}
+ */
+export async function createConclave(
+  config: NodeConfig | ConclaveConfigSource,
+  options: NodeOptions = {},
+): Promise<Conclave> {
+  const loaded = isNodeConfig(config)
+    ? config
+    : await loadConfig({
+        ...(config.configFile === undefined ? {} : { file: config.configFile }),
+        ...(config.overrides === undefined ? {} : { overrides: config.overrides }),
+        ...(config.env === undefined ? {} : { env: config.env }),
+      });
+  return new Conclave(await createNode(loaded, options));
+}
+
+function isNodeConfig(config: NodeConfig | ConclaveConfigSource): config is NodeConfig {
+  return "node" in config && "cluster" in config && "http" in config;
+}
 
 /** The cluster id used on the wire when neither the configuration nor the data directory names one. */
 const clusterIdDefault = "conclave";
@@ -69,6 +116,8 @@ export interface ConclaveNode {
   readonly runtime: RaftRuntime;
   /** The replicated database (read locally after `runtime.readIndex()`; write through `runtime.propose`). */
   readonly database: Database;
+  /** The node's structured logger. */
+  readonly logger: Logger;
   /** Where the HTTP server listens, once started. */
   readonly httpAddress: { readonly host: string; readonly port: number } | null;
   start(): Promise<void>;
@@ -308,6 +357,7 @@ class Node implements ConclaveNode {
   readonly nodeId: string;
   readonly runtime: RaftRuntime;
   readonly database: Database;
+  readonly logger: pino.Logger;
   readonly #machine: SqliteStateMachine;
   readonly #config: NodeConfig;
   readonly #logger: pino.Logger;
@@ -337,6 +387,7 @@ class Node implements ConclaveNode {
     this.#machine = parts.machine;
     this.database = parts.database;
     this.#logger = parts.logger;
+    this.logger = parts.logger;
     this.#leaderContact = new LeaderContact(
       () => (this.runtime.running ? this.runtime.status() : null),
       () => performance.now(),

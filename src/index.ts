@@ -3,9 +3,11 @@
  *
  * @example
  * ```ts
- * import { createNode, loadConfig } from "conclave";
- * const node = await createNode(await loadConfig({ file: "conclave.toml" }));
- * await node.start();
+ * import { createConclave } from "conclave";
+ * const conclave = await createConclave({ configFile: "conclave.toml" });
+ * conclave.onPrimary(async (signal) => leaderOnlyWork(signal));
+ * await conclave.start();
+ * await conclave.kv.put("greeting", "hello"); // on any member: a secondary forwards it
  * ```
  */
 export {
@@ -16,10 +18,40 @@ export {
   type Statement,
   type WatchEvent,
 } from "./client/index.ts";
-export { type ConclaveNode, createNode, type NodeOptions, type NodeStatus } from "./conclave.ts";
+export { Conclave, ConclaveKv } from "./cluster/embedded-conclave.ts";
+export type {
+  EmbeddedReadOptions,
+  KvTxnRequest,
+  OperationOptions,
+  WriteOutcome,
+} from "./cluster/embedded-database.ts";
+export { EmbeddedDb, EmbeddedKv } from "./cluster/embedded-database.ts";
+export type { WatchOptions } from "./cluster/kv-watch-iterator.ts";
+export { type AcquireOptions, type LockHandle, Locks } from "./cluster/locks.ts";
+export type { Consistency as ReadConsistency } from "./cluster/read-barrier.ts";
+export type { ConclaveEvents } from "./cluster/role-events.ts";
+export {
+  type ConclaveConfigSource,
+  type ConclaveNode,
+  createConclave,
+  createNode,
+  type NodeOptions,
+  type NodeStatus,
+} from "./conclave.ts";
 export { type LoadConfigOptions, loadConfig, type NodeConfig } from "./config/index.ts";
 export { ConclaveError, isConclaveError } from "./lib/errors.ts";
-export type { Database, DatabaseCommand, KeyValue, KvChange, SqlValue } from "./ports/database.ts";
+export type {
+  Database,
+  DatabaseCommand,
+  KeyValue,
+  KvChange,
+  KvCompare,
+  KvTxnOperation,
+  QueryResult,
+  SqlStatement,
+  SqlValue,
+  StatementResult,
+} from "./ports/database.ts";
 export type { StateMachine, StateMachineSnapshot } from "./ports/state-machine.ts";
 export {
   type CallOptions,
@@ -28,5 +60,6 @@ export {
   type ReadOutcome,
   type RuntimeErrorCode,
   type RuntimeEvents,
+  type RuntimeStats,
   runtimeErrorCodes,
 } from "./runtime/index.ts";
