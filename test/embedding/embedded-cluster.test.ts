@@ -39,9 +39,10 @@ async function startThree(root: string): Promise<Conclave[]> {
           log: { level: "warn" },
         },
       },
-      // Short ticks keep the test quick, but not so short that a loaded machine stalls past an
-      // election timeout (10 ms ticks failed under the full suite).
-      { logDestination: discard, tickIntervalMs: 25 },
+      // 100 ms ticks (elections after 0.8–1.2 s). The three nodes share one event loop; with
+      // shorter ticks (10–50 ms) a loaded CI machine stalled it past an election timeout and
+      // leadership moved in the middle of a test.
+      { logDestination: discard, tickIntervalMs: 100 },
     );
     nodes.push(conclave);
   }
