@@ -62,6 +62,10 @@ export interface ConfigOverrides {
   bootstrapAlone?: boolean;
   /** PEM file paths for a `[tls]` section with mutual TLS. */
   tls?: { cert: string; key: string; ca: string };
+  /** `cluster.mode = "standalone"`: no cookie, no member list, no cluster port in use. */
+  standalone?: boolean;
+  /** Leave `node.name` out (allowed in standalone mode only: the Raft id is then "standalone"). */
+  unnamed?: boolean;
 }
 
 export class ProcessCluster {
@@ -105,12 +109,16 @@ export class ProcessCluster {
       file,
       [
         "[node]",
-        `name = "${overrides.nodeName ?? spec.name}@127.0.0.1"`,
+        ...(overrides.unnamed ? [] : [`name = "${overrides.nodeName ?? spec.name}@127.0.0.1"`]),
         `data_dir = "${spec.dataDir}"`,
         "[cluster]",
-        `cookie = "${overrides.cookie ?? this.cookie}"`,
-        `members = [${members}]`,
-        ...(overrides.bootstrapAlone ? ["bootstrap = true"] : []),
+        ...(overrides.standalone
+          ? [`mode = "standalone"`]
+          : [
+              `cookie = "${overrides.cookie ?? this.cookie}"`,
+              `members = [${members}]`,
+              ...(overrides.bootstrapAlone ? ["bootstrap = true"] : []),
+            ]),
         `port = ${spec.clusterPort}`,
         `bind = "127.0.0.1"`,
         "[http]",
