@@ -23,26 +23,10 @@ export const kvRangeLimitMax = 10_000;
 /** Most leases one `lease-expire` command expires (the rest go with the next one). */
 export const leaseExpireBatchMax = 1000;
 
-/** A stored key with its revisions. */
-export interface KeyValue {
-  readonly key: string;
-  readonly value: Uint8Array;
-  readonly createRevision: number;
-  readonly modRevision: number;
-  /** Number of puts since the key was (re)created; 1 after the first put. */
-  readonly version: number;
-  /** Lease id, or 0 for none. */
-  readonly lease: number;
-}
+// The shapes the HTTP layer sees are the port's (src/ports/database.ts); the store returns them.
+import type { KeyValue, KvChange } from "../../ports/database.ts";
 
-/** One change recorded for watches. */
-export interface KvChange {
-  readonly revision: number;
-  readonly key: string;
-  readonly type: "put" | "delete";
-  /** The new value for a put; null for a delete. */
-  readonly value: Uint8Array | null;
-}
+export type { KeyValue, KvChange };
 
 /** A KV command's outcome (the same on every member). */
 export type KvResult =

@@ -12,25 +12,18 @@
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { ConclaveError } from "../../lib/errors.ts";
+import type { ChangesSince } from "../../ports/database.ts";
 import { keyBytes, prefixEnd } from "./kv-schema.ts";
 import type { KvChange } from "./kv-store.ts";
 
 /** Most changes one `changesSince` returns. */
 export const changesPerReadMax = 10_000;
+
 /** Most in-process listeners at once. */
 export const watchListenersMax = 1000;
 
-/** Changes after a revision, or why they are no longer available. */
-export type ChangesSinceResult =
-  | { readonly ok: true; readonly changes: readonly KvChange[] }
-  | {
-      readonly ok: false;
-      readonly error: {
-        readonly code: "compacted";
-        readonly message: string;
-        readonly oldestRevision: number;
-      };
-    };
+/** Changes after a revision, or why they are no longer available (the port's shape). */
+export type ChangesSinceResult = ChangesSince;
 
 /** Called after each committed entry that changed keys, in log order. */
 export type KvChangeListener = (changes: readonly KvChange[]) => void;
