@@ -12,6 +12,7 @@
 import { Packr } from "msgpackr";
 import { z } from "zod";
 import { ConclaveError } from "../../lib/errors.ts";
+import { type ClusterCommand, clusterCommandSchema } from "./cluster-commands.ts";
 
 /** Most statements in one SQL command (one transaction). */
 export const sqlStatementsPerCommandMax = 100;
@@ -143,8 +144,8 @@ export type KvCompare = z.infer<typeof compareSchema>;
 export type KvTxnOperation = z.infer<typeof txnOpsSchema>[number];
 /** A KV command: `{ kind: "kv", op: "put", key, value }` and so on. */
 export type KvCommand = { readonly kind: "kv" } & KvOperation;
-/** Any command of the replicated database. */
-export type DatabaseCommand = SqlCommand | KvCommand;
+/** Any command of the replicated database (cluster commands: see cluster-commands.ts). */
+export type DatabaseCommand = SqlCommand | KvCommand | ClusterCommand;
 
 /** Why a command was refused (encode) or could not be applied (decode). */
 export interface CommandProblem {
@@ -163,17 +164,25 @@ function describeIssues(error: z.ZodError): string {
   return `${path}${issue.message}`;
 }
 
+const commandSchemas: Readonly<Record<string, z.ZodType | undefined>> = {
+  sql: sqlCommandSchema,
+  kv: kvCommandSchema,
+  cluster: clusterCommandSchema,
+};
+
 function validate(
   value: unknown,
 ): { ok: true; command: DatabaseCommand } | { ok: false; problem: CommandProblem } {
   const kind = (value as { kind?: unknown } | null)?.kind;
-  if (kind !== "sql" && kind !== "kv") {
+  const schema =
+    typeof kind === "string" && Object.hasOwn(commandSchemas, kind) ? commandSchemas[kind] : undefined;
+  if (schema === undefined) {
     return {
       ok: false,
-      problem: { code: "CONCLAVE_COMMAND_INVALID", message: 'kind must be "sql" or "kv"' },
+      problem: { code: "CONCLAVE_COMMAND_INVALID", message: 'kind must be "sql", "kv" or "cluster"' },
     };
   }
-  const parsed = (kind === "sql" ? sqlCommandSchema : kvCommandSchema).safeParse(value);
+  const parsed = schema.safeParse(value);
   if (parsed.success) return { ok: true, command: parsed.data as DatabaseCommand };
   return { ok: false, problem: { code: "CONCLAVE_COMMAND_INVALID", message: describeIssues(parsed.error) } };
 }

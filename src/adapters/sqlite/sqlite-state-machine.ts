@@ -18,6 +18,7 @@ import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { assert } from "../../lib/assert.ts";
 import { ConclaveError } from "../../lib/errors.ts";
 import type { StateMachine, StateMachineSnapshot } from "../../ports/state-machine.ts";
+import { ClusterCatalog, createClusterSchema } from "./cluster-catalog.ts";
 import { type DatabaseCommand, decodeCommand, type SqlStatement, type SqlValue } from "./commands.ts";
 import { createKvSchema } from "./kv-schema.ts";
 import { type KvChange, type KvResult, KvStore } from "./kv-store.ts";
@@ -80,6 +81,9 @@ export class SqliteStateMachine implements StateMachine {
   readonly #queryRowsMax: number;
   readonly #queryBytesMax: number;
   readonly kv: KvStore;
+  /** The cluster's own metadata (members, settings); see cluster-catalog.ts. */
+  readonly cluster: ClusterCatalog;
+  readonly #clusterListeners = new Set<() => void>();
   #db: DatabaseSync;
   #reader: DatabaseSync | null = null;
   #statements = new Map<string, StatementSync>();
@@ -98,6 +102,7 @@ export class SqliteStateMachine implements StateMachine {
     }
     this.#db = this.#openDatabase();
     this.kv = new KvStore(this.#db, options.kvHistoryRevisionsMax ?? kvHistoryRevisionsMaxDefault);
+    this.cluster = new ClusterCatalog(this.#db);
     this.#applied = this.#readAppliedIndex();
   }
 
@@ -120,6 +125,7 @@ export class SqliteStateMachine implements StateMachine {
     );
     db.exec("INSERT OR IGNORE INTO _conclave_meta (id, applied_index) VALUES (0, 0);");
     createKvSchema(db);
+    createClusterSchema(db);
     db.setAuthorizer(replicatedSqlAuthorizer(() => this.#userSqlActive));
     return db;
   }
@@ -151,7 +157,9 @@ export class SqliteStateMachine implements StateMachine {
     let changes: readonly KvChange[];
     try {
       this.#beginEntry(index);
-      result = decoded.ok ? this.#applyCommand(decoded.command) : { ok: false, error: decoded.problem };
+      result = decoded.ok
+        ? this.#applyCommand(decoded.command, index)
+        : { ok: false, error: decoded.problem };
       changes = this.#endEntry(index, result.ok);
     } catch (error) {
       this.kv.abandonEntry();
@@ -165,6 +173,7 @@ export class SqliteStateMachine implements StateMachine {
     }
     this.#applied = index;
     this.kv.watches.notify(changes);
+    if (decoded.ok && decoded.command.kind === "cluster" && result.ok) this.#notifyClusterChanged();
     return result;
   }
 
@@ -197,8 +206,22 @@ export class SqliteStateMachine implements StateMachine {
     return changes;
   }
 
-  #applyCommand(command: DatabaseCommand): ApplyResult {
+  /**
+   * Calls `listener` after every applied cluster command and after a snapshot restore (inside
+   * the apply loop: it must be quick and must not throw). Returns its remover.
+   */
+  listenCluster(listener: () => void): () => void {
+    this.#clusterListeners.add(listener);
+    return () => this.#clusterListeners.delete(listener);
+  }
+
+  #notifyClusterChanged(): void {
+    for (const listener of this.#clusterListeners) listener();
+  }
+
+  #applyCommand(command: DatabaseCommand, index: number): ApplyResult {
     if (command.kind === "kv") return this.kv.apply(command);
+    if (command.kind === "cluster") return this.cluster.apply(command, index);
     const results: StatementResult[] = [];
     for (const [statementIndex, statement] of command.statements.entries()) {
       const outcome = this.#runStatement(statement, statementIndex);
@@ -338,11 +361,13 @@ export class SqliteStateMachine implements StateMachine {
     this.#db = this.#openDatabase();
     this.#totalChangesStatement = null; // it belonged to the closed connection
     this.kv.attach(this.#db);
+    this.cluster.attach(this.#db);
     this.#applied = this.#readAppliedIndex();
     assert(
       this.#applied === restoredIndex,
       "the restored database reads back the applied index it was checked with",
     );
+    this.#notifyClusterChanged();
   }
 
   #closeConnections(): void {
