@@ -15,7 +15,8 @@
  * ```
  */
 import { randomBytes, randomInt } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { readdir, readFile, stat, statfs } from "node:fs/promises";
+import { join } from "node:path";
 import { pino } from "pino";
 import { sqliteDatabase } from "./adapters/sqlite/sqlite-database.ts";
 import { SqliteStateMachine } from "./adapters/sqlite/sqlite-state-machine.ts";
@@ -27,6 +28,8 @@ import type { TransportTlsOptions } from "./adapters/transport/tls-identity.ts";
 import type { AdminContext } from "./admin/admin-context.ts";
 import { type AdminServer, startAdminServer } from "./admin/admin-server.ts";
 import { LeaderContact } from "./admin/leader-contact.ts";
+import { ChannelTransport } from "./cluster/cluster-channel.ts";
+import { ClusterServices } from "./cluster/cluster-services.ts";
 import { Conclave } from "./cluster/embedded-conclave.ts";
 import { LeaseExpiry } from "./cluster/lease-expiry.ts";
 import { resolveClusterCookie } from "./config/cookie.ts";
@@ -38,6 +41,7 @@ import { type TimingProfile, timingProfile } from "./config/timing.ts";
 import { ConclaveError } from "./lib/errors.ts";
 import { Prng } from "./lib/prng.ts";
 import type { Clock } from "./ports/clock.ts";
+import type { MemberRecord } from "./ports/cluster-metadata.ts";
 import type { Database } from "./ports/database.ts";
 import type { Logger } from "./ports/logger.ts";
 import type { PeerAddress, PeerEvent, Transport } from "./ports/transport.ts";
@@ -200,9 +204,11 @@ async function wireNode(
     { level: config.log.level, base: { node: nodeName } },
     options.logDestination ?? pino.destination({ dest: 1, sync: true }),
   );
-  const transport = clustered
-    ? await clusterTransport(config, { raftId, nodeName, clusterId, cookie: cookie as string }, logger)
-    : new MemoryTransport(new MemoryNetwork(), { self: { nodeId: raftId, name: nodeName } });
+  const transport = new ChannelTransport(
+    clustered
+      ? await clusterTransport(config, { raftId, nodeName, clusterId, cookie: cookie as string }, logger)
+      : new MemoryTransport(new MemoryNetwork(), { self: { nodeId: raftId, name: nodeName } }),
+  );
   const timing = timingProfile(config.cluster.timing);
   const machine = new SqliteStateMachine({
     dataDir: config.node.dataDir,
@@ -223,6 +229,16 @@ async function wireNode(
     bootstrap: bootstrapMembership(config, raftId),
     callTimeoutMsDefault: config.cluster.syncTimeoutMs,
   });
+  const services = new ClusterServices({
+    channel: transport,
+    runtime,
+    database,
+    logger,
+    selfRecord: selfRecord(config, { raftId, nodeName, nodeId: identity.nodeId }),
+    staticPeers: clustered ? staticPeers(config) : [],
+    defaultClusterPort: config.cluster.port,
+  });
+  services.initialPeers();
   return new Node({
     config,
     nodeName,
@@ -233,7 +249,43 @@ async function wireNode(
     database,
     logger,
     lock,
+    services,
+    transport,
   });
+}
+
+function staticPeers(config: NodeConfig): PeerAddress[] {
+  return config.cluster.members.map((member) => ({
+    nodeId: member.name,
+    name: member.nodeName,
+    host: member.host,
+    port: member.port,
+  }));
+}
+
+/** This node's row of the replicated member list, as its configuration states it. */
+function selfRecord(
+  config: NodeConfig,
+  self: { raftId: string; nodeName: string; nodeId: string },
+): MemberRecord {
+  const position = config.cluster.members.findIndex((member) => member.name === self.raftId);
+  const named = config.node.name === undefined ? null : parseNodeName(config.node.name);
+  const nodeHost = named?.ok === true ? named.value.host : "127.0.0.1";
+  const wildcard = (bind: string) => bind === "0.0.0.0" || bind === "::";
+  const httpHost = wildcard(config.http.bind) ? nodeHost : config.http.bind;
+  return {
+    raftId: self.raftId,
+    nodeId: self.nodeId,
+    nodeName: self.nodeName,
+    clusterHost: config.cluster.members[position]?.host ?? nodeHost,
+    clusterPort: config.cluster.port,
+    httpUrl: `http://${httpHost.includes(":") ? `[${httpHost}]` : httpHost}:${config.http.port}`,
+    role: config.node.role,
+    neverPrimary: config.node.neverPrimary,
+    priority: config.node.primaryPriority,
+    segment: config.node.segment,
+    configuredPosition: position === -1 ? null : position,
+  };
 }
 
 /** The profile's election timeout range [min, max] in ticks becomes the core's T and jitter. */
@@ -287,14 +339,9 @@ async function clusterTransport(
     cookie: self.cookie,
     listen: { host: config.cluster.bind, port: config.cluster.port },
     ...(config.tls.enabled ? { tls: await transportTls(config) } : {}),
+    // A node asking to join is not a peer yet; the cluster channel decides what a guest may say.
+    admitGuests: true,
   });
-  const peers: PeerAddress[] = config.cluster.members.map((member) => ({
-    nodeId: member.name,
-    name: member.nodeName,
-    host: member.host,
-    port: member.port,
-  }));
-  transport.setPeers(peers);
   transport.onPeerEvent(peerEventLogger(logger));
   return transport;
 }
@@ -364,6 +411,8 @@ class Node implements ConclaveNode {
   readonly #lock: DataDirLock;
   readonly #leaderContact: LeaderContact;
   readonly #leaseExpiry: LeaseExpiry;
+  readonly #services: ClusterServices;
+  readonly #transport: Transport;
   #server: AdminServer | null = null;
   #state: "new" | "started" | "stopped" = "new";
 
@@ -377,8 +426,12 @@ class Node implements ConclaveNode {
     database: Database;
     logger: pino.Logger;
     lock: DataDirLock;
+    services: ClusterServices;
+    transport: Transport;
   }) {
+    this.#transport = parts.transport;
     this.#lock = parts.lock;
+    this.#services = parts.services;
     this.#config = parts.config;
     this.nodeName = parts.nodeName;
     this.raftId = parts.raftId;
@@ -413,6 +466,7 @@ class Node implements ConclaveNode {
     this.#state = "started";
     try {
       await this.runtime.start();
+      this.#services.start();
       this.#leaderContact.start();
       this.#leaseExpiry.start();
       const { bind, port } = this.#config.http;
@@ -429,18 +483,24 @@ class Node implements ConclaveNode {
 
   #adminContext(): AdminContext {
     return {
-      node: { status: () => ({ ...this.status() }), memberName: (raftId) => this.memberAddress(raftId) },
+      node: {
+        status: () => ({ ...this.status() }),
+        memberName: (raftId) => this.memberAddress(raftId),
+        details: () => this.details(),
+      },
       runtime: this.runtime,
       database: this.database,
       logger: this.#logger,
       leaderContact: this.#leaderContact,
       wallClockMs: () => Date.now(),
+      cluster: { status: () => this.#services.status(), operations: this.#services.operations },
     };
   }
 
   async stop(): Promise<void> {
     if (this.#state === "stopped") return;
     this.#state = "stopped";
+    this.#services.stop();
     this.#leaseExpiry.stop();
     this.#leaderContact.stop();
     if (this.#server !== null) await this.#server.stop();
@@ -454,7 +514,44 @@ class Node implements ConclaveNode {
 
   /** The `name@host` of a member by its Raft id, or null when unknown. */
   memberAddress(raftId: string | null): string | null {
-    return this.#config.cluster.members.find((member) => member.name === raftId)?.nodeName ?? null;
+    if (raftId === null) return null;
+    const row = this.database.cluster.members().find((member) => member.raftId === raftId);
+    return (
+      row?.nodeName ?? this.#config.cluster.members.find((member) => member.name === raftId)?.nodeName ?? null
+    );
+  }
+
+  /** This node's subsystems, for `conclave node`. */
+  async details(): Promise<Record<string, unknown>> {
+    const raft = this.runtime.status();
+    const dataDir = this.#config.node.dataDir;
+    const disk = await statfs(dataDir).catch(() => null);
+    const peers = this.#services.peers.peers.map((peer) => ({
+      id: peer.nodeId,
+      name: peer.name,
+      address: `${peer.host}:${peer.port}`,
+      reachable: this.#services.pings.reachable(peer.nodeId),
+    }));
+    return {
+      node: this.nodeName,
+      id: this.nodeId,
+      state: this.status().state,
+      storage: {
+        dataDir,
+        usedBytes: await directoryBytes(dataDir),
+        freeBytes: disk === null ? null : disk.bavail * disk.bsize,
+        firstIndex: raft.firstIndex,
+        lastIndex: raft.lastIndex,
+        diskFull: this.runtime.diskFullReason,
+      },
+      apply: { commit: raft.commit, applied: raft.applied, lag: raft.commit - raft.applied },
+      transport: { peers, ...this.runtime.stats(), ...this.#transportStats() },
+      http: this.httpAddress,
+    };
+  }
+
+  #transportStats(): Record<string, number> {
+    return { ...this.#transport.stats() };
   }
 
   status(): NodeStatus {
@@ -463,7 +560,7 @@ class Node implements ConclaveNode {
       node: this.nodeName,
       id: this.nodeId,
       raftId: this.raftId,
-      state: nodeState(raft, this.raftId, this.runtime.running),
+      state: this.runtime.running ? this.#services.selfState() : "DOWN",
       role: raft.role,
       term: raft.term,
       leader: raft.leader,
@@ -475,10 +572,19 @@ class Node implements ConclaveNode {
   }
 }
 
-function nodeState(raft: RaftStatus, raftId: string, running: boolean): string {
-  if (!running) return "DOWN";
-  const member = raft.membership.voters.includes(raftId) || raft.membership.learners.includes(raftId);
-  if (!member) return "STANDBY";
-  if (raft.role === "leader") return "PRIMARY";
-  return raft.role === "follower" ? "SECONDARY" : "CANDIDATE";
+/** Bytes used by the files under `directory` (at most 10,000 files are counted). */
+async function directoryBytes(directory: string): Promise<number> {
+  let total = 0;
+  let counted = 0;
+  const walk = async (path: string): Promise<void> => {
+    const entries = await readdir(path, { withFileTypes: true }).catch(() => []);
+    for (const entry of entries) {
+      if (counted++ > 10_000) return;
+      const child = join(path, entry.name);
+      if (entry.isDirectory()) await walk(child);
+      else total += (await stat(child).catch(() => null))?.size ?? 0;
+    }
+  };
+  await walk(directory);
+  return total;
 }

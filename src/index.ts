@@ -18,6 +18,7 @@ export {
   type Statement,
   type WatchEvent,
 } from "./client/index.ts";
+export type { ClusterStatusView, MemberStatusRow } from "./cluster/cluster-status.ts";
 export { Conclave, ConclaveKv } from "./cluster/embedded-conclave.ts";
 export type {
   EmbeddedReadOptions,

@@ -12,6 +12,8 @@
  * ```
  */
 import type { Hono } from "hono";
+import type { ClusterOperations } from "../cluster/cluster-operations.ts";
+import type { ClusterStatusView } from "../cluster/cluster-status.ts";
 import type { Database } from "../ports/database.ts";
 import type { Logger } from "../ports/logger.ts";
 import type { RaftRuntime } from "../runtime/raft-runtime.ts";
@@ -23,6 +25,8 @@ export interface AdminNode {
   status(): Readonly<Record<string, unknown>>;
   /** `name@host` of a member by Raft id, or null when unknown. */
   memberName(raftId: string | null): string | null;
+  /** What `GET /v1/node` shows: storage, transport peers, apply lag, disk use. */
+  details(): Promise<Readonly<Record<string, unknown>>>;
 }
 
 /** Everything a route module may use. */
@@ -35,6 +39,11 @@ export interface AdminContext {
   readonly leaderContact: LeaderContact;
   /** Wall-clock milliseconds since the epoch (lease times are the primary's wall clock). */
   readonly wallClockMs: () => number;
+  /** Cluster status and the operator's commands (join, leave, force-leave, set-primary). */
+  readonly cluster: {
+    status(): ClusterStatusView;
+    readonly operations: ClusterOperations;
+  };
 }
 
 /** A module of routes: adds its routes to the app. */

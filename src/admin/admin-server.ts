@@ -16,6 +16,7 @@ import { getRequestListener } from "@hono/node-server";
 import { Hono } from "hono";
 import { ConclaveError } from "../lib/errors.ts";
 import type { AdminContext, RouteModule } from "./admin-context.ts";
+import { registerClusterAdminRoutes } from "./cluster-admin-routes.ts";
 import { registerDebugRoutes } from "./debug-routes.ts";
 import { HttpFailure } from "./http-failure.ts";
 import { registerKvRoutes } from "./kv-routes.ts";
@@ -27,6 +28,7 @@ import { registerWatchRoutes } from "./watch-routes.ts";
 /** The route modules, in order. Add a module here to add routes. */
 export const routeModules: readonly RouteModule[] = [
   registerStatusRoutes,
+  registerClusterAdminRoutes,
   registerSqlRoutes,
   registerKvRoutes,
   registerLeaseRoutes,

@@ -1,5 +1,6 @@
 /** The list of commands; each module adds one command to the program. */
 import type { Command } from "commander";
+import { registerClusterCommands } from "./cluster-commands.ts";
 import { registerCookieCommand } from "./cookie-command.ts";
 import { registerDevCommand } from "./dev-command.ts";
 import { registerKvCommand } from "./kv-command.ts";
@@ -12,4 +13,5 @@ export function registerCommands(program: Command): void {
   registerStartCommand(program);
   registerSqlCommand(program);
   registerKvCommand(program);
+  registerClusterCommands(program);
 }

@@ -26,6 +26,8 @@
  * ```
  */
 
+import type { ClusterCommand, ClusterMetadata } from "./cluster-metadata.ts";
+
 /** A value SQLite can bind or return: NULL, INTEGER (number, or bigint beyond 2^53), REAL, TEXT, BLOB. */
 export type SqlValue = null | number | bigint | string | Uint8Array;
 
@@ -118,10 +120,11 @@ export type KvOperation =
   | { readonly op: "lease-revoke"; readonly leaseId: number }
   | { readonly op: "lease-expire"; readonly nowMs: number };
 
-/** A command of the replicated database: one atomic SQL transaction, or one KV operation. */
+/** A command of the replicated database: one atomic SQL transaction, one KV operation, or a cluster metadata change. */
 export type DatabaseCommand =
   | { readonly kind: "sql"; readonly statements: readonly SqlStatement[] }
-  | ({ readonly kind: "kv" } & KvOperation);
+  | ({ readonly kind: "kv" } & KvOperation)
+  | ClusterCommand;
 
 /** The outcome of one statement of an SQL command. */
 export interface StatementResult {
@@ -157,6 +160,8 @@ export interface DatabaseLimits {
 /** The replicated database as the HTTP layer sees it. See the module comment for the contract. */
 export interface Database {
   readonly limits: DatabaseLimits;
+  /** The cluster's replicated metadata (members, departures, tombstones, settings). */
+  readonly cluster: ClusterMetadata;
   /** A read-only statement at this member's applied index. */
   query(sql: string, params?: readonly SqlValue[]): QueryResult;
   kvGet(key: string): KeyValue | null;

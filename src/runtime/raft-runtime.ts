@@ -282,6 +282,11 @@ export class RaftRuntime {
     return this.#status;
   }
 
+  /** Why this node refuses writes for now (its disk is full), or null. */
+  get diskFullReason(): string | null {
+    return this.#diskFull?.message ?? null;
+  }
+
   get running(): boolean {
     return this.#state === "running";
   }

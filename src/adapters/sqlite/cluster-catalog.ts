@@ -18,7 +18,14 @@
  * ```
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import type { ClusterCommand, ClusterSettingsUpdate, MemberRecord } from "./cluster-commands.ts";
+import type {
+  CatalogMember,
+  ClusterSettings,
+  Departure,
+  MemberRecord,
+  RemovedNode,
+} from "../../ports/cluster-metadata.ts";
+import type { ClusterCommand, ClusterSettingsUpdate } from "./cluster-commands.ts";
 
 const schemaSql = `
 CREATE TABLE IF NOT EXISTS _conclave_members (
@@ -51,36 +58,6 @@ const joinerPositionMin = 1000;
 /** Creates the tables when missing (the same DDL on every member, so files stay identical). */
 export function createClusterSchema(db: DatabaseSync): void {
   db.exec(schemaSql);
-}
-
-/** A member row: its record, whether it finished joining, and where it is listed. */
-export interface CatalogMember extends MemberRecord {
-  /** `joining` until the primary made it a full member (voter, or caught-up standby). */
-  readonly state: "joining" | "active";
-  readonly position: number;
-}
-
-/** A departure an operator asked for (`leave`, `force-leave`), not yet carried out. */
-export interface Departure {
-  readonly raftId: string;
-  readonly force: boolean;
-  readonly askedAtIndex: number;
-}
-
-/** A node force-removed from the cluster: it may not come back under its old identity. */
-export interface RemovedNode {
-  readonly nodeId: string;
-  readonly raftId: string;
-  readonly nodeName: string;
-  readonly removedAtIndex: number;
-}
-
-/** Cluster-wide settings as stored (absent: the node's configured default applies). */
-export interface ClusterSettings {
-  readonly syncTimeoutMs: number | null;
-  readonly recoveryMessage: string | null;
-  readonly tokenSha256: string | null;
-  readonly tokenSealed: Uint8Array | null;
 }
 
 /** The outcome of a cluster command (the same on every member). */

@@ -40,6 +40,13 @@ export function sqliteDatabase(machine: SqliteStateMachine, entropy: PrimaryEntr
       commandBytesMax,
       sqlStatementsPerCommandMax,
     },
+    cluster: {
+      members: () => machine.cluster.members(),
+      departures: () => machine.cluster.departures(),
+      removed: () => machine.cluster.removed(),
+      settings: () => machine.cluster.settings(),
+      listen: (listener) => machine.listenCluster(listener),
+    },
     query: (sql, params = []) => machine.query(sql, params),
     kvGet: (key) => machine.kv.get(key),
     kvRange: (prefix, limit) => machine.kv.range(prefix, limit),

@@ -60,7 +60,19 @@ export interface TcpTransportOptions {
   readonly reconnectDelayMsMax?: number;
   /** TLS, optionally mutual, around every connection. */
   readonly tls?: TransportTlsOptions;
+  /**
+   * Accept inbound connections from cookie-authenticated nodes that are not in the peer set
+   * ("guests", e.g. a node asking to join). Their messages are delivered with the sender
+   * `guest:<name@host>`, which no member id can be; the receiver decides what a guest may say.
+   */
+  readonly admitGuests?: boolean;
 }
+
+/** The sender id of messages from a cookie-authenticated node outside the peer set. */
+export function guestId(nodeName: string): string {
+  return `${guestPrefix}${nodeName}`;
+}
+const guestPrefix = "guest:";
 
 export class TcpTransport implements Transport {
   readonly #context: ConnectionContext;
@@ -68,6 +80,7 @@ export class TcpTransport implements Transport {
   readonly #listen: { readonly host: string; readonly port: number };
   readonly #admission: HandshakeAdmission;
   readonly #hooks: InboundHooks;
+  readonly #admitGuests: boolean;
   #state: "new" | "started" | "stopped" = "new";
   #server: Server | null = null;
   /** With TLS: the non-listening TLS server that admitted sockets are handed to. */
@@ -89,6 +102,7 @@ export class TcpTransport implements Transport {
     checkName("self.nodeId", options.self.nodeId);
     checkName("clusterId", options.clusterId);
     this.#listen = options.listen;
+    this.#admitGuests = options.admitGuests === true;
     const tls =
       options.tls === undefined ? undefined : createTlsContexts(options.tls, settings.handshakeTimeoutMs);
     this.#tlsAcceptor = tls?.acceptor ?? null;
@@ -191,7 +205,8 @@ export class TcpTransport implements Transport {
     }
     for (const connection of this.#inbound) {
       const nodeId = connection.peerNodeId;
-      if (nodeId !== null && byId.get(nodeId)?.name !== connection.peerName) {
+      const stillGuest = nodeId?.startsWith(guestPrefix) === true && !byName.has(connection.peerName ?? "");
+      if (nodeId !== null && !stillGuest && byId.get(nodeId)?.name !== connection.peerName) {
         void connection.close("peer removed from the peer set");
       }
     }
@@ -253,7 +268,7 @@ export class TcpTransport implements Transport {
   }
 
   #refusal(fromName: string, socket: Socket): string | undefined {
-    if (!this.#peersByName.has(fromName)) return `unknown node name "${fromName}"`;
+    if (!this.#peersByName.has(fromName) && !this.#admitGuests) return `unknown node name "${fromName}"`;
     const tls = this.#context.serverTls;
     if (
       tls?.requireClientCert === true &&
@@ -265,12 +280,14 @@ export class TcpTransport implements Transport {
   }
 
   #onAuthenticated(connection: InboundConnection, peerName: string): string | undefined {
+    if (this.#state !== "started") return undefined;
     const peer = this.#peersByName.get(peerName);
-    if (peer === undefined || this.#state !== "started") return undefined;
+    const nodeId = peer?.nodeId ?? (this.#admitGuests ? guestId(peerName) : undefined);
+    if (nodeId === undefined) return undefined;
     // One receiving connection per peer: a newer one means the peer redialed; the old one is dead.
-    void this.#inboundByPeer.get(peer.nodeId)?.close("replaced by a newer connection from the same peer");
-    this.#inboundByPeer.set(peer.nodeId, connection);
-    return peer.nodeId;
+    void this.#inboundByPeer.get(nodeId)?.close("replaced by a newer connection from the same peer");
+    this.#inboundByPeer.set(nodeId, connection);
+    return nodeId;
   }
 
   #onInboundClosed(connection: InboundConnection): void {
