@@ -95,14 +95,21 @@ async function setPrimary(c: Context, context: AdminContext, member: string): Pr
     return c.json(await context.cluster.operations.setPrimary(member));
   } catch (error) {
     if (!isConclaveError(error) || error.code !== "CONCLAVE_NOT_PRIMARY") throw failure(context, error);
+    await run(context, async () => context.cluster.operations.precheckTransfer(member));
     return passToPrimary(c, context, member);
   }
 }
 
 /** Sends set-primary to the primary's HTTP API (its address from the member list). */
 async function passToPrimary(c: Context, context: AdminContext, member: string): Promise<Response> {
-  const status = context.cluster.status();
-  const primary = status.members.find((row) => row.name === status.primary);
+  // Right after an election the new primary's row may lack its address for a moment.
+  let primary: { name: string; httpUrl: string | null } | undefined;
+  for (let attempt = 0; attempt < 30; attempt++) {
+    const status = context.cluster.status();
+    primary = status.members.find((row) => row.name === status.primary && !row.self);
+    if (primary?.httpUrl != null) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
   if (primary?.httpUrl == null) {
     throw new HttpFailure(
       503,

@@ -53,7 +53,11 @@ export class ClusterOperations {
     if (!parsed.ok) throw new ConclaveError("CONCLAVE_USAGE", `the join target: ${parsed.message}`);
     const status = this.#options.runtime.status();
     const self = this.#options.selfRecord;
-    if (status.membership.voters.includes(self.raftId) || status.membership.learners.includes(self.raftId)) {
+    // A member that hears no primary may have been removed while it was down: let it ask (the
+    // cluster's answer then says why it cannot come back); one with a primary is in a cluster.
+    const member =
+      status.membership.voters.includes(self.raftId) || status.membership.learners.includes(self.raftId);
+    if (member && status.leader !== null) {
       throw new ConclaveError(
         "CONCLAVE_ALREADY_MEMBER",
         `${self.nodeName} is already a member of a cluster; to move it, run \`conclave leave\` first`,
@@ -127,15 +131,27 @@ export class ClusterOperations {
     );
   }
 
-  #checkTransferTarget(status: RaftStatus, id: string): void {
-    const name = this.#nameOf(id);
+  /**
+   * The checks any member can make from the replicated state (before passing set-primary to the
+   * primary): a known member, a voter, not never-primary. Throws like {@link setPrimary}.
+   */
+  precheckTransfer(member: string): void {
+    const id = this.resolveMember(member);
+    this.#checkEligible(this.#options.runtime.status(), id);
+  }
+
+  #checkEligible(status: RaftStatus, id: string): void {
     const row = this.#options.metadata.members().find((entry) => entry.raftId === id);
-    const refuse = (why: string): never => {
-      throw new ConclaveError("CONCLAVE_TRANSFER_REFUSED", `${name} cannot become primary: ${why}`);
-    };
-    if (!status.membership.voters.includes(id) || row?.role === "standby")
-      refuse("it is a standby (it does not vote); only voters can be primary");
-    if (row?.neverPrimary === true) refuse("it is marked never-primary (node.never_primary)");
+    if (!status.membership.voters.includes(id) || row?.role === "standby") {
+      refuseTransfer(this.#nameOf(id), "it is a standby (it does not vote); only voters can be primary");
+    }
+    if (row?.neverPrimary === true)
+      refuseTransfer(this.#nameOf(id), "it is marked never-primary (node.never_primary)");
+  }
+
+  #checkTransferTarget(status: RaftStatus, id: string): void {
+    const refuse = (why: string): never => refuseTransfer(this.#nameOf(id), why);
+    this.#checkEligible(status, id);
     const peer = status.peers.find((entry) => entry.id === id);
     if (peer === undefined || !peer.recentActive || !this.#options.pings.reachable(id))
       refuse("it is not reachable from the primary");
@@ -197,4 +213,8 @@ export class ClusterOperations {
       throw new ConclaveError(outcome.error?.code ?? "CONCLAVE_REFUSED", outcome.error?.message ?? "refused");
     }
   }
+}
+
+function refuseTransfer(name: string, why: string): never {
+  throw new ConclaveError("CONCLAVE_TRANSFER_REFUSED", `${name} cannot become primary: ${why}`);
 }

@@ -64,6 +64,10 @@ export interface ConfigOverrides {
   tls?: { cert: string; key: string; ca: string };
   /** `cluster.mode = "standalone"`: no cookie, no member list, no cluster port in use. */
   standalone?: boolean;
+  /** No member list and no bootstrap: the node starts STANDBY and waits for `conclave join`. */
+  joiner?: boolean;
+  /** Extra `[node]` lines, e.g. `role = "standby"` or `primary_priority = 50`. */
+  nodeLines?: readonly string[];
   /** Leave `node.name` out (allowed in standalone mode only: the Raft id is then "standalone"). */
   unnamed?: boolean;
 }
@@ -101,9 +105,10 @@ export class ProcessCluster {
   /** Writes node `name`'s configuration file; `overrides` replace the name or cookie. */
   writeConfig(name: string, overrides: ConfigOverrides = {}): string {
     const spec = this.spec(name);
-    const members = overrides.bootstrapAlone
-      ? ""
-      : this.specs.map((s) => `"${s.name}@127.0.0.1:${s.clusterPort}"`).join(", ");
+    const members =
+      overrides.bootstrapAlone || overrides.joiner
+        ? ""
+        : this.specs.map((s) => `"${s.name}@127.0.0.1:${s.clusterPort}"`).join(", ");
     const file = join(this.root, `${name}.toml`);
     writeFileSync(
       file,
@@ -111,6 +116,7 @@ export class ProcessCluster {
         "[node]",
         ...(overrides.unnamed ? [] : [`name = "${overrides.nodeName ?? spec.name}@127.0.0.1"`]),
         `data_dir = "${spec.dataDir}"`,
+        ...(overrides.nodeLines ?? []),
         "[cluster]",
         ...(overrides.standalone
           ? [`mode = "standalone"`]
