@@ -1,0 +1,200 @@
+/**
+ * A Conclave cluster of real `conclave start` processes on 127.0.0.1, configured the way the
+ * end-to-end tests do it (a generated TOML per node, one strong random cookie, a static member
+ * list, OS-picked ports, fresh temp data dirs) with the default `lan` timing and logs at warn.
+ * Conclave acknowledges a write only once a quorum has fsynced it; that is its only mode.
+ */
+
+import type { ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { type BenchCluster, clusterStartMsMax, controlJson } from "./cluster.ts";
+import type { Endpoint } from "./http-client.ts";
+import {
+  freePort,
+  isRunning,
+  killProcess,
+  makeTempDir,
+  removeTempDir,
+  spawnServer,
+  waitFor,
+} from "./processes.ts";
+
+/** The repository root (bench/compare/ is two levels down). */
+export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+
+/** package.json's version and the checkout's commit (when git answers). */
+export function conclaveVersion(): string {
+  const { version } = JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8")) as { version: string };
+  let commit = "";
+  try {
+    commit = readFileSync(join(repoRoot, ".git", "HEAD"), "utf8").trim();
+    if (commit.startsWith("ref: "))
+      commit = readFileSync(join(repoRoot, ".git", commit.slice(5)), "utf8").trim();
+  } catch {
+    commit = "";
+  }
+  return commit === "" ? version : `${version} (${commit.slice(0, 10)})`;
+}
+
+/** The fields of GET /v1/status the bench reads. */
+interface StatusBody {
+  readonly raftId?: string;
+  readonly role?: string;
+  readonly state?: string;
+  readonly leader?: string | null;
+}
+
+interface Member {
+  readonly name: string;
+  readonly clusterPort: number;
+  readonly httpPort: number;
+  readonly dataDir: string;
+  child: ChildProcess | null;
+}
+
+/** The file a node will keep its HTTP API token in (`Authorization: Bearer`), when it has one. */
+const tokenFileName = "admin-token";
+
+function isPrimary(status: StatusBody | null): boolean {
+  const role = (status?.role ?? "").toLowerCase();
+  return status?.state === "PRIMARY" || role === "leader" || role === "primary";
+}
+
+export class ConclaveCluster implements BenchCluster {
+  readonly system = "conclave" as const;
+  readonly size: number;
+  readonly #members: Member[] = [];
+  readonly #cookie = randomBytes(32).toString("base64url");
+  #root = "";
+
+  constructor(size: number) {
+    this.size = size;
+  }
+
+  async start(): Promise<void> {
+    this.#root = makeTempDir("conclave-bench-conclave-");
+    for (let i = 1; i <= this.size; i++) {
+      this.#members.push({
+        name: `n${i}`,
+        clusterPort: await freePort(),
+        httpPort: await freePort(),
+        dataDir: join(this.#root, `n${i}`),
+        child: null,
+      });
+    }
+    for (let at = 0; at < this.size; at++) this.#spawn(at);
+    await waitFor("a Conclave primary agreed by every member", clusterStartMsMax, async () => {
+      const statuses = await Promise.all(this.#members.map((_, at) => this.#status(at)));
+      const answering = statuses.every((status) => typeof status?.leader === "string");
+      return answering && (await this.leader()) !== null ? true : null;
+    });
+  }
+
+  #member(at: number): Member {
+    const member = this.#members[at];
+    if (member === undefined) throw new Error(`no Conclave member ${at}`);
+    return member;
+  }
+
+  #writeConfig(member: Member): string {
+    const members = this.#members.map((m) => `"${m.name}@127.0.0.1:${m.clusterPort}"`).join(", ");
+    const file = join(this.#root, `${member.name}.toml`);
+    const lines = [
+      "[node]",
+      `name = "${member.name}@127.0.0.1"`,
+      `data_dir = "${member.dataDir}"`,
+      "[cluster]",
+      `cookie = "${this.#cookie}"`,
+      `members = [${members}]`,
+      `port = ${member.clusterPort}`,
+      `bind = "127.0.0.1"`,
+      `timing = "lan"`,
+      "[http]",
+      `port = ${member.httpPort}`,
+      `bind = "127.0.0.1"`,
+      "[log]",
+      `level = "warn"`,
+      "",
+    ];
+    writeFileSync(file, lines.join("\n"), { mode: 0o600 });
+    return file;
+  }
+
+  #spawn(at: number): void {
+    const member = this.#member(at);
+    const config = this.#writeConfig(member);
+    // process.execPath is Node 24 here, so bin/conclave.js runs in this PID (no re-exec wrapper)
+    // and a SIGKILL of this PID kills the server itself.
+    member.child = spawnServer(
+      process.execPath,
+      [join(repoRoot, "bin", "conclave.js"), "start", "--config", config],
+      join(this.#root, `${member.name}.log`),
+      repoRoot,
+    );
+  }
+
+  #headers(member: Member): Record<string, string> {
+    const file = join(member.dataDir, tokenFileName);
+    if (!existsSync(file)) return {};
+    const token = readFileSync(file, "utf8").split("\n")[0]?.trim() ?? "";
+    return token === "" ? {} : { authorization: `Bearer ${token}` };
+  }
+
+  async #status(at: number): Promise<StatusBody | null> {
+    const member = this.#member(at);
+    return (await controlJson(`http://127.0.0.1:${member.httpPort}/v1/status`, {
+      headers: this.#headers(member),
+    })) as StatusBody | null;
+  }
+
+  endpoints(): Endpoint[] {
+    return this.#members.map((m) => ({
+      url: new URL(`http://127.0.0.1:${m.httpPort}`),
+      headers: this.#headers(m),
+    }));
+  }
+
+  async leader(): Promise<number | null> {
+    const statuses = await Promise.all(this.#members.map((_, at) => this.#status(at)));
+    const primaries = statuses.map((status, at) => (isPrimary(status) ? at : -1)).filter((at) => at >= 0);
+    if (primaries.length !== 1) return null;
+    const primary = statuses[primaries[0] ?? -1];
+    const agreed = statuses.every((status) => status === null || status.leader === primary?.raftId);
+    return agreed ? (primaries[0] ?? null) : null;
+  }
+
+  pids(): number[] {
+    return this.#members.map((_, at) => this.pid(at)).filter((pid): pid is number => pid !== null);
+  }
+
+  pid(member: number): number | null {
+    const child = this.#member(member).child;
+    return child !== null && isRunning(child) && child.pid !== undefined ? child.pid : null;
+  }
+
+  async kill(member: number): Promise<void> {
+    const child = this.#member(member).child;
+    if (child !== null) await killProcess(child);
+  }
+
+  async restart(member: number): Promise<void> {
+    this.#spawn(member);
+    await waitFor(`Conclave member ${member + 1} serving again`, clusterStartMsMax, async () => {
+      const status = await this.#status(member);
+      return status?.leader ? true : null;
+    });
+  }
+
+  /** Data directory of each member (the memory test reports per node). */
+  memberNames(): string[] {
+    return this.#members.map((m) => m.name);
+  }
+
+  async stop(): Promise<void> {
+    for (const member of this.#members) if (member.child !== null) await killProcess(member.child);
+    if (this.#root !== "") removeTempDir(this.#root);
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * `npm run bench:compare [-- options]`: Conclave and etcd side by side on this machine, in one
+ * run, through the same client. See docs/benchmarks.md for what each figure means.
+ */
+import { describeEnvironment } from "./environment.ts";
+import { runMemoryTest } from "./memory.ts";
+import { parseOptions, usage } from "./options.ts";
+import { cleanUpNow } from "./processes.ts";
+import { buildFigures, renderTextTable } from "./report.ts";
+import { type ResultsDocument, renderMemoryMarkdown, writeResults } from "./results-file.ts";
+import { runComparison } from "./scenarios.ts";
+
+function log(line: string): void {
+  console.error(`[bench:compare ${new Date().toISOString().slice(11, 19)}] ${line}`);
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const parsed = parseOptions(argv);
+  if (!parsed.ok) {
+    console.error(`${parsed.message}\n\n${usage}`);
+    return 2;
+  }
+  const { options } = parsed;
+  if (options.help) {
+    console.log(usage);
+    return 0;
+  }
+  const environment = describeEnvironment();
+  if (!options.memory && environment.etcd === null) {
+    console.error("etcd is not installed; install it with: apt-get install -y etcd-server etcd-client");
+    return 2;
+  }
+  const startedAt = new Date().toISOString();
+  log(
+    `machine: ${environment.nproc} CPUs, load ${environment.loadAverage.join(" ")}; ${environment.etcd ?? ""}`,
+  );
+  const measurements = options.memory ? null : await runComparison(options, log);
+  const memory = options.memory ? await runMemoryTest(options.memoryKeys, log) : null;
+  const doc: ResultsDocument = {
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    environment,
+    options,
+    figures: measurements === null ? [] : buildFigures(measurements),
+    measurements,
+    memory,
+  };
+  if (doc.figures.length > 0) console.log(`\n${renderTextTable(doc.figures)}`);
+  if (memory !== null) console.log(`\n${renderMemoryMarkdown(memory)}`);
+  const written = writeResults(doc);
+  console.log(`\nwritten: ${written.markdown}\n         ${written.json}`);
+  return 0;
+}
+
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    log(`${signal}: stopping every server this bench started`);
+    cleanUpNow();
+    process.exit(130);
+  });
+}
+process.on("exit", cleanUpNow);
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    cleanUpNow();
+    process.exit(code);
+  },
+  (error: unknown) => {
+    console.error(error);
+    cleanUpNow();
+    process.exit(1);
+  },
+);

@@ -1,0 +1,190 @@
+/**
+ * Command-line options of `npm run bench:compare` (pure: parsing only, no side effects).
+ * A bad option is an expected outcome, so parsing returns a typed result naming the problem.
+ */
+
+/** Every test name `--only` accepts, in the order they run. */
+export const testNames = ["seq", "put64", "put256", "getlin", "getser", "sql", "failover", "growth"] as const;
+/** One test of the comparison. */
+export type TestName = (typeof testNames)[number];
+
+/** etcd's heartbeat interval / election timeout in ms; 50/500 is Conclave's `lan` profile. */
+export interface EtcdTiming {
+  readonly heartbeatMs: number;
+  readonly electionMs: number;
+}
+
+/** The options a run uses (recorded in the results file). */
+export interface CompareOptions {
+  readonly runs: number;
+  readonly quick: boolean;
+  readonly only: readonly TestName[];
+  readonly nodes: 3 | 5;
+  readonly memory: boolean;
+  readonly memoryKeys: number;
+  readonly etcdTiming: EtcdTiming;
+  /** Leader kills per run and per system. */
+  readonly killsPerRun: number;
+  /** Timed operations per load test (after the warm-up). */
+  readonly opsPerTest: number;
+  readonly warmupOps: number;
+  /** Wall-clock cap of one load test: it stops issuing requests after this. */
+  readonly testWallMsMax: number;
+  readonly label: string;
+  readonly outDir: string;
+  readonly help: boolean;
+}
+
+export type ParseResult = { ok: true; options: CompareOptions } | { ok: false; message: string };
+
+/** Most runs accepted: a full run of 3 takes ~15 minutes, 20 is a long night. */
+export const runsMax = 20;
+const killsMax = 50;
+const opsMax = 1_000_000;
+const memoryKeysMax = 10_000_000;
+
+export const usage = `usage: npm run bench:compare -- [options]
+  --runs N                 runs (fresh clusters each), median reported (default 3; 1 with --quick)
+  --quick                  smoke run: 2,000 ops per load test, 3 kills, under ~3 minutes
+  --only t1,t2             tests: ${testNames.join(",")} (default: all)
+  --nodes 3|5              cluster size for the main tests (default 3; growth always does 3 and 5)
+  --etcd-timing H/E        etcd heartbeat/election ms: 100/1000 (etcd default) or 50/500 (default 100/1000)
+  --kills N                leader kills per run and per system (default 9; 3 with --quick)
+  --ops N                  timed operations per load test (default 20000; 2000 with --quick)
+  --memory                 only the memory test: N keys of 100 B into 3-node Conclave, RSS per node
+  --memory-keys N          keys for --memory (default 1000000)
+  --label NAME             results file label (default: quick|full)
+  --out-dir DIR            where results go (default bench/results)`;
+
+function positiveInteger(text: string | undefined, name: string, max: number): number | string {
+  if (text === undefined || !/^\d{1,9}$/.test(text))
+    return `${name} needs a whole number, not ${text ?? "nothing"}`;
+  const value = Number(text);
+  if (value < 1 || value > max) return `${name} must be from 1 to ${max}, not ${value}`;
+  return value;
+}
+
+function parseTiming(text: string | undefined): EtcdTiming | string {
+  if (text === "100/1000") return { heartbeatMs: 100, electionMs: 1000 };
+  if (text === "50/500") return { heartbeatMs: 50, electionMs: 500 };
+  return `--etcd-timing is 100/1000 or 50/500, not ${text ?? "nothing"}`;
+}
+
+function parseOnly(text: string | undefined): TestName[] | string {
+  const names = (text ?? "").split(",").filter((name) => name !== "");
+  const known: ReadonlySet<string> = new Set(testNames);
+  const unknown = names.filter((name) => !known.has(name));
+  if (names.length === 0 || unknown.length > 0) {
+    return `--only takes a comma-separated list of ${testNames.join(", ")}; unknown: ${unknown.join(",") || "(empty)"}`;
+  }
+  return testNames.filter((name) => names.includes(name));
+}
+
+interface Draft {
+  runs?: number;
+  quick: boolean;
+  only: TestName[];
+  nodes: 3 | 5;
+  memory: boolean;
+  memoryKeys: number;
+  etcdTiming: EtcdTiming;
+  kills?: number;
+  ops?: number;
+  label?: string;
+  outDir: string;
+  help: boolean;
+}
+
+/** Applies one option (and its value) to `draft`; returns a problem or null. */
+function applyOption(draft: Draft, name: string, value: string | undefined): string | null {
+  const set = <T>(parsed: T | string, apply: (v: T) => void): string | null => {
+    if (typeof parsed === "string") return parsed;
+    apply(parsed);
+    return null;
+  };
+  const assign = (apply: () => void): null => {
+    apply();
+    return null;
+  };
+  switch (name) {
+    case "--runs":
+      return set(positiveInteger(value, name, runsMax), (v) => (draft.runs = v));
+    case "--kills":
+      return set(positiveInteger(value, name, killsMax), (v) => (draft.kills = v));
+    case "--ops":
+      return set(positiveInteger(value, name, opsMax), (v) => (draft.ops = v));
+    case "--memory-keys":
+      return set(positiveInteger(value, name, memoryKeysMax), (v) => (draft.memoryKeys = v));
+    case "--nodes":
+      return value === "3" || value === "5"
+        ? set(Number(value) as 3 | 5, (v) => (draft.nodes = v))
+        : "--nodes is 3 or 5";
+    case "--etcd-timing":
+      return set(parseTiming(value), (v) => (draft.etcdTiming = v));
+    case "--only":
+      return set(parseOnly(value), (v) => (draft.only = v));
+    case "--label":
+      return value !== undefined && /^[A-Za-z0-9._-]{1,40}$/.test(value)
+        ? assign(() => (draft.label = value))
+        : "--label is 1 to 40 letters, digits, '.', '_' or '-'";
+    case "--out-dir":
+      return value === undefined ? "--out-dir needs a directory" : assign(() => (draft.outDir = value));
+    default:
+      return `unknown option ${name}`;
+  }
+}
+
+const flags: Readonly<Record<string, (draft: Draft) => void>> = {
+  "--quick": (draft) => (draft.quick = true),
+  "--memory": (draft) => (draft.memory = true),
+  "--help": (draft) => (draft.help = true),
+  "-h": (draft) => (draft.help = true),
+};
+
+/** Parses the arguments after the script name; defaults depend on `--quick`. */
+export function parseOptions(argv: readonly string[]): ParseResult {
+  const draft: Draft = {
+    quick: false,
+    only: [...testNames],
+    nodes: 3,
+    memory: false,
+    memoryKeys: 1_000_000,
+    etcdTiming: { heartbeatMs: 100, electionMs: 1000 },
+    outDir: "bench/results",
+    help: false,
+  };
+  for (let at = 0; at < argv.length; at++) {
+    const arg = argv[at] ?? "";
+    const [name, inline] = arg.includes("=")
+      ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)]
+      : [arg, undefined];
+    const flag = flags[name ?? ""];
+    if (flag !== undefined) {
+      flag(draft);
+      continue;
+    }
+    const value = inline ?? argv[++at];
+    const problem = applyOption(draft, name ?? "", value);
+    if (problem !== null) return { ok: false, message: problem };
+  }
+  const quick = draft.quick;
+  return {
+    ok: true,
+    options: {
+      runs: draft.runs ?? (quick ? 1 : 3),
+      quick,
+      only: draft.only,
+      nodes: draft.nodes,
+      memory: draft.memory,
+      memoryKeys: draft.memoryKeys,
+      etcdTiming: draft.etcdTiming,
+      killsPerRun: draft.kills ?? (quick ? 3 : 9),
+      opsPerTest: draft.ops ?? (quick ? 2000 : 20_000),
+      warmupOps: quick ? 200 : 1000,
+      testWallMsMax: quick ? 20_000 : 120_000,
+      label: draft.label ?? (draft.memory ? "memory" : quick ? "quick" : "full"),
+      outDir: draft.outDir,
+      help: draft.help,
+    },
+  };
+}

@@ -1,0 +1,83 @@
+/**
+ * What the servers cost, read from Linux /proc (best effort: a process that is gone counts 0):
+ * CPU = utime + stime from /proc/<pid>/stat, disk = `write_bytes` of /proc/<pid>/io (bytes this
+ * process caused to be sent to the block layer — an approximation of what was fsynced), memory =
+ * VmRSS of /proc/<pid>/status. The client's own CPU comes from process.cpuUsage().
+ */
+import { readFileSync } from "node:fs";
+
+/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ; 100 on every Linux we run on). */
+const clockTicksPerSecond = 100;
+
+/** CPU seconds (user + system) used so far by `pid`, 0 when it cannot be read. */
+export function processCpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // The command name may hold spaces; fields after it start two characters past the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond;
+  } catch {
+    return 0;
+  }
+}
+
+/** Bytes `pid` has written to storage so far (`write_bytes`), 0 when it cannot be read. */
+export function processWriteBytes(pid: number): number {
+  try {
+    const match = /^write_bytes:\s*(\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, "utf8"));
+    return match === null ? 0 : Number(match[1]);
+  } catch {
+    return 0;
+  }
+}
+
+/** Resident memory of `pid` in bytes (VmRSS), null when it cannot be read. */
+export function processRssBytes(pid: number): number | null {
+  try {
+    const match = /^VmRSS:\s*(\d+)\s*kB$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return match === null ? null : Number(match[1]) * 1024;
+  } catch {
+    return null;
+  }
+}
+
+/** A point-in-time reading of the servers' and the client's resource use. */
+export interface CostSnapshot {
+  readonly atMs: number;
+  readonly clientCpuSeconds: number;
+  readonly serverCpuSeconds: number;
+  readonly serverWriteBytes: number;
+}
+
+/** Reads the cost counters of the client and of `serverPids` now. */
+export function costSnapshot(serverPids: readonly number[]): CostSnapshot {
+  const client = process.cpuUsage();
+  let serverCpuSeconds = 0;
+  let serverWriteBytes = 0;
+  for (const pid of serverPids) {
+    serverCpuSeconds += processCpuSeconds(pid);
+    serverWriteBytes += processWriteBytes(pid);
+  }
+  return {
+    atMs: performance.now(),
+    clientCpuSeconds: (client.user + client.system) / 1e6,
+    serverCpuSeconds,
+    serverWriteBytes,
+  };
+}
+
+/** CPU as % of one core (200 % = both cores of a 2-core machine) and bytes written, between two snapshots. */
+export interface CostDelta {
+  readonly clientCpuPercent: number;
+  readonly serverCpuPercent: number;
+  readonly serverWriteBytes: number;
+}
+
+export function costDelta(before: CostSnapshot, after: CostSnapshot): CostDelta {
+  const wallSeconds = Math.max(1e-6, (after.atMs - before.atMs) / 1000);
+  return {
+    clientCpuPercent: Math.round((100 * (after.clientCpuSeconds - before.clientCpuSeconds)) / wallSeconds),
+    serverCpuPercent: Math.round((100 * (after.serverCpuSeconds - before.serverCpuSeconds)) / wallSeconds),
+    serverWriteBytes: after.serverWriteBytes - before.serverWriteBytes,
+  };
+}

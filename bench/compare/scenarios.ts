@@ -1,0 +1,338 @@
+/**
+ * The comparison itself: for each run, fresh clusters of both systems, every test on both,
+ * interleaved (A B, and B A on the next run so neither always goes first), then the growth
+ * group on fresh 3- and 5-node clusters. Results are raw measurements; report.ts sums them up.
+ */
+import { setTimeout as delay } from "node:timers/promises";
+import type { BenchCluster } from "./cluster.ts";
+import { ConclaveCluster } from "./conclave-cluster.ts";
+import {
+  type ConclaveDriver,
+  conclaveDriver,
+  etcdDriver,
+  type KvDriver,
+  type SystemName,
+} from "./drivers.ts";
+import { EtcdCluster } from "./etcd-cluster.ts";
+import { type DriverFactory, type KillResult, killOnce } from "./failover.ts";
+import { type LoadResult, type LoadSpec, makeValue, runLoad } from "./load.ts";
+import type { CompareOptions, TestName } from "./options.ts";
+
+/** One load-test measurement (test names: seq, put64, …, sqlInsert64, growth-n5-1024). */
+export interface LoadMeasurement {
+  readonly run: number;
+  readonly system: SystemName;
+  readonly test: string;
+  readonly result: LoadResult;
+}
+
+/** One leader kill. */
+export interface KillMeasurement {
+  readonly run: number;
+  readonly system: SystemName;
+  readonly kill: KillResult;
+}
+
+export interface Measurements {
+  readonly loads: LoadMeasurement[];
+  readonly kills: KillMeasurement[];
+}
+
+/** Value sizes of the growth group. */
+export const growthValueBytes = [100, 1024, 10_240] as const;
+/** Cluster sizes of the growth group. */
+export const growthNodes = [3, 5] as const;
+const defaultValueBytes = 100;
+const requestTimeoutMs = 10_000;
+const socketsPerMember = 256;
+
+type Log = (line: string) => void;
+
+function mainDriver(cluster: BenchCluster): KvDriver {
+  const options = { socketsMax: socketsPerMember, timeoutMs: requestTimeoutMs };
+  return cluster.system === "etcd"
+    ? etcdDriver(cluster.endpoints(), options)
+    : conclaveDriver(cluster.endpoints(), options);
+}
+
+/**
+ * Sockets per member for the failover writer: a put forwarded to the dead leader holds its
+ * socket until the server gives up (etcd: ~7 s), and at 100 puts/s a capped pool would queue
+ * new puts behind those in the client and delay the figure (HTTP/1.1 has no multiplexing).
+ */
+const failoverSocketsPerMember = 2048;
+
+function driverFactory(system: SystemName): DriverFactory {
+  return (endpoints, member, timeoutMs) => {
+    const options = { socketsMax: failoverSocketsPerMember, timeoutMs, member };
+    return system === "etcd" ? etcdDriver(endpoints, options) : conclaveDriver(endpoints, options);
+  };
+}
+
+/** A cluster of `system` with `size` members, started. */
+async function startCluster(
+  system: SystemName,
+  size: number,
+  options: CompareOptions,
+): Promise<BenchCluster> {
+  const cluster = system === "etcd" ? new EtcdCluster(size, options.etcdTiming) : new ConclaveCluster(size);
+  try {
+    await cluster.start();
+  } catch (error) {
+    await cluster.stop();
+    throw error;
+  }
+  return cluster;
+}
+
+interface SystemUnderTest {
+  readonly cluster: BenchCluster;
+  readonly driver: KvDriver;
+  /** Keys known to exist for the get tests: prefix and count. */
+  getKeys: { prefix: string; count: number } | null;
+}
+
+/** Sequential puts per test: the etcd harness's 2,000 (at ~1–5 ms each, more adds only time). */
+const sequentialOpsMax = 2000;
+
+/**
+ * Timed ops of each growth test: a quarter of `--ops` (5,000 in a full run). Six sizes × two
+ * systems per run, with 10 KB values at a few hundred puts/s, would otherwise take ~10 minutes.
+ */
+export function growthOps(options: CompareOptions): number {
+  return Math.max(1, Math.ceil(options.opsPerTest / 4));
+}
+
+function putSpec(
+  driver: KvDriver,
+  options: CompareOptions,
+  prefix: string,
+  concurrency: number,
+  valueBytes: number,
+  total = options.opsPerTest,
+): LoadSpec {
+  const value = makeValue("v".repeat(32), valueBytes);
+  const key = (tag: string, i: number): string => `${prefix}/${tag}/${String(i).padStart(7, "0")}`;
+  return {
+    total,
+    concurrency,
+    wallMsMax: options.testWallMsMax,
+    warmupOps: options.warmupOps,
+    op: (i) => driver.put(key("t", i), value),
+    warmOp: (i) => driver.put(key("w", i), value),
+    payloadBytesPerOp: valueBytes,
+  };
+}
+
+async function ensureGetKeys(sut: SystemUnderTest, options: CompareOptions, prefix: string): Promise<void> {
+  if (sut.getKeys !== null) return;
+  const spec = putSpec(sut.driver, options, `${prefix}/get`, 64, defaultValueBytes);
+  const filled = await runLoad({ ...spec, warmupOps: 0 }, () => []);
+  if (filled.errors > 0) throw new Error(`populating keys for the get tests failed: ${filled.firstError}`);
+  sut.getKeys = { prefix: `${prefix}/get/t`, count: filled.ops };
+}
+
+function getSpec(sut: SystemUnderTest, options: CompareOptions, linearizable: boolean): LoadSpec {
+  const keys = sut.getKeys;
+  if (keys === null) throw new Error("no keys to get");
+  const picks = Uint32Array.from({ length: options.opsPerTest }, () =>
+    Math.floor(Math.random() * keys.count),
+  );
+  const op = async (i: number): Promise<void> => {
+    const key = `${keys.prefix}/${String(picks[i] ?? 0).padStart(7, "0")}`;
+    if ((await sut.driver.get(key, linearizable)) === null) throw new Error(`missing key ${key}`);
+  };
+  return {
+    total: options.opsPerTest,
+    concurrency: 64,
+    wallMsMax: options.testWallMsMax,
+    warmupOps: options.warmupOps,
+    op,
+    warmOp: op,
+    payloadBytesPerOp: 0,
+  };
+}
+
+function sqlSpecs(driver: ConclaveDriver, options: CompareOptions): { insert: LoadSpec; select: LoadSpec } {
+  const text = "v".repeat(defaultValueBytes);
+  const warmIdBase = 10_000_000;
+  const common = { concurrency: 64, wallMsMax: options.testWallMsMax, warmupOps: options.warmupOps };
+  const insert = (id: number) =>
+    driver.sqlExecute("INSERT INTO bench_rows (id, v) VALUES (?, ?)", [id, text]);
+  const select = async (i: number): Promise<void> => {
+    const id = Math.floor(Math.random() * options.opsPerTest);
+    const rows = await driver.sqlQuery("SELECT v FROM bench_rows WHERE id = ?", [id]);
+    if (rows.length !== 1) throw new Error(`row ${id} not found (${i})`);
+  };
+  return {
+    insert: {
+      ...common,
+      total: options.opsPerTest,
+      op: insert,
+      warmOp: (i) => insert(warmIdBase + i),
+      payloadBytesPerOp: defaultValueBytes,
+    },
+    select: { ...common, total: options.opsPerTest, op: select, warmOp: select, payloadBytesPerOp: 0 },
+  };
+}
+
+/** Runs one named main-group test on one system; returns its measurements (sql gives two). */
+async function runTest(
+  test: TestName,
+  sut: SystemUnderTest,
+  options: CompareOptions,
+  prefix: string,
+): Promise<[string, LoadResult][]> {
+  const pids = () => sut.cluster.pids();
+  switch (test) {
+    case "seq": {
+      const seqOps = Math.min(sequentialOpsMax, options.opsPerTest);
+      return [
+        [
+          "seq",
+          await runLoad(putSpec(sut.driver, options, `${prefix}/seq`, 1, defaultValueBytes, seqOps), pids),
+        ],
+      ];
+    }
+    case "put64":
+    case "put256": {
+      const concurrency = test === "put64" ? 64 : 256;
+      const result = await runLoad(
+        putSpec(sut.driver, options, `${prefix}/${test}`, concurrency, defaultValueBytes),
+        pids,
+      );
+      if (test === "put64" && result.errors === 0 && result.ops === options.opsPerTest)
+        sut.getKeys = { prefix: `${prefix}/put64/t`, count: result.ops };
+      return [[test, result]];
+    }
+    case "getlin":
+    case "getser":
+      await ensureGetKeys(sut, options, prefix);
+      return [[test, await runLoad(getSpec(sut, options, test === "getlin"), pids)]];
+    case "sql": {
+      if (sut.driver.system !== "conclave") return [];
+      const driver = sut.driver as ConclaveDriver;
+      await driver.sqlExecute(
+        "CREATE TABLE IF NOT EXISTS bench_rows (id INTEGER PRIMARY KEY, v TEXT NOT NULL)",
+        [],
+      );
+      const specs = sqlSpecs(driver, options);
+      const inserted = await runLoad(specs.insert, pids);
+      return [
+        ["sqlInsert64", inserted],
+        ["sqlSelect64", await runLoad(specs.select, pids)],
+      ];
+    }
+    default:
+      return [];
+  }
+}
+
+function describe(result: LoadResult): string {
+  const l = result.latency;
+  return `${result.opsPerSecond} ops/s p50=${l.p50Ms}ms p99=${l.p99Ms}ms err=${result.errors} cpu server=${result.cost.serverCpuPercent}% client=${result.cost.clientCpuPercent}%`;
+}
+
+async function withClusters<T>(
+  size: number,
+  options: CompareOptions,
+  body: (suts: Record<SystemName, SystemUnderTest>) => Promise<T>,
+): Promise<T> {
+  const etcd = await startCluster("etcd", size, options);
+  let conclave: BenchCluster | null = null;
+  try {
+    conclave = await startCluster("conclave", size, options);
+    const suts = {
+      etcd: { cluster: etcd, driver: mainDriver(etcd), getKeys: null },
+      conclave: { cluster: conclave, driver: mainDriver(conclave), getKeys: null },
+    };
+    try {
+      return await body(suts);
+    } finally {
+      suts.etcd.driver.close();
+      suts.conclave.driver.close();
+    }
+  } finally {
+    await etcd.stop();
+    await conclave?.stop();
+  }
+}
+
+/** The main group and failover of one run, on fresh `options.nodes`-member clusters. */
+async function runMainGroup(
+  run: number,
+  order: SystemName[],
+  options: CompareOptions,
+  m: Measurements,
+  log: Log,
+) {
+  const tests = options.only.filter((t) => t !== "growth" && t !== "failover");
+  const wantsFailover = options.only.includes("failover");
+  if (tests.length === 0 && !wantsFailover) return;
+  await withClusters(options.nodes, options, async (suts) => {
+    for (const test of tests) {
+      for (const system of order) {
+        for (const [name, result] of await runTest(test, suts[system], options, `b/r${run}`)) {
+          m.loads.push({ run, system, test: name, result });
+          log(`run ${run} ${system.padEnd(8)} ${name.padEnd(11)} ${describe(result)}`);
+        }
+      }
+    }
+    if (!wantsFailover) return;
+    for (let k = 1; k <= options.killsPerRun; k++) {
+      for (const system of order) {
+        const kill = await killOnce(suts[system].cluster, driverFactory(system), `fo/r${run}/k${k}/`);
+        m.kills.push({ run, system, kill });
+        log(
+          `run ${run} ${system.padEnd(8)} kill ${k}: member ${kill.killedMember + 1} → first new ack ${kill.killToFirstNewAckMs} ms, acked ${kill.acked}, lost ${kill.lost}, failed fast/slow ${kill.failedFast}/${kill.failedSlow}, restart ${kill.restartMs} ms`,
+        );
+        await delay(500);
+      }
+    }
+  });
+}
+
+/** The growth group of one run: put ×64 at 3 and 5 members with 100 B, 1 KB and 10 KB values. */
+async function runGrowthGroup(
+  run: number,
+  order: SystemName[],
+  options: CompareOptions,
+  m: Measurements,
+  log: Log,
+) {
+  if (!options.only.includes("growth")) return;
+  for (const nodes of growthNodes) {
+    await withClusters(nodes, options, async (suts) => {
+      for (const bytes of growthValueBytes) {
+        for (const system of order) {
+          const spec = putSpec(
+            suts[system].driver,
+            options,
+            `g/r${run}/n${nodes}/${bytes}`,
+            64,
+            bytes,
+            growthOps(options),
+          );
+          const result = await runLoad(spec, () => suts[system].cluster.pids());
+          const test = `growth-n${nodes}-${bytes}`;
+          m.loads.push({ run, system, test, result });
+          log(
+            `run ${run} ${system.padEnd(8)} ${test.padEnd(17)} ${describe(result)} disk/payload=${result.diskBytesPerPayloadByte}`,
+          );
+        }
+      }
+    });
+  }
+}
+
+/** Every run of the comparison. */
+export async function runComparison(options: CompareOptions, log: Log): Promise<Measurements> {
+  const measurements: Measurements = { loads: [], kills: [] };
+  for (let run = 1; run <= options.runs; run++) {
+    const order: SystemName[] = run % 2 === 1 ? ["etcd", "conclave"] : ["conclave", "etcd"];
+    log(`run ${run} of ${options.runs} (order: ${order.join(", ")})`);
+    await runMainGroup(run, order, options, measurements, log);
+    await runGrowthGroup(run, order, options, measurements, log);
+  }
+  return measurements;
+}

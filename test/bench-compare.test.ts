@@ -1,0 +1,185 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { prefixEnd } from "../bench/compare/drivers.ts";
+import { parseOptions } from "../bench/compare/options.ts";
+import {
+  aggregate,
+  formatNumber,
+  formatRatio,
+  ratioOf,
+  renderMarkdownTable,
+  renderTextTable,
+  winnerOf,
+} from "../bench/compare/report.ts";
+import { fileStamp } from "../bench/compare/results-file.ts";
+import { median, percentile, spread, summariseLatencies } from "../bench/compare/stats.ts";
+
+describe("bench:compare statistics", () => {
+  it("takes percentiles by nearest rank, as the etcd harness does", () => {
+    const sorted = Float64Array.from({ length: 100 }, (_, i) => i + 1);
+    assert.equal(percentile(sorted, 50), 50);
+    assert.equal(percentile(sorted, 99), 99);
+    assert.equal(percentile(sorted, 100), 100);
+    assert.equal(percentile([7], 99), 7);
+    assert.equal(percentile([], 50), null);
+  });
+
+  it("reports the lower middle as the median of an even count", () => {
+    assert.equal(median([3, 1, 2]), 2);
+    assert.equal(median([4, 1, 3, 2]), 2);
+    assert.equal(median([]), null);
+  });
+
+  it("leaves failed requests (NaN) out of the latency summary", () => {
+    const summary = summariseLatencies([Number.NaN, 2, 1, Number.NaN, 3]);
+    assert.equal(summary.p50Ms, 2);
+    assert.equal(summary.maxMs, 3);
+    assert.equal(summary.meanMs, 2);
+  });
+
+  it("spreads ignore missing values", () => {
+    assert.deepEqual(spread([5, null, 1, 3]), { min: 1, median: 3, max: 5 });
+    assert.deepEqual(spread([null]), { min: null, median: null, max: null });
+  });
+});
+
+describe("bench:compare table", () => {
+  it("computes Conclave/etcd and says which system is better in the figure's direction", () => {
+    assert.equal(ratioOf(150, 100), 1.5);
+    assert.equal(ratioOf(1, 0), null);
+    assert.equal(winnerOf("higher", 150, 100), "conclave");
+    assert.equal(winnerOf("lower", 150, 100), "etcd");
+    assert.equal(winnerOf("lower", 0, 0), "tie");
+    assert.equal(winnerOf(null, 1, 2), null);
+  });
+
+  it("aggregates medians per run, and sums counts such as lost writes", () => {
+    const throughput = aggregate({
+      group: "g",
+      name: "put",
+      better: "higher",
+      etcd: [100, 300, 200],
+      conclave: [450, 300, 600],
+    });
+    assert.deepEqual(throughput.etcd, { min: 100, median: 200, max: 300 });
+    assert.equal(throughput.ratio, 2.25);
+    assert.equal(throughput.winner, "conclave");
+    const lost = aggregate({
+      group: "g",
+      name: "lost",
+      better: "lower",
+      etcd: [0, 0],
+      conclave: [1, 2],
+      aggregate: "sum",
+    });
+    assert.equal(lost.conclave.median, 3);
+    assert.equal(lost.winner, "etcd");
+  });
+
+  it("formats numbers, ratios and arrows for the table", () => {
+    assert.equal(formatNumber(3470.4), "3,470");
+    assert.equal(formatNumber(17.77), "17.8");
+    assert.equal(formatNumber(1.134), "1.13");
+    assert.equal(formatNumber(42), "42");
+    assert.equal(formatNumber(null), "–");
+    const row = aggregate({ group: "g", name: "p99 ms", better: "lower", etcd: [36.2], conclave: [30] });
+    assert.equal(formatRatio(row), "0.83× ↓");
+  });
+
+  it("renders every figure with both systems, its ratio and the winner, grouped", () => {
+    const rows = [
+      aggregate({
+        group: "key-value",
+        name: "put ×64: ops/s",
+        better: "higher",
+        etcd: [3000, 3500],
+        conclave: [6000, 6000],
+      }),
+      aggregate({
+        group: "SQL",
+        name: "INSERT: ops/s",
+        better: "higher",
+        etcd: [3000],
+        conclave: [2000],
+        etcdReference: "etcd put ×64",
+      }),
+    ];
+    const text = renderTextTable(rows);
+    assert.match(text, /\[key-value\]/);
+    assert.match(text, /put ×64: ops\/s\s+3,000\s+6,000\s+2\.00× ↑\s+Conclave/);
+    assert.match(text, /3,000 \(etcd put ×64\)\s+2,000\s+0\.67× ↑\s+etcd/);
+    const markdown = renderMarkdownTable(rows);
+    assert.match(markdown, /\| put ×64: ops\/s \| 3,000 \[3,000–3,500\] \| 6,000 \| 2\.00× ↑ \| Conclave \|/);
+    assert.match(markdown, /\| \*\*SQL\*\* \|/);
+  });
+
+  it("names results files without colons", () => {
+    assert.equal(fileStamp("2025-11-22T09:30:05.123Z"), "2025-11-22T09-30-05Z");
+  });
+});
+
+describe("bench:compare options", () => {
+  it("defaults to a full run of 3 and shortens everything with --quick", () => {
+    const full = parseOptions([]);
+    assert.ok(full.ok);
+    assert.equal(full.options.runs, 3);
+    assert.equal(full.options.opsPerTest, 20_000);
+    assert.deepEqual(full.options.etcdTiming, { heartbeatMs: 100, electionMs: 1000 });
+    const quick = parseOptions(["--quick"]);
+    assert.ok(quick.ok);
+    assert.equal(quick.options.runs, 1);
+    assert.equal(quick.options.opsPerTest, 2000);
+    assert.equal(quick.options.killsPerRun, 3);
+    assert.equal(quick.options.label, "quick");
+  });
+
+  it("reads every option, in both --name value and --name=value forms", () => {
+    const parsed = parseOptions([
+      "--runs=5",
+      "--only",
+      "failover,seq",
+      "--nodes",
+      "5",
+      "--etcd-timing",
+      "50/500",
+      "--kills",
+      "9",
+      "--label",
+      "quiet-box",
+      "--out-dir",
+      "/tmp/x",
+    ]);
+    assert.ok(parsed.ok);
+    assert.equal(parsed.options.runs, 5);
+    assert.deepEqual(parsed.options.only, ["seq", "failover"]);
+    assert.equal(parsed.options.nodes, 5);
+    assert.deepEqual(parsed.options.etcdTiming, { heartbeatMs: 50, electionMs: 500 });
+    assert.equal(parsed.options.killsPerRun, 9);
+    assert.equal(parsed.options.label, "quiet-box");
+    assert.equal(parsed.options.outDir, "/tmp/x");
+  });
+
+  it("refuses what it does not know, naming the problem", () => {
+    const cases: [string[], RegExp][] = [
+      [["--runs", "0"], /--runs must be from 1/],
+      [["--runs", "x"], /--runs needs a whole number/],
+      [["--nodes", "4"], /--nodes is 3 or 5/],
+      [["--etcd-timing", "10/100"], /100\/1000 or 50\/500/],
+      [["--only", "seq,bogus"], /unknown: bogus/],
+      [["--label", "a b"], /--label/],
+      [["--fast"], /unknown option --fast/],
+    ];
+    for (const [argv, message] of cases) {
+      const parsed = parseOptions(argv);
+      assert.equal(parsed.ok, false, argv.join(" "));
+      if (!parsed.ok) assert.match(parsed.message, message);
+    }
+  });
+});
+
+describe("bench:compare etcd prefix range", () => {
+  it("ends a prefix range just after the prefix", () => {
+    assert.equal(prefixEnd("fo/r1/").toString(), "fo/r10");
+    assert.deepEqual([...prefixEnd("a\xff")], [0x61, 0xc3, 0xc0]);
+  });
+});
