@@ -28,6 +28,7 @@ import type { TransportTlsOptions } from "./adapters/transport/tls-identity.ts";
 import type { AdminContext } from "./admin/admin-context.ts";
 import { type AdminServer, startAdminServer } from "./admin/admin-server.ts";
 import { LeaderContact } from "./admin/leader-contact.ts";
+import { ApiTokenKeeper } from "./cluster/api-token.ts";
 import { ChannelTransport } from "./cluster/cluster-channel.ts";
 import { ClusterServices } from "./cluster/cluster-services.ts";
 import { Conclave } from "./cluster/embedded-conclave.ts";
@@ -239,6 +240,15 @@ async function wireNode(
     defaultClusterPort: config.cluster.port,
   });
   services.initialPeers();
+  const apiToken = new ApiTokenKeeper({
+    path: config.http.tokenFile ?? join(config.node.dataDir, "admin-token"),
+    cookie,
+    runtime,
+    metadata: database.cluster,
+    encode: database.encodeCommand,
+    logger,
+  });
+  await apiToken.load();
   return new Node({
     config,
     nodeName,
@@ -251,6 +261,7 @@ async function wireNode(
     lock,
     services,
     transport,
+    apiToken,
   });
 }
 
@@ -413,6 +424,7 @@ class Node implements ConclaveNode {
   readonly #leaseExpiry: LeaseExpiry;
   readonly #services: ClusterServices;
   readonly #transport: Transport;
+  readonly #apiToken: ApiTokenKeeper;
   #server: AdminServer | null = null;
   #state: "new" | "started" | "stopped" = "new";
 
@@ -428,7 +440,9 @@ class Node implements ConclaveNode {
     lock: DataDirLock;
     services: ClusterServices;
     transport: Transport;
+    apiToken: ApiTokenKeeper;
   }) {
+    this.#apiToken = parts.apiToken;
     this.#transport = parts.transport;
     this.#lock = parts.lock;
     this.#services = parts.services;
@@ -467,6 +481,7 @@ class Node implements ConclaveNode {
     try {
       await this.runtime.start();
       this.#services.start();
+      this.#apiToken.start();
       this.#leaderContact.start();
       this.#leaseExpiry.start();
       const { bind, port } = this.#config.http;
@@ -494,6 +509,7 @@ class Node implements ConclaveNode {
       leaderContact: this.#leaderContact,
       wallClockMs: () => Date.now(),
       cluster: { status: () => this.#services.status(), operations: this.#services.operations },
+      apiToken: this.#apiToken,
     };
   }
 
@@ -501,6 +517,7 @@ class Node implements ConclaveNode {
     if (this.#state === "stopped") return;
     this.#state = "stopped";
     this.#services.stop();
+    this.#apiToken.stop();
     this.#leaseExpiry.stop();
     this.#leaderContact.stop();
     if (this.#server !== null) await this.#server.stop();

@@ -39,6 +39,8 @@ export interface AdminContext {
   readonly leaderContact: LeaderContact;
   /** Wall-clock milliseconds since the epoch (lease times are the primary's wall clock). */
   readonly wallClockMs: () => number;
+  /** Checks a presented API token (see src/cluster/api-token.ts). */
+  readonly apiToken: { check(presented: string | undefined): boolean };
   /** Cluster status and the operator's commands (join, leave, force-leave, set-primary). */
   readonly cluster: {
     status(): ClusterStatusView;

@@ -16,6 +16,7 @@ import { getRequestListener } from "@hono/node-server";
 import { Hono } from "hono";
 import { ConclaveError } from "../lib/errors.ts";
 import type { AdminContext, RouteModule } from "./admin-context.ts";
+import { requireApiToken } from "./api-auth.ts";
 import { registerClusterAdminRoutes } from "./cluster-admin-routes.ts";
 import { registerDebugRoutes } from "./debug-routes.ts";
 import { HttpFailure } from "./http-failure.ts";
@@ -46,6 +47,7 @@ export interface AdminServer {
 /** Builds the Hono app (exported for tests that call `app.request` without a socket). */
 export function createAdminApp(context: AdminContext, modules: readonly RouteModule[] = routeModules): Hono {
   const app = new Hono();
+  app.use("/v1/*", requireApiToken(context));
   for (const register of modules) register(app, context);
   app.notFound((c) =>
     c.json(

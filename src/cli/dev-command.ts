@@ -99,10 +99,14 @@ async function runDev(options: DevOptions): Promise<void> {
     );
   }
   const primary = rows.find((row) => row.state === "PRIMARY");
+  const tokenPath = join(root, "admin-token");
   process.stdout.write(`\n${formatStatusTable(rows)}\n\n`);
   process.stdout.write(
     `HTTP API: ${nodes.map((n) => n.httpUrl).join("  ")}\n` +
-      `Try:      curl -X PUT --data hello ${primary?.api}/v1/kv/greeting   (writes go to the primary)\n` +
+      `Token:    ${readFileSync(tokenPath, "utf8").trim()}   (in ${tokenPath}; every /v1 call needs it)\n` +
+      `Try:      export CONCLAVE_TOKEN=$(cat ${tokenPath})\n` +
+      `          npx conclave status --endpoint ${primary?.api}\n` +
+      `          curl -H "Authorization: Bearer $CONCLAVE_TOKEN" -X PUT --data hello ${primary?.api}/v1/kv/greeting\n` +
       `          npx conclave sql "SELECT 1 AS one" ${nodes.map((n) => `--endpoint ${n.httpUrl}`).join(" ")}\n` +
       "Press Ctrl-C to stop the cluster (data is kept; --fresh starts over).\n",
   );
@@ -115,6 +119,10 @@ function writeConfigs(root: string, count: number, clusterPort: number, httpPort
   if (!existsSync(cookiePath))
     writeFileSync(cookiePath, `${randomBytes(32).toString("base64url")}\n`, { mode: 0o600 });
   chmodSync(cookiePath, 0o600);
+  const tokenPath = join(root, "admin-token");
+  if (!existsSync(tokenPath))
+    writeFileSync(tokenPath, `cnc_${randomBytes(32).toString("base64url")}\n`, { mode: 0o600 });
+  chmodSync(tokenPath, 0o600);
   const names = Array.from({ length: count }, (_, k) => `n${k + 1}`);
   const members = names.map((name, k) => `"${name}@127.0.0.1:${clusterPort + k}"`).join(", ");
   return names.map((name, k) => {
@@ -140,6 +148,7 @@ function writeConfigs(root: string, count: number, clusterPort: number, httpPort
         "[http]",
         `port = ${httpPort}`,
         'bind = "127.0.0.1"',
+        `token_file = ${JSON.stringify(tokenPath)}`,
         "",
       ].join("\n"),
     );
@@ -151,6 +160,15 @@ function writeConfigs(root: string, count: number, clusterPort: number, httpPort
       process: null,
     };
   });
+}
+
+/** The dev cluster's token (one file shared by its nodes, next to the cookie). */
+function devToken(node: DevNode): string {
+  try {
+    return readFileSync(join(dirname(dirname(node.configPath)), "admin-token"), "utf8").trim();
+  } catch {
+    return "";
+  }
 }
 
 function startNode(node: DevNode): void {
@@ -197,11 +215,14 @@ async function waitForPrimary(nodes: readonly DevNode[], timeoutMs: number): Pro
 
 async function fetchStatus(node: DevNode): Promise<NodeStatusRow> {
   try {
-    const response = await fetch(`${node.httpUrl}/v1/status`, { signal: AbortSignal.timeout(1000) });
+    const response = await fetch(`${node.httpUrl}/v1/status`, {
+      headers: { authorization: `Bearer ${devToken(node)}` },
+      signal: AbortSignal.timeout(1000),
+    });
     const body = (await response.json()) as Record<string, unknown>;
     return {
       name: String(body.name ?? node.name),
-      state: body.role === "leader" ? "PRIMARY" : body.leader ? "SECONDARY" : "STANDBY",
+      state: typeof body.state === "string" ? body.state : "DOWN",
       term: Number(body.term ?? 0),
       commit: Number(body.commit ?? 0),
       applied: Number(body.applied ?? 0),

@@ -16,7 +16,7 @@ function integer(text: string): number {
   return Number(text);
 }
 
-type EndpointOptions = { endpoint?: string[] };
+type EndpointOptions = { endpoint?: string[]; token?: string; tokenFile?: string };
 
 export function registerKvCommand(program: Command): void {
   const kv = program.command("kv").description("read and write the replicated key-value store");
@@ -25,13 +25,17 @@ export function registerKvCommand(program: Command): void {
     `a node's HTTP API (repeatable; default ${endpointDefault})`,
     collectEndpoint,
   ] as const;
+  const tokenFlag = ["--token <token>", "the API token (default: CONCLAVE_TOKEN)"] as const;
+  const tokenFileFlag = ["--token-file <path>", "a file holding the API token"] as const;
 
   kv.command("get")
     .argument("<key>")
     .option("--consistency <level>", "none, weak, linearizable (default) or strong")
     .option(...endpointFlag)
+    .option(...tokenFlag)
+    .option(...tokenFileFlag)
     .action(async (key: string, options: EndpointOptions & { consistency?: string }) => {
-      const found = await clientFor(options.endpoint).kv.get(
+      const found = await clientFor(options.endpoint, options).kv.get(
         key,
         options.consistency === undefined ? {} : { consistency: options.consistency as Consistency },
       );
@@ -45,13 +49,15 @@ export function registerKvCommand(program: Command): void {
     .option("--lease <id>", "attach a lease (its expiry deletes the key)", integer)
     .option("--prev-revision <n>", "write only if the key's mod revision is n (0: only if absent)", integer)
     .option(...endpointFlag)
+    .option(...tokenFlag)
+    .option(...tokenFileFlag)
     .action(
       async (
         key: string,
         value: string,
         options: EndpointOptions & { lease?: number; prevRevision?: number },
       ) => {
-        const { revision } = await clientFor(options.endpoint).kv.put(key, value, {
+        const { revision } = await clientFor(options.endpoint, options).kv.put(key, value, {
           ...(options.lease === undefined ? {} : { lease: options.lease }),
           ...(options.prevRevision === undefined ? {} : { prevRevision: options.prevRevision }),
         });
@@ -62,8 +68,10 @@ export function registerKvCommand(program: Command): void {
   kv.command("del")
     .argument("<key>")
     .option(...endpointFlag)
+    .option(...tokenFlag)
+    .option(...tokenFileFlag)
     .action(async (key: string, options: EndpointOptions) => {
-      const { deleted } = await clientFor(options.endpoint).kv.delete(key);
+      const { deleted } = await clientFor(options.endpoint, options).kv.delete(key);
       process.stdout.write(`${deleted} deleted\n`);
     });
 
@@ -71,13 +79,15 @@ export function registerKvCommand(program: Command): void {
     .argument("[prefix]", "key prefix (default: every key)", "")
     .option("--from-revision <n>", "start at this revision (default: changes from now on)", integer)
     .option(...endpointFlag)
+    .option(...tokenFlag)
+    .option(...tokenFileFlag)
     .action(async (prefix: string, options: EndpointOptions & { fromRevision?: number }) => {
       const controller = new AbortController();
       const stop = (): void => controller.abort();
       process.once("SIGINT", stop);
       process.once("SIGTERM", stop);
       try {
-        const changes = clientFor(options.endpoint).kv.watch(prefix, {
+        const changes = clientFor(options.endpoint, options).kv.watch(prefix, {
           signal: controller.signal,
           ...(options.fromRevision === undefined ? {} : { fromRevision: options.fromRevision }),
         });

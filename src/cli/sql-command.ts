@@ -7,6 +7,7 @@
 import type { Command } from "commander";
 import { ConclaveClient, type Consistency, type SqlValue } from "../client/index.ts";
 import { ConclaveError } from "../lib/errors.ts";
+import { resolveToken } from "./admin-request.ts";
 
 /** The HTTP API of a node started with the defaults. */
 export const endpointDefault = "http://127.0.0.1:4380";
@@ -19,8 +20,17 @@ export function collectEndpoint(value: string, previous: string[] | undefined): 
 }
 
 /** A client over the `--endpoint` flags (default: the local node). */
-export function clientFor(endpoints: readonly string[] | undefined, timeoutMs = 10_000): ConclaveClient {
-  return new ConclaveClient({ endpoints: endpoints?.length ? endpoints : [endpointDefault], timeoutMs });
+export function clientFor(
+  endpoints: readonly string[] | undefined,
+  tokenOptions: { token?: string; tokenFile?: string } = {},
+  timeoutMs = 10_000,
+): ConclaveClient {
+  const token = resolveToken(tokenOptions);
+  return new ConclaveClient({
+    endpoints: endpoints?.length ? endpoints : [endpointDefault],
+    timeoutMs,
+    ...(token === undefined ? {} : { token }),
+  });
 }
 
 function cellText(value: SqlValue): string {
@@ -65,15 +75,26 @@ export function registerSqlCommand(program: Command): void {
     .option("--json", "print JSON instead of a table")
     .option("--consistency <level>", "read consistency: none, weak, linearizable (default) or strong")
     .option("--endpoint <url>", `a node's HTTP API (repeatable; default ${endpointDefault})`, collectEndpoint)
+    .option("--token <token>", "the API token (default: CONCLAVE_TOKEN)")
+    .option("--token-file <path>", "a file holding the API token")
     .action(
-      async (statement: string, options: { json?: boolean; consistency?: string; endpoint?: string[] }) => {
+      async (
+        statement: string,
+        options: {
+          json?: boolean;
+          consistency?: string;
+          endpoint?: string[];
+          token?: string;
+          tokenFile?: string;
+        },
+      ) => {
         if (options.consistency !== undefined && !consistencies.includes(options.consistency)) {
           throw new ConclaveError(
             "CONCLAVE_USAGE",
             `--consistency must be one of ${consistencies.join(", ")}`,
           );
         }
-        const client = clientFor(options.endpoint);
+        const client = clientFor(options.endpoint, options);
         if (readWords.test(statement)) {
           const consistency = (options.consistency ?? "linearizable") as Consistency;
           const { rows, truncated } = await client.sql.query(statement, [], { consistency });

@@ -30,6 +30,8 @@ export interface ClientOptions {
   readonly endpoints: readonly string[];
   /** Per-request timeout (default 10,000 ms). */
   readonly timeoutMs?: number;
+  /** The cluster's API token (every `/v1` call needs it; it is in `<data_dir>/admin-token` on any member). */
+  readonly token?: string;
 }
 
 /** Read consistency (see src/admin/read-consistency.ts). */
@@ -58,7 +60,11 @@ export class ConclaveClient {
   readonly #pool: EndpointPool;
 
   constructor(options: ClientOptions) {
-    this.#pool = new EndpointPool({ endpoints: options.endpoints, timeoutMs: options.timeoutMs ?? 10_000 });
+    this.#pool = new EndpointPool({
+      endpoints: options.endpoints,
+      timeoutMs: options.timeoutMs ?? 10_000,
+      token: options.token,
+    });
   }
 
   async #json(request: Parameters<EndpointPool["send"]>[0]): Promise<Record<string, unknown>> {

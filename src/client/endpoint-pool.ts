@@ -18,6 +18,8 @@ const backoffStepMs = 50;
 export interface PoolOptions {
   readonly endpoints: readonly string[];
   readonly timeoutMs: number;
+  /** The cluster's API token, sent as `Authorization: Bearer`. */
+  readonly token?: string | undefined;
 }
 
 /** One HTTP request of the API. */
@@ -52,6 +54,7 @@ function refusedBeforeSending(error: unknown): boolean {
 export class EndpointPool {
   readonly #endpoints: readonly string[];
   readonly #timeoutMs: number;
+  readonly #authorization: Record<string, string>;
   #primary: string | null = null;
   #next = 0;
 
@@ -64,6 +67,7 @@ export class EndpointPool {
     }
     this.#endpoints = options.endpoints.map((endpoint) => endpoint.replace(/\/+$/, ""));
     this.#timeoutMs = options.timeoutMs;
+    this.#authorization = options.token === undefined ? {} : { authorization: `Bearer ${options.token}` };
   }
 
   /** Sends `request`, retrying as the module comment says; resolves with a 2xx response. */
@@ -119,7 +123,7 @@ export class EndpointPool {
   async #fetch(endpoint: string, request: ApiRequest): Promise<Response> {
     const timeout = AbortSignal.timeout(this.#timeoutMs);
     const signal = request.signal === undefined ? timeout : AbortSignal.any([request.signal, timeout]);
-    const headers: Record<string, string> = {};
+    const headers: Record<string, string> = { ...this.#authorization };
     if (request.contentType !== undefined) headers["content-type"] = request.contentType;
     const init: RequestInit = {
       method: request.method,
@@ -136,6 +140,7 @@ export class EndpointPool {
       this.#endpoints.map(async (endpoint) => {
         try {
           const response = await fetch(`${endpoint}/v1/status`, {
+            headers: this.#authorization,
             signal: AbortSignal.timeout(Math.min(this.#timeoutMs, 2000)),
           });
           return { endpoint, status: (await response.json()) as { raftId?: string; role?: string } };

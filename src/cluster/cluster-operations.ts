@@ -53,14 +53,13 @@ export class ClusterOperations {
     if (!parsed.ok) throw new ConclaveError("CONCLAVE_USAGE", `the join target: ${parsed.message}`);
     const status = this.#options.runtime.status();
     const self = this.#options.selfRecord;
-    // A member that hears no primary may have been removed while it was down: let it ask (the
-    // cluster's answer then says why it cannot come back); one with a primary is in a cluster.
-    const member =
-      status.membership.voters.includes(self.raftId) || status.membership.learners.includes(self.raftId);
-    if (member && status.leader !== null) {
+    // A member asking again is harmless (the join is idempotent), and a node removed while it
+    // was down still believes it is a member: the cluster's answer says why it cannot come back.
+    // Only a primary with followers is sure to be in a cluster.
+    if (status.role === "leader" && status.membership.voters.length > 1) {
       throw new ConclaveError(
         "CONCLAVE_ALREADY_MEMBER",
-        `${self.nodeName} is already a member of a cluster; to move it, run \`conclave leave\` first`,
+        `${self.nodeName} is the primary of a cluster; to move it, run \`conclave leave\` first`,
       );
     }
     if (parsed.value.name === self.raftId) {
@@ -153,7 +152,7 @@ export class ClusterOperations {
     const refuse = (why: string): never => refuseTransfer(this.#nameOf(id), why);
     this.#checkEligible(status, id);
     const peer = status.peers.find((entry) => entry.id === id);
-    if (peer === undefined || !peer.recentActive || !this.#options.pings.reachable(id))
+    if (peer === undefined || (!peer.recentActive && !this.#options.pings.reachable(id)))
       refuse("it is not reachable from the primary");
     const lag = status.lastIndex - (peer?.match ?? 0);
     if (lag > catchUpLagEntries) refuse(`it is ${lag} entries behind the primary; wait until it catches up`);

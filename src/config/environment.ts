@@ -20,6 +20,8 @@ import { type SettingKey, settingKeys } from "./schema.ts";
 
 /** The prefix of every override variable. */
 export const envPrefix = "CONCLAVE_";
+/** `CONCLAVE_*` variables that are not settings: the CLI's API token. */
+const reservedNames: ReadonlySet<string> = new Set(["CONCLAVE_TOKEN"]);
 /** Longest value read from one variable. */
 export const envValueLengthMax = 64 * 1024;
 
@@ -97,6 +99,7 @@ export function readEnvironmentOverrides(env: Readonly<Record<string, string | u
   const problems: EnvProblem[] = [];
   for (const [envName, text] of Object.entries(env)) {
     if (!envName.startsWith(envPrefix) || text === undefined || text === "") continue;
+    if (reservedNames.has(envName)) continue;
     const setting = settingsByEnvName.get(envName);
     if (setting === undefined) {
       problems.push(unknownVariable(envName));

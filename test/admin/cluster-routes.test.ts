@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Prng } from "../../src/lib/prng.ts";
+import { authorizedFetch } from "../e2e/api-token.ts";
 import { waitFor } from "../e2e/node-processes.ts";
 import { InProcessCluster, postJson, queryRows, type TestNode } from "./node-fixture.ts";
 
@@ -52,10 +53,13 @@ describe("the HTTP API on a 3-node cluster", { timeout: 60_000 }, () => {
     const failed = await execute(follower, [{ sql: "INSERT INTO t (id, v) VALUES (51, NULL)" }]);
     assert.equal(failed.status, 422, "a statement failure comes back from the primary, rolled back");
     assert.equal(failed.body.outcome, "rolled-back");
-    const put = await fetch(`${follower.url}/v1/kv/fwd`, { method: "PUT", body: "one" });
+    const put = await authorizedFetch(`${follower.url}/v1/kv/fwd`, { method: "PUT", body: "one" });
     assert.equal(put.status, 200);
     const putBody = (await put.json()) as { revision: number };
-    const cas = await fetch(`${follower.url}/v1/kv/fwd?prevRevision=999999`, { method: "PUT", body: "two" });
+    const cas = await authorizedFetch(`${follower.url}/v1/kv/fwd?prevRevision=999999`, {
+      method: "PUT",
+      body: "two",
+    });
     assert.equal(cas.status, 412);
     assert.equal(((await cas.json()) as { modRevision: number }).modRevision, putBody.revision);
     const txn = await postJson(`${follower.url}/v1/kv/txn`, {
@@ -66,11 +70,11 @@ describe("the HTTP API on a 3-node cluster", { timeout: 60_000 }, () => {
     assert.equal(txn.body.succeeded, true);
     const lease = await postJson(`${follower.url}/v1/leases`, { ttlMs: 60_000 });
     assert.equal(lease.status, 200, JSON.stringify(lease.body));
-    const revoked = await fetch(`${follower.url}/v1/leases/${String(lease.body.leaseId)}`, {
+    const revoked = await authorizedFetch(`${follower.url}/v1/leases/${String(lease.body.leaseId)}`, {
       method: "DELETE",
     });
     assert.equal(revoked.status, 200);
-    const removed = await fetch(`${follower.url}/v1/kv/fwd`, { method: "DELETE" });
+    const removed = await authorizedFetch(`${follower.url}/v1/kv/fwd`, { method: "DELETE" });
     assert.deepEqual(((await removed.json()) as { deleted: number }).deleted, 1);
     // Applied once, on the primary too.
     const rows = await queryRows(leader.url, "SELECT count(*) AS n FROM t WHERE id IN (50, 51)");
@@ -82,12 +86,12 @@ describe("the HTTP API on a 3-node cluster", { timeout: 60_000 }, () => {
     const [follower] = cluster.followers(leader);
     assert.ok(follower);
     for (let i = 0; i < 5; i++) {
-      const put = await fetch(`${leader.url}/v1/kv/fresh`, { method: "PUT", body: `v${i}` });
+      const put = await authorizedFetch(`${leader.url}/v1/kv/fresh`, { method: "PUT", body: `v${i}` });
       assert.equal(put.status, 200);
-      const read = await fetch(`${follower.url}/v1/kv/fresh`);
+      const read = await authorizedFetch(`${follower.url}/v1/kv/fresh`);
       assert.equal(read.status, 200);
       assert.equal(await read.text(), `v${i}`, "linearizable read on a follower");
-      const strong = await fetch(`${follower.url}/v1/kv/fresh?consistency=strong`);
+      const strong = await authorizedFetch(`${follower.url}/v1/kv/fresh?consistency=strong`);
       assert.equal(await strong.text(), `v${i}`, "strong read on a follower");
     }
     const sql = await queryRows(follower.url, "SELECT 1 AS one", "linearizable");
@@ -107,13 +111,13 @@ describe("the HTTP API on a 3-node cluster", { timeout: 60_000 }, () => {
         await execute(leader, [{ sql: "INSERT OR REPLACE INTO t (id, v) VALUES (?, ?)", params: [id, i] }]);
       else if (choice === 1)
         await execute(leader, [{ sql: "UPDATE t SET v = v + random() % 5 WHERE id = ?", params: [id] }]);
-      else await fetch(`${leader.url}/v1/kv/key-${id}`, { method: "PUT", body: `value-${i}` });
+      else await authorizedFetch(`${leader.url}/v1/kv/key-${id}`, { method: "PUT", body: `value-${i}` });
     }
     await cluster.converged();
     const hashes = await Promise.all(
       cluster.nodes.map(
         async (member) =>
-          (await (await fetch(`${member.url}/v1/debug/db-hash`)).json()) as {
+          (await (await authorizedFetch(`${member.url}/v1/debug/db-hash`)).json()) as {
             sha256: string;
             appliedIndex: number;
           },

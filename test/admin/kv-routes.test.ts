@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { authorizedFetch } from "../e2e/api-token.ts";
 import { waitFor } from "../e2e/node-processes.ts";
 import { InProcessCluster, postJson } from "./node-fixture.ts";
 
@@ -13,7 +14,7 @@ describe("KV over HTTP on one node", { timeout: 30_000 }, () => {
   let cluster: InProcessCluster;
   let url: string;
   const put = (key: string, value: string, query = "") =>
-    fetch(`${url}/v1/kv/${encodeURIComponent(key)}${query}`, { method: "PUT", body: value });
+    authorizedFetch(`${url}/v1/kv/${encodeURIComponent(key)}${query}`, { method: "PUT", body: value });
 
   before(async () => {
     cluster = await InProcessCluster.start(1, { kvHistoryRevisionsMax: 20 });
@@ -25,12 +26,12 @@ describe("KV over HTTP on one node", { timeout: 30_000 }, () => {
     const first = (await (await put("app/config", "v1")).json()) as { revision: number; created: boolean };
     assert.equal(first.created, true);
     await put("app/config", "v2");
-    const got = await fetch(`${url}/v1/kv/app%2Fconfig`);
+    const got = await authorizedFetch(`${url}/v1/kv/app%2Fconfig`);
     assert.equal(got.status, 200);
     assert.equal(await got.text(), "v2");
     assert.equal(got.headers.get("x-conclave-version"), "2");
     assert.equal(got.headers.get("x-conclave-create-revision"), String(first.revision));
-    const json = (await (await fetch(`${url}/v1/kv/app/config?format=json`)).json()) as Record<
+    const json = (await (await authorizedFetch(`${url}/v1/kv/app/config?format=json`)).json()) as Record<
       string,
       unknown
     >;
@@ -43,7 +44,7 @@ describe("KV over HTTP on one node", { timeout: 30_000 }, () => {
     const stale = await put("cas", "b", `?prevRevision=${revision - 1}`);
     assert.equal(stale.status, 412);
     assert.equal(((await stale.json()) as { modRevision: number }).modRevision, revision);
-    assert.equal(await (await fetch(`${url}/v1/kv/cas`)).text(), "a");
+    assert.equal(await (await authorizedFetch(`${url}/v1/kv/cas`)).text(), "a");
     assert.equal((await put("cas", "b", `?prevRevision=${revision}`)).status, 200);
     assert.equal((await put("fresh", "x", "?prevRevision=0")).status, 200, "0 = must not exist");
     assert.equal((await put("fresh", "y", "?prevRevision=0")).status, 412);
@@ -51,7 +52,7 @@ describe("KV over HTTP on one node", { timeout: 30_000 }, () => {
 
   it("deletes, ranges by prefix with a limit, and answers 404 for a missing key", async () => {
     for (const key of ["r/a", "r/b", "r/c"]) await put(key, key);
-    const range = (await (await fetch(`${url}/v1/kv?prefix=r/&limit=2`)).json()) as {
+    const range = (await (await authorizedFetch(`${url}/v1/kv?prefix=r/&limit=2`)).json()) as {
       kvs: { key: string; value: string }[];
       more: boolean;
     };
@@ -60,11 +61,11 @@ describe("KV over HTTP on one node", { timeout: 30_000 }, () => {
       ["r/a", "r/b"],
     );
     assert.equal(range.more, true);
-    const deleted = (await (await fetch(`${url}/v1/kv/r/a`, { method: "DELETE" })).json()) as {
+    const deleted = (await (await authorizedFetch(`${url}/v1/kv/r/a`, { method: "DELETE" })).json()) as {
       deleted: number;
     };
     assert.equal(deleted.deleted, 1);
-    assert.equal((await fetch(`${url}/v1/kv/r/a`)).status, 404);
+    assert.equal((await authorizedFetch(`${url}/v1/kv/r/a`)).status, 404);
   });
 
   it("runs a transaction: compares decide the branch, gets return values", async () => {
@@ -86,11 +87,14 @@ describe("KV over HTTP on one node", { timeout: 30_000 }, () => {
   });
 
   it("refuses an oversized value (413 naming the limit), a bad key and a bad lease id", async () => {
-    const big = await fetch(`${url}/v1/kv/big`, { method: "PUT", body: new Uint8Array(1024 * 1024 + 1) });
+    const big = await authorizedFetch(`${url}/v1/kv/big`, {
+      method: "PUT",
+      body: new Uint8Array(1024 * 1024 + 1),
+    });
     assert.equal(big.status, 413);
     assert.match(((await big.json()) as { error: string }).error, /larger than 1048576 bytes/);
-    assert.equal((await fetch(`${url}/v1/kv/%ZZ`)).status, 400);
-    assert.equal((await fetch(`${url}/v1/kv/${"k".repeat(1025)}`)).status, 400);
+    assert.equal((await authorizedFetch(`${url}/v1/kv/%ZZ`)).status, 400);
+    assert.equal((await authorizedFetch(`${url}/v1/kv/${"k".repeat(1025)}`)).status, 400);
     assert.equal((await put("k", "v", "?lease=abc")).status, 400);
     const missingLease = await put("k", "v", "?lease=999999");
     assert.equal(missingLease.status, 404);
@@ -102,20 +106,20 @@ describe("KV over HTTP on one node", { timeout: 30_000 }, () => {
     assert.equal(grant.status, 200, JSON.stringify(grant.body));
     const leaseId = grant.body.leaseId as number;
     assert.equal((await put("ephemeral", "here", `?lease=${leaseId}`)).status, 200);
-    const keepalive = await fetch(`${url}/v1/leases/${leaseId}/keepalive`, { method: "POST" });
+    const keepalive = await authorizedFetch(`${url}/v1/leases/${leaseId}/keepalive`, { method: "POST" });
     assert.equal(keepalive.status, 200);
-    assert.equal((await fetch(`${url}/v1/kv/ephemeral`)).status, 200);
+    assert.equal((await authorizedFetch(`${url}/v1/kv/ephemeral`)).status, 200);
     await waitFor(
       "the lease to expire",
       5000,
-      async () => (await fetch(`${url}/v1/kv/ephemeral`)).status === 404,
+      async () => (await authorizedFetch(`${url}/v1/kv/ephemeral`)).status === 404,
     );
-    const late = await fetch(`${url}/v1/leases/${leaseId}/keepalive`, { method: "POST" });
+    const late = await authorizedFetch(`${url}/v1/leases/${leaseId}/keepalive`, { method: "POST" });
     assert.equal(late.status, 404);
     const revoked = await postJson(`${url}/v1/leases`, { ttlMs: 60_000 });
     const id = revoked.body.leaseId as number;
     await put("held", "x", `?lease=${id}`);
-    const revoke = (await (await fetch(`${url}/v1/leases/${id}`, { method: "DELETE" })).json()) as {
+    const revoke = (await (await authorizedFetch(`${url}/v1/leases/${id}`, { method: "DELETE" })).json()) as {
       deletedKeys: number;
     };
     assert.equal(revoke.deletedKeys, 1);
@@ -124,7 +128,7 @@ describe("KV over HTTP on one node", { timeout: 30_000 }, () => {
   it("streams watch history then live changes as NDJSON, and ends when the client disconnects", async () => {
     const { revision } = (await (await put("w/1", "one")).json()) as { revision: number };
     const controller = new AbortController();
-    const response = await fetch(`${url}/v1/watch?prefix=w/&fromRevision=${revision}`, {
+    const response = await authorizedFetch(`${url}/v1/watch?prefix=w/&fromRevision=${revision}`, {
       signal: controller.signal,
     });
     assert.equal(response.status, 200);
@@ -147,7 +151,7 @@ describe("KV over HTTP on one node", { timeout: 30_000 }, () => {
     assert.deepEqual(lines[0], { revision, key: "w/1", type: "put", value: b64("one") });
     await put("other", "not watched");
     await put("w/2", "two");
-    await fetch(`${url}/v1/kv/w/1`, { method: "DELETE" });
+    await authorizedFetch(`${url}/v1/kv/w/1`, { method: "DELETE" });
     await readLines(3);
     assert.deepEqual(
       lines.map((line) => [line.key, line.type]),
@@ -159,12 +163,12 @@ describe("KV over HTTP on one node", { timeout: 30_000 }, () => {
     );
     controller.abort();
     await reader.cancel().catch(() => {});
-    assert.equal((await fetch(`${url}/health/live`)).status, 200, "the node still serves");
+    assert.equal((await authorizedFetch(`${url}/health/live`)).status, 200, "the node still serves");
   });
 
   it("a compacted start revision is a 410 naming the oldest revision kept", async () => {
     for (let i = 0; i < 25; i++) await put("churn", String(i));
-    const response = await fetch(`${url}/v1/watch?fromRevision=1`);
+    const response = await authorizedFetch(`${url}/v1/watch?fromRevision=1`);
     assert.equal(response.status, 410);
     const body = (await response.json()) as { code: string; oldestRevision: number; error: string };
     assert.equal(body.code, "CONCLAVE_WATCH_COMPACTED");

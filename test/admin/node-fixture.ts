@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { type ConclaveNode, createNode, type NodeOptions } from "../../src/conclave.ts";
 import { loadConfig } from "../../src/config/index.ts";
+import { authorizedFetch, writeTestTokenFile } from "../e2e/api-token.ts";
 import { freePort, waitFor } from "../e2e/node-processes.ts";
 
 const discard = new Writable({ write: (_chunk, _encoding, done) => done() });
@@ -24,9 +25,14 @@ export class InProcessCluster {
   readonly nodes: TestNode[] = [];
 
   /** Starts `count` members n1..nN (one member: a standalone node) and waits for a primary. */
-  static async start(count: number, options: NodeOptions = {}): Promise<InProcessCluster> {
+  static async start(
+    count: number,
+    options: NodeOptions = {},
+    fixture: { readonly sharedTokenFile?: boolean } = {},
+  ): Promise<InProcessCluster> {
     const cluster = new InProcessCluster();
     const cookie = randomBytes(32).toString("base64url");
+    const tokenFile = writeTestTokenFile(cluster.root);
     const ports = [];
     for (let i = 1; i <= count; i++)
       ports.push({ name: `n${i}`, cluster: await freePort(), http: await freePort() });
@@ -40,7 +46,11 @@ export class InProcessCluster {
             count === 1
               ? { mode: "standalone" }
               : { cookie, members, port: port.cluster, bind: "127.0.0.1", sync_timeout_ms: 3000 },
-          http: { port: port.http, bind: "127.0.0.1" },
+          http: {
+            port: port.http,
+            bind: "127.0.0.1",
+            ...(fixture.sharedTokenFile === false ? {} : { token_file: tokenFile }),
+          },
           log: { level: "warn" },
         },
       });
@@ -96,7 +106,7 @@ export async function postJson(
   url: string,
   body: unknown,
 ): Promise<{ status: number; body: Record<string, unknown> }> {
-  const response = await fetch(url, {
+  const response = await authorizedFetch(url, {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify(body),

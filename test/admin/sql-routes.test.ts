@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { authorizedFetch } from "../e2e/api-token.ts";
 import { InProcessCluster, postJson, queryRows } from "./node-fixture.ts";
 
 describe("SQL over HTTP on one node", { timeout: 30_000 }, () => {
@@ -90,7 +91,7 @@ describe("SQL over HTTP on one node", { timeout: 30_000 }, () => {
   });
 
   it("answers malformed JSON, a bad shape and an oversized body with 400/400/413", async () => {
-    const malformed = await fetch(`${url}/v1/sql/execute`, { method: "POST", body: "{ not json" });
+    const malformed = await authorizedFetch(`${url}/v1/sql/execute`, { method: "POST", body: "{ not json" });
     assert.equal(malformed.status, 400);
     const malformedBody = (await malformed.json()) as { error: string; code: string };
     assert.equal(malformedBody.code, "CONCLAVE_BAD_JSON");
@@ -100,7 +101,7 @@ describe("SQL over HTTP on one node", { timeout: 30_000 }, () => {
     assert.match(String(shape.body.error), /statements\.0\.sql/);
     const empty = await postJson(`${url}/v1/sql/execute`, { statements: [] });
     assert.equal(empty.status, 400);
-    const oversized = await fetch(`${url}/v1/sql/execute`, {
+    const oversized = await authorizedFetch(`${url}/v1/sql/execute`, {
       method: "POST",
       body: JSON.stringify({ statements: [{ sql: `SELECT '${"x".repeat(4 * 1024 * 1024)}'` }] }),
     });
@@ -131,11 +132,11 @@ describe("SQL over HTTP on one node", { timeout: 30_000 }, () => {
   });
 
   it("keeps /health/live and /v1/status", async () => {
-    assert.equal((await fetch(`${url}/health/live`)).status, 200);
-    const status = (await (await fetch(`${url}/v1/status`)).json()) as Record<string, unknown>;
+    assert.equal((await authorizedFetch(`${url}/health/live`)).status, 200);
+    const status = (await (await authorizedFetch(`${url}/v1/status`)).json()) as Record<string, unknown>;
     for (const field of ["node", "role", "leader", "term", "commit", "applied", "state"])
       assert.ok(field in status, field);
-    const unknown = await fetch(`${url}/v1/nothing`);
+    const unknown = await authorizedFetch(`${url}/v1/nothing`);
     assert.equal(unknown.status, 404);
   });
 });

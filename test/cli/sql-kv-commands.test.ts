@@ -8,13 +8,15 @@ import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { InProcessCluster } from "../admin/node-fixture.ts";
+import { testApiToken } from "../e2e/api-token.ts";
 import { freePort } from "../e2e/node-processes.ts";
 
 const bin = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "bin", "conclave.js");
 
 function conclave(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], { timeout: 20_000 }, (error, stdout, stderr) => {
+    const env = { ...process.env, CONCLAVE_TOKEN: testApiToken };
+    execFile(process.execPath, [bin, ...args], { timeout: 20_000, env }, (error, stdout, stderr) => {
       resolve({ code: error === null ? 0 : Number((error as { code?: number }).code ?? 1), stdout, stderr });
     });
   });

@@ -8,6 +8,7 @@ import { after, before, describe, it } from "node:test";
 import { ConclaveClient } from "../../src/client/index.ts";
 import { isConclaveError } from "../../src/lib/errors.ts";
 import { InProcessCluster } from "../admin/node-fixture.ts";
+import { testApiToken } from "../e2e/api-token.ts";
 import { freePort } from "../e2e/node-processes.ts";
 
 describe("ConclaveClient", { timeout: 60_000 }, () => {
@@ -22,6 +23,7 @@ describe("ConclaveClient", { timeout: 60_000 }, () => {
     client = new ConclaveClient({
       endpoints: [dead, ...cluster.followers(leader).map((f) => f.url), leader.url],
       timeoutMs: 5000,
+      token: testApiToken,
     });
   });
   after(async () => cluster.stop());

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Prng } from "../../src/lib/prng.ts";
+import { authorizedFetch } from "./api-token.ts";
 import { ProcessCluster, waitFor } from "./node-processes.ts";
 
 const names = ["n1", "n2", "n3"];
@@ -15,7 +16,7 @@ describe("replicated database on 3 processes", { timeout: 90_000 }, () => {
   const url = (name: string): string => `http://127.0.0.1:${cluster.spec(name).httpPort}`;
   const execute = async (name: string, sql: string, params: unknown[] = []): Promise<number> =>
     (
-      await fetch(`${url(name)}/v1/sql/execute`, {
+      await authorizedFetch(`${url(name)}/v1/sql/execute`, {
         method: "POST",
         body: JSON.stringify({ statements: [{ sql, params }] }),
         signal: AbortSignal.timeout(5000),
@@ -54,7 +55,7 @@ describe("replicated database on 3 processes", { timeout: 90_000 }, () => {
     return waitFor("every member at the same applied index", 15_000, async () => {
       const answers = await Promise.all(
         names.map(async (name) => {
-          const response = await fetch(`${url(name)}/v1/debug/db-hash`, {
+          const response = await authorizedFetch(`${url(name)}/v1/debug/db-hash`, {
             signal: AbortSignal.timeout(5000),
           });
           return (await response.json()) as { sha256: string; appliedIndex: number };

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
+import { authorizedFetch } from "./api-token.ts";
 import { ProcessCluster, waitFor } from "./node-processes.ts";
 
 describe("node process lifecycle and admission", { timeout: 30_000 }, () => {
@@ -79,15 +80,15 @@ describe("node process lifecycle and admission", { timeout: 30_000 }, () => {
 
   it("answers bad HTTP input with a clear JSON error and keeps running", async () => {
     const base = `http://127.0.0.1:${cluster.spec("n2").httpPort}`;
-    const tooLarge = await fetch(`${base}/v1/kv/big`, {
+    const tooLarge = await authorizedFetch(`${base}/v1/kv/big`, {
       method: "PUT",
       body: new Uint8Array(1024 * 1024 + 1),
     });
     assert.equal(tooLarge.status, 413);
     assert.match(((await tooLarge.json()) as { error: string }).error, /larger than 1048576 bytes/);
-    const badKey = await fetch(`${base}/v1/kv/%ZZ`);
+    const badKey = await authorizedFetch(`${base}/v1/kv/%ZZ`);
     assert.equal(badKey.status, 400);
-    const unknown = await fetch(`${base}/v1/nothing`);
+    const unknown = await authorizedFetch(`${base}/v1/nothing`);
     assert.equal(unknown.status, 404);
     assert.ok(await cluster.status("n2"), "the node still answers");
   });

@@ -31,6 +31,7 @@ import {
   kvModel,
   type Operation,
 } from "../../src/sim/linearizability/index.ts";
+import { testApiToken } from "./api-token.ts";
 import { ProcessCluster, waitFor } from "./node-processes.ts";
 
 const names = ["n1", "n2", "n3"];
@@ -73,7 +74,8 @@ function httpRequest(
   const { method, path, body } = request_;
   return new Promise((resolve) => {
     let connected = false;
-    const req = request({ host: "127.0.0.1", port, method, path, agent });
+    const headers = { authorization: `Bearer ${testApiToken}` };
+    const req = request({ host: "127.0.0.1", port, method, path, agent, headers });
     const timer = setTimeout(() => req.destroy(new Error("client timeout")), requestTimeoutMs);
     req.on("socket", (socket) => {
       if (socket.connecting) socket.once("connect", () => (connected = true));

@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { authorizedFetch, writeTestTokenFile } from "./api-token.ts";
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const binary = join(repoRoot, "bin", "conclave.js");
@@ -85,6 +86,7 @@ export class ProcessCluster {
 
   static async create(count: number): Promise<ProcessCluster> {
     const cluster = new ProcessCluster(mkdtempSync(join(tmpdir(), "conclave-e2e-")));
+    writeTestTokenFile(cluster.root);
     for (let i = 1; i <= count; i++) {
       cluster.specs.push({
         name: `n${i}`,
@@ -130,6 +132,7 @@ export class ProcessCluster {
         "[http]",
         `port = ${spec.httpPort}`,
         `bind = "127.0.0.1"`,
+        `token_file = "${join(this.root, "api-token")}"`,
         ...(overrides.tls
           ? [
               "[tls]",
@@ -199,7 +202,7 @@ export class ProcessCluster {
   /** GET /v1/status of node `name`, or null when it does not answer within 500 ms. */
   async status(name: string): Promise<StatusBody | null> {
     try {
-      const response = await fetch(`http://127.0.0.1:${this.spec(name).httpPort}/v1/status`, {
+      const response = await authorizedFetch(`http://127.0.0.1:${this.spec(name).httpPort}/v1/status`, {
         signal: AbortSignal.timeout(500),
       });
       return response.ok ? ((await response.json()) as StatusBody) : null;
@@ -209,7 +212,7 @@ export class ProcessCluster {
   }
 
   async put(name: string, key: string, value: string): Promise<Response> {
-    return fetch(`http://127.0.0.1:${this.spec(name).httpPort}/v1/kv/${encodeURIComponent(key)}`, {
+    return authorizedFetch(`http://127.0.0.1:${this.spec(name).httpPort}/v1/kv/${encodeURIComponent(key)}`, {
       method: "PUT",
       body: value,
       signal: AbortSignal.timeout(5000),
@@ -223,9 +226,12 @@ export class ProcessCluster {
     consistency: "linearizable" | "local" = "linearizable",
   ): Promise<Response> {
     const query = consistency === "local" ? "?consistency=local" : "";
-    return fetch(`http://127.0.0.1:${this.spec(name).httpPort}/v1/kv/${encodeURIComponent(key)}${query}`, {
-      signal: AbortSignal.timeout(5000),
-    });
+    return authorizedFetch(
+      `http://127.0.0.1:${this.spec(name).httpPort}/v1/kv/${encodeURIComponent(key)}${query}`,
+      {
+        signal: AbortSignal.timeout(5000),
+      },
+    );
   }
 
   /** The one node that reports itself leader among `names`, agreed on by every answering node. */

@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { authorizedFetch } from "./api-token.ts";
 import { type ConfigOverrides, ProcessCluster, waitFor } from "./node-processes.ts";
 
 const keyCount = 5;
@@ -23,7 +24,7 @@ describe("a standalone node becomes the first member of a cluster", { timeout: 4
 
   const url = (name: string): string => `http://127.0.0.1:${cluster.spec(name).httpPort}`;
   const post = (name: string, path: string, body: unknown): Promise<Response> =>
-    fetch(`${url(name)}${path}`, {
+    authorizedFetch(`${url(name)}${path}`, {
       method: "POST",
       body: JSON.stringify(body),
       signal: AbortSignal.timeout(5000),

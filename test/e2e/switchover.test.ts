@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { ConclaveClient } from "../../src/client/index.ts";
+import { testApiToken } from "./api-token.ts";
 import { cli } from "./cli-process.ts";
 import { ProcessCluster, waitFor } from "./node-processes.ts";
 
@@ -25,7 +26,11 @@ describe("set-primary and assume-primary", { timeout: 180_000 }, () => {
   it("hands the primary role over under write load, losing nothing and stalling no longer than the transfer", async () => {
     const before = (await cluster.leader(names)) as string;
     const target = names.find((name) => name !== before) as string;
-    const client = new ConclaveClient({ endpoints: names.map(endpoint), timeoutMs: 5000 });
+    const client = new ConclaveClient({
+      endpoints: names.map(endpoint),
+      timeoutMs: 5000,
+      token: testApiToken,
+    });
     const acknowledged: string[] = [];
     let lastAckAtMs = performance.now();
     let longestStallMs = 0;
