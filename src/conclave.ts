@@ -18,8 +18,10 @@ import { randomBytes, randomInt } from "node:crypto";
 import { readdir, readFile, stat, statfs } from "node:fs/promises";
 import { join } from "node:path";
 import { pino } from "pino";
+import { encodeCommand } from "./adapters/sqlite/commands.ts";
 import { sqliteDatabase } from "./adapters/sqlite/sqlite-database.ts";
 import { SqliteStateMachine } from "./adapters/sqlite/sqlite-state-machine.ts";
+import { adoptUnnamedStandalone } from "./adapters/storage/adopt-standalone.ts";
 import { acquireDataDirLock, type DataDirLock } from "./adapters/storage/data-dir-lock.ts";
 import { createFileStorage } from "./adapters/storage/file-storage.ts";
 import { MemoryNetwork, MemoryTransport } from "./adapters/transport/memory-transport.ts";
@@ -175,11 +177,24 @@ export async function createNode(config: NodeConfig, options: NodeOptions = {}):
   const raftId = shortNameOf(config.node.name);
   const self = config.cluster.members.find((member) => member.name === raftId);
   const nodeName = self?.nodeName ?? config.node.name ?? raftId;
+  // An unnamed standalone node given a name keeps its data: its stored one-node membership moves
+  // to the new Raft id (durably) before identity.json records the name, and its member-list row
+  // goes (through the log) so that it can announce itself by name. See adopt-standalone.ts.
+  const adoption = await adoptUnnamedStandalone({
+    dataDir: config.node.dataDir,
+    nodeName: config.node.name,
+    raftId,
+    unnamedRaftId: standaloneIdDefault,
+    commandsBefore: [encodeCommand({ kind: "cluster", op: "member-remove", raftId: standaloneIdDefault })],
+  });
   const { identity } = await openNodeIdentity({ dataDir: config.node.dataDir, nodeName: config.node.name });
   // One process per data directory; released by stop(), or right here if wiring fails.
   const lock = acquireDataDirLock(config.node.dataDir);
   try {
-    return await wireNode(config, options, { cookie, raftId, nodeName, identity, lock });
+    const node = await wireNode(config, options, { cookie, raftId, nodeName, identity, lock });
+    if (adoption.kind === "adopted")
+      node.logger.info(adoption, "adopted the data of the unnamed standalone node under this node's name");
+    return node;
   } catch (error) {
     lock.release();
     throw error;

@@ -8,7 +8,8 @@
  * - `POST /v1/cluster/force-leave {member, force?}` → 202 `{ removing }`;
  * - `POST /v1/cluster/set-primary {member}` → 200 `{ primary, durationMs }` once it is primary;
  *   on a secondary the request is passed to the primary's HTTP API (from the member list);
- * - `POST /v1/cluster/assume-primary` → set-primary to this node.
+ * - `POST /v1/cluster/assume-primary` → set-primary to this node;
+ * - `GET|POST /v1/cluster/settings {syncTimeoutMs?, recoveryMessage?}` → the replicated settings.
  * Refusals are 409 (quorum at risk, transfer refused, already a member), 404 (unknown member),
  * 400 (bad body), 502/504 (join target silent), each with a message naming the fix.
  */
@@ -42,6 +43,27 @@ const statusByCode: Readonly<Record<string, number>> = {
 export const registerClusterAdminRoutes: RouteModule = (app, context) => {
   app.get("/v1/cluster/status", (c) => c.json(context.cluster.status()));
   app.get("/v1/node", async (c) => c.json(await context.node.details()));
+
+  app.get("/v1/cluster/settings", (c) => c.json(publicSettings(context)));
+  app.post("/v1/cluster/settings", async (c) => {
+    const body = await objectBody(c);
+    const settings: { syncTimeoutMs?: number; recoveryMessage?: string } = {};
+    if (body.syncTimeoutMs !== undefined) settings.syncTimeoutMs = body.syncTimeoutMs as number;
+    if (body.recoveryMessage !== undefined) settings.recoveryMessage = body.recoveryMessage as string;
+    const data = await run(context, async () =>
+      context.database.encodeCommand({ kind: "cluster", op: "settings-set", settings }),
+    );
+    const { result } = await run(context, () => context.runtime.propose(data, { forward: true }));
+    const outcome = result as { ok: boolean; error?: { code: string; message: string } };
+    if (!outcome.ok)
+      throw new HttpFailure(
+        409,
+        outcome.error?.code ?? "CONCLAVE_REFUSED",
+        outcome.error?.message ?? "refused",
+      );
+    await run(context, () => context.runtime.readIndex({ forward: true }));
+    return c.json(publicSettings(context));
+  });
 
   app.post("/v1/cluster/join", async (c) => {
     const body = await objectBody(c);
@@ -89,6 +111,15 @@ export const registerClusterAdminRoutes: RouteModule = (app, context) => {
     setPrimary(c, context, String(context.node.status().raftId)),
   );
 };
+
+/** The settings without the token's hash and sealed copy. */
+function publicSettings(context: AdminContext): {
+  syncTimeoutMs: number | null;
+  recoveryMessage: string | null;
+} {
+  const { syncTimeoutMs, recoveryMessage } = context.database.cluster.settings();
+  return { syncTimeoutMs, recoveryMessage };
+}
 
 async function setPrimary(c: Context, context: AdminContext, member: string): Promise<Response> {
   try {

@@ -27,7 +27,11 @@ export interface AppliedWrite {
  */
 export async function proposeCommand(context: AdminContext, command: DatabaseCommand): Promise<AppliedWrite> {
   const data = await orHttpFailure(context, () => context.database.encodeCommand(command));
-  const outcome = await orHttpFailure(context, () => context.runtime.propose(data, { forward: true }));
+  // The sync timeout is a cluster setting (conclave settings); without it the node's configured one.
+  const timeoutMs = context.database.cluster.settings().syncTimeoutMs;
+  const outcome = await orHttpFailure(context, () =>
+    context.runtime.propose(data, { forward: true, ...(timeoutMs === null ? {} : { timeoutMs }) }),
+  );
   return { index: outcome.index, term: outcome.term, result: outcome.result as DatabaseApplyResult };
 }
 

@@ -36,16 +36,21 @@ const statusByCode: Readonly<Record<string, { status: number; outcome: "not-appl
   CONCLAVE_WATCH_LIMIT: { status: 503, outcome: "not-applied" },
 };
 
-/** A not-primary answer: 421 naming the primary (Raft id and `name@host`), 503 while none is known. */
+/** A not-primary answer: 421 naming the primary (Raft id, `name@host`, HTTP address), 503 while none is known. */
 export function notPrimaryFailure(
   context: AdminContext,
   leaderHint: string | null,
   message: string,
 ): HttpFailure {
   const leader = leaderHint ?? (context.node.status().leader as string | null) ?? null;
+  const leaderUrl =
+    leader === null
+      ? null
+      : (context.database.cluster.members().find((row) => row.raftId === leader)?.httpUrl ?? null);
   return new HttpFailure(leader === null ? 503 : 421, "CONCLAVE_NOT_PRIMARY", message, {
     leader,
     leaderNode: context.node.memberName(leader),
+    leaderUrl,
     outcome: "not-applied",
   });
 }

@@ -1,7 +1,7 @@
 /**
  * The operator's cluster commands, each one call to a node's HTTP API (admin-request.ts):
  * `status [--json] [--watch]`, `node`, `join <name@host[:port]>`, `leave [--force]`,
- * `force-leave <member> [--force]`, `set-primary <member>`, `assume-primary`.
+ * `force-leave <member> [--force]`, `set-primary <member>`, `assume-primary`, `settings`.
  */
 import type { Command } from "commander";
 import type { ClusterStatusView, MemberStatusRow } from "../index.ts";
@@ -120,6 +120,36 @@ export function registerClusterCommands(program: Command): void {
       print(`${String(answer.primary)} is primary (switchover took ${String(answer.durationMs)} ms)`);
     });
 
+  withCommonOptions(program.command("settings").description("show or change the cluster-wide settings"))
+    .option(
+      "--sync-timeout-ms <ms>",
+      "how long a write waits for its quorum before the client is told the outcome is unknown (100–600000)",
+    )
+    .option(
+      "--recovery-message <text>",
+      "a message shown in status while the cluster is in trouble (empty to clear)",
+    )
+    .action(async (options: CommonOptions & { syncTimeoutMs?: string; recoveryMessage?: string }) => {
+      const change: Record<string, unknown> = {};
+      if (options.syncTimeoutMs !== undefined) {
+        const value = Number(options.syncTimeoutMs);
+        if (!Number.isInteger(value) || value < 100 || value > 600_000) {
+          throw new ConclaveError(
+            "CONCLAVE_USAGE",
+            "--sync-timeout-ms must be a whole number from 100 to 600000",
+          );
+        }
+        change.syncTimeoutMs = value;
+      }
+      if (options.recoveryMessage !== undefined) change.recoveryMessage = options.recoveryMessage;
+      const target = targetOf(options);
+      const answer =
+        Object.keys(change).length === 0
+          ? await adminRequest(target, "GET", "/v1/cluster/settings")
+          : await adminRequest(target, "POST", "/v1/cluster/settings", change);
+      print(JSON.stringify(answer, null, 2));
+    });
+
   withCommonOptions(
     program.command("assume-primary").description("make the node at --endpoint the primary"),
   ).action(async (options: CommonOptions) => {
@@ -146,6 +176,9 @@ export function formatClusterStatus(view: ClusterStatusView): string {
       .trimEnd();
   lines.push(line(header), ...cells.map(line));
   for (const warning of view.warnings) lines.push(`warning: ${warning}`);
+  const troubled =
+    view.primary === null || view.members.some((row) => row.state === "RECOVERY" || row.state === "DOWN");
+  if (troubled && view.recoveryMessage !== null) lines.push(`recovery message: ${view.recoveryMessage}`);
   return `${lines.join("\n")}\n`;
 }
 

@@ -46,6 +46,8 @@ export interface ClusterStatusView {
   readonly quorum: number;
   readonly failuresTolerated: number;
   readonly warnings: readonly string[];
+  /** The operator's message for when the cluster is in trouble (`conclave settings`), or null. */
+  readonly recoveryMessage: string | null;
   readonly members: readonly MemberStatusRow[];
 }
 
@@ -111,6 +113,7 @@ export function clusterStatus(sources: StatusSources): ClusterStatusView {
     quorum: voters === 0 ? 0 : quorum,
     failuresTolerated: voters === 0 ? 0 : voters - quorum,
     warnings,
+    recoveryMessage: metadata.settings().recoveryMessage,
     members,
   };
 }

@@ -195,6 +195,30 @@ function mismatch(dataDir: string, identity: NodeIdentity, nodeName: string): Co
   );
 }
 
+/**
+ * Refuses a start without a name in a data directory whose node has one: the node would run
+ * under the standalone Raft id, which is not a member of its stored cluster (it would wait as a
+ * standby forever). A name, once taken, is kept; only its host part may change.
+ *
+ * @example
+ * ```ts
+ * refuseUnnamingNamedNode(dataDir, await readNodeIdentity(dataDir), config.node.name);
+ * ```
+ * @throws ConclaveError `CONCLAVE_IDENTITY_MISMATCH`
+ */
+export function refuseUnnamingNamedNode(
+  dataDir: string,
+  identity: NodeIdentity | undefined,
+  nodeName: string | undefined,
+): void {
+  if (nodeName !== undefined || identity === undefined || identity.nodeName === null) return;
+  throw new ConclaveError(
+    "CONCLAVE_IDENTITY_MISMATCH",
+    `The data directory ${dataDir} belongs to node ${identity.nodeName} (node id ${identity.nodeId}), but this node was started without a name (node.name is not set). A named node cannot become unnamed again: set node.name = "${identity.nodeName}" (its host part may change), or give this node another data directory (node.data_dir).`,
+    { dataDir, recordedName: identity.nodeName, nodeId: identity.nodeId, givenName: null },
+  );
+}
+
 /** Options of {@link openNodeIdentity}. */
 export interface OpenIdentityOptions {
   readonly dataDir: string;

@@ -100,6 +100,12 @@ describe("the HTTP API on a 3-node cluster", { timeout: 60_000 }, () => {
     assert.equal(weak.status, 421);
     assert.equal(weak.body.leader, leader.node.raftId);
     assert.equal(weak.body.leaderNode, leader.node.nodeName);
+    // The member list carries each member's HTTP address once it announced itself.
+    await waitFor("the primary's row in the member list", 5000, async () =>
+      follower.node.database.cluster.members().some((row) => row.raftId === leader.node.raftId),
+    );
+    const again = await queryRows(follower.url, "SELECT 1", "weak");
+    assert.equal(again.body.leaderUrl, leader.url, "a 421 names the primary's HTTP address");
   });
 
   it("byte-identical databases on every member after a random workload (GET /v1/debug/db-hash)", async () => {

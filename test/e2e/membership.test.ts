@@ -91,6 +91,22 @@ describe("growing and shrinking a cluster with the CLI", { timeout: 240_000 }, (
       acknowledged.length > 20,
       `writes went on during the joins (${acknowledged.length} acknowledged)`,
     );
+    const node = await cli(["node", "--endpoint", endpoint("n4")]);
+    assert.equal(node.code, 0, node.stderr);
+    const details = JSON.parse(node.stdout) as {
+      state: string;
+      storage: { usedBytes: number; freeBytes: number; lastIndex: number };
+      apply: { lag: number };
+      transport: { peers: { id: string; reachable: boolean }[] };
+    };
+    assert.ok(
+      details.storage.usedBytes > 0 && details.storage.freeBytes > 0 && details.storage.lastIndex > 0,
+    );
+    assert.deepEqual(
+      details.transport.peers.map((peer) => peer.id).sort(),
+      ["n1", "n2", "n3", "n5"],
+      "n4's transport peers are the other members, learned from the replicated member list",
+    );
     const text = await cli(["status", "--endpoint", endpoint("n2")]);
     assert.match(
       text.stdout,

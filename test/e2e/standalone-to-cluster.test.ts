@@ -86,17 +86,11 @@ describe("a standalone node becomes the first member of a cluster", { timeout: 4
     await assertKeptAsFirstMember("n1");
   });
 
-  // Found by this test (production code unchanged): an unnamed standalone node stored the
-  // membership { voters: ["standalone"] }. Started in cluster mode as n2 with bootstrap = true,
-  // its Raft id is "n2", `bootstrap` is ignored because its storage is not empty, and it is not
-  // a voter of its own configuration: it stays STANDBY with leader null, every write and
-  // linearizable read answers 503, and nothing in the log says why. identity.json is renamed
-  // to n2 silently. The data is still on disk but not served.
-  it("keeps its data when it was standalone without a node name (the smallest configuration)", {
-    // Skipped, not todo: a failing todo is listed after the runner's summary, and CI must end on
-    // the summary. Known bug, first in line for the next change to src/conclave.ts.
-    skip: 'known bug: an unnamed standalone node restarted in cluster mode stays STANDBY (its stored voters are ["standalone"], not its new Raft id)',
-  }, async () => {
+  // Regression (issue #6): an unnamed standalone node stores the membership { voters:
+  // ["standalone"] }. Started in cluster mode as n2, its Raft id is "n2", which was not a voter of
+  // its own configuration: it stayed STANDBY. At start the stored one-node membership is now moved
+  // to the new id (src/adapters/storage/adopt-standalone.ts) before identity.json records the name.
+  it("keeps its data when it was standalone without a node name (the smallest configuration)", async () => {
     await runStandalone("n2", { unnamed: true });
     await assertKeptAsFirstMember("n2");
   });

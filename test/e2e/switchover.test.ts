@@ -94,6 +94,45 @@ describe("set-primary and assume-primary", { timeout: 180_000 }, () => {
   });
 });
 
+describe("cluster settings", { timeout: 60_000 }, () => {
+  let cluster: ProcessCluster;
+  const names = ["n1", "n2", "n3"];
+  const endpoint = (name: string) => `http://127.0.0.1:${cluster.spec(name).httpPort}`;
+
+  before(async () => {
+    cluster = await ProcessCluster.create(3);
+    for (const name of names) cluster.start(name);
+    await waitFor("a primary", 30_000, async () => cluster.leader(names));
+  });
+  after(async () => cluster.killAll());
+
+  it("the sync timeout is one replicated setting: set on one member, in force on all", async () => {
+    const set = await cli(["settings", "--sync-timeout-ms", "700", "--endpoint", endpoint("n2")]);
+    assert.equal(set.code, 0, set.stderr);
+    assert.deepEqual(JSON.parse(set.stdout), { syncTimeoutMs: 700, recoveryMessage: null });
+    await waitFor("n3 to apply the setting", 5000, async () => {
+      const shown = await cli(["settings", "--endpoint", endpoint("n3")]);
+      return (JSON.parse(shown.stdout) as { syncTimeoutMs: number }).syncTimeoutMs === 700;
+    });
+    const bad = await cli(["settings", "--sync-timeout-ms", "5", "--endpoint", endpoint("n1")]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /--sync-timeout-ms must be a whole number from 100 to 600000/);
+    // Without a quorum, a write now gives up after about 700 ms with "outcome unknown".
+    const leader = (await cluster.leader(names)) as string;
+    for (const name of names.filter((candidate) => candidate !== leader)) cluster.signal(name, "SIGSTOP");
+    try {
+      const started = performance.now();
+      const response = await cluster.put(leader, "no-quorum", "x");
+      const elapsedMs = performance.now() - started;
+      assert.equal(response.status, 504);
+      assert.match(((await response.json()) as { error: string }).error, /outcome is unknown|may or may not/);
+      assert.ok(elapsedMs >= 600 && elapsedMs < 3000, `gave up after ${Math.round(elapsedMs)} ms`);
+    } finally {
+      for (const name of names.filter((candidate) => candidate !== leader)) cluster.signal(name, "SIGCONT");
+    }
+  });
+});
+
 describe("roles and preferences", { timeout: 120_000 }, () => {
   let cluster: ProcessCluster;
   const names = ["n1", "n2", "n3"];

@@ -31,6 +31,11 @@ export interface PrimaryEntropy {
 
 /** The Database port over `machine`. */
 export function sqliteDatabase(machine: SqliteStateMachine, entropy: PrimaryEntropy): Database {
+  // Read on every request (token check, sync timeout): cached until the next cluster change.
+  let settings: ReturnType<SqliteStateMachine["cluster"]["settings"]> | null = null;
+  machine.listenCluster(() => {
+    settings = null;
+  });
   return {
     limits: {
       kvKeyBytesMax,
@@ -44,7 +49,10 @@ export function sqliteDatabase(machine: SqliteStateMachine, entropy: PrimaryEntr
       members: () => machine.cluster.members(),
       departures: () => machine.cluster.departures(),
       removed: () => machine.cluster.removed(),
-      settings: () => machine.cluster.settings(),
+      settings: () => {
+        settings ??= machine.cluster.settings();
+        return settings;
+      },
       listen: (listener) => machine.listenCluster(listener),
     },
     query: (sql, params = []) => machine.query(sql, params),
