@@ -38,6 +38,13 @@ export interface StateMachine {
   snapshot(): StateMachineSnapshot;
   /** Replaces the whole state with the snapshot's bytes. */
   restore(chunks: AsyncIterable<Uint8Array>, sizeBytes: number): Promise<void>;
+  /**
+   * Optional batching: the runtime calls `beginBatch()` before a batch of committed entries and
+   * `endBatch()` right after it, in the same turn (before any caller sees a result), so a
+   * persistent state machine may make the batch durable at once instead of entry by entry.
+   */
+  beginBatch?(): void;
+  endBatch?(): void;
   /** The last applied index, when the state machine persists itself; otherwise undefined. */
   readonly appliedIndex?: number | undefined;
 }

@@ -75,6 +75,17 @@ export class Applier {
     this.#proposals.applied(entry.index, entry.term, result);
   }
 
+  /** Applies a batch of committed entries in order, inside the state machine's batch (if it has one). */
+  applyAll(entries: readonly Entry[]): void {
+    if (entries.length === 0) return;
+    this.#machine.beginBatch?.();
+    try {
+      for (const entry of entries) this.apply(entry);
+    } finally {
+      this.#machine.endBatch?.();
+    }
+  }
+
   /** True when enough entries were applied since the last snapshot to take a new one. */
   snapshotDue(everyEntries: number): boolean {
     return this.#point.index - this.#lastSnapshotIndex >= everyEntries;

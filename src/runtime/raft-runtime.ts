@@ -459,7 +459,7 @@ export class RaftRuntime {
       this.#proposals.rejectThrough(installed.index, () => outcomeUnknown(installed.index));
       this.#options.logger.info({ index: installed.index, term: installed.term }, "installed a snapshot");
     }
-    for (const entry of ready.committed) applier.apply(entry);
+    applier.applyAll(ready.committed);
     // 4. reads
     for (const read of ready.reads) this.#reads.confirmed(read.id, read.index);
     for (const id of ready.readsFailed) this.#reads.failed(id, notPrimary(null));

@@ -85,6 +85,10 @@ export class SqliteStateMachine implements StateMachine {
   readonly cluster: ClusterCatalog;
   readonly #clusterListeners = new Set<() => void>();
   #db: DatabaseSync;
+  #batching = false;
+  #batchChanges: KvChange[] = [];
+  #clusterChangedInBatch = false;
+  #triggerCheck: { version: number; any: boolean } | null = null;
   #reader: DatabaseSync | null = null;
   #statements = new Map<string, StatementSync>();
   #applied = 0;
@@ -153,17 +157,23 @@ export class SqliteStateMachine implements StateMachine {
       return { ok: false, error: { code: "CONCLAVE_ALREADY_APPLIED", message } };
     }
     const decoded = decodeCommand(data);
+    // An SQL entry that may end the whole transaction itself (`OR ROLLBACK`, a trigger's
+    // RAISE(ROLLBACK)) would take the batch's earlier entries with it: it runs on its own.
+    const alone =
+      decoded.ok && decoded.command.kind === "sql" && this.#mayEndTransaction(decoded.command.statements);
+    if (alone) this.#commitBatch();
     let result: ApplyResult;
-    let changes: readonly KvChange[];
     try {
+      const inBatch = this.#db.isTransaction;
       this.#beginEntry(index);
       result = decoded.ok
         ? this.#applyCommand(decoded.command, index)
         : { ok: false, error: decoded.problem };
-      changes = this.#endEntry(index, result.ok);
+      this.#batchChanges.push(...this.#endEntry(index, result.ok, inBatch));
     } catch (error) {
       this.kv.abandonEntry();
       if (this.#db.isTransaction) this.#sql("ROLLBACK").run();
+      this.#batchChanges = [];
       throw new ConclaveError(
         "CONCLAVE_DATABASE_FAILED",
         `applying entry ${index} failed in the database itself (disk, memory or corruption); the node stops rather than diverge: ${String(error)}`,
@@ -172,38 +182,81 @@ export class SqliteStateMachine implements StateMachine {
       );
     }
     this.#applied = index;
-    this.kv.watches.notify(changes);
-    if (decoded.ok && decoded.command.kind === "cluster" && result.ok) this.#notifyClusterChanged();
+    if (decoded.ok && decoded.command.kind === "cluster" && result.ok) this.#clusterChangedInBatch = true;
+    if (!this.#batching || alone) this.#commitBatch();
     return result;
   }
 
+  /**
+   * Groups the entries applied until {@link endBatch} into one SQLite transaction (each entry
+   * still its own savepoint, with its own result): one WAL write per batch instead of one per
+   * entry. The runtime calls it around each batch of committed entries; callers see results only
+   * after `endBatch` (promise continuations run later), and a crash before it re-applies the
+   * batch from the log.
+   */
+  beginBatch(): void {
+    this.#batching = true;
+  }
+
+  /** Commits the batch, then tells watches and cluster listeners what changed. */
+  endBatch(): void {
+    this.#batching = false;
+    this.#commitBatch();
+  }
+
+  #commitBatch(): void {
+    if (this.#db.isTransaction) this.#sql("COMMIT").run();
+    const changes = this.#batchChanges;
+    this.#batchChanges = [];
+    if (changes.length > 0) this.kv.watches.notify(changes);
+    if (this.#clusterChangedInBatch) {
+      this.#clusterChangedInBatch = false;
+      this.#notifyClusterChanged();
+    }
+  }
+
+  /** True when one of `statements` (or a trigger it may fire) can roll back the whole transaction. */
+  #mayEndTransaction(statements: readonly SqlStatement[]): boolean {
+    if (statements.some((statement) => /rollback/i.test(statement.sql))) return true;
+    const { schema_version: version } = this.#sql("PRAGMA schema_version").get() as {
+      schema_version: number;
+    };
+    if (this.#triggerCheck?.version !== version) {
+      const row = this.#sql("SELECT count(*) AS n FROM sqlite_master WHERE type = 'trigger'").get() as {
+        n: number;
+      };
+      this.#triggerCheck = { version, any: row.n > 0 };
+    }
+    return this.#triggerCheck.any;
+  }
+
   #beginEntry(index: number): void {
-    this.#sql("BEGIN IMMEDIATE").run();
+    if (!this.#db.isTransaction) this.#sql("BEGIN IMMEDIATE").run();
     // INSERT OR REPLACE of rowid 0 also resets last_insert_rowid() to 0 and changes() to 1, so an
     // entry's first statement sees the same values on a member that just restarted.
     this.#sql("INSERT OR REPLACE INTO _conclave_meta (id, applied_index) VALUES (0, ?)").run(index);
     this.#sql("SAVEPOINT conclave_entry").run();
   }
 
-  /** Commits the entry (rolling back its statements when they failed); the KV changes it made. */
-  #endEntry(index: number, succeeded: boolean): KvChange[] {
-    let changes: KvChange[] = [];
+  /** Ends the entry (rolling back its statements when they failed); the KV changes it made. */
+  #endEntry(index: number, succeeded: boolean, inBatch: boolean): KvChange[] {
     if (succeeded) {
-      changes = this.kv.finishEntry();
+      const changes = this.kv.finishEntry();
       this.#sql("RELEASE conclave_entry").run();
-    } else {
-      this.kv.abandonEntry();
-      if (this.#db.isTransaction) {
-        this.#sql("ROLLBACK TO conclave_entry").run();
-        this.#sql("RELEASE conclave_entry").run();
-      } else {
-        // `INSERT OR ROLLBACK` or RAISE(ROLLBACK) ended the whole transaction: record the index alone.
-        this.#sql("BEGIN IMMEDIATE").run();
-        this.#sql("INSERT OR REPLACE INTO _conclave_meta (id, applied_index) VALUES (0, ?)").run(index);
-      }
+      return changes;
     }
-    this.#sql("COMMIT").run();
-    return changes;
+    this.kv.abandonEntry();
+    if (this.#db.isTransaction) {
+      this.#sql("ROLLBACK TO conclave_entry").run();
+      this.#sql("RELEASE conclave_entry").run();
+      return [];
+    }
+    // `INSERT OR ROLLBACK` or RAISE(ROLLBACK) ended the whole transaction: such entries run
+    // alone (see #mayEndTransaction), so nothing else was lost; record the index alone.
+    assert(!inBatch, "an entry that ended the transaction ran alone, not inside a batch");
+    this.#sql("BEGIN IMMEDIATE").run();
+    this.#sql("INSERT OR REPLACE INTO _conclave_meta (id, applied_index) VALUES (0, ?)").run(index);
+    return [];
   }
 
   /**
@@ -277,6 +330,7 @@ export class SqliteStateMachine implements StateMachine {
    * Throws `CONCLAVE_QUERY_REFUSED` for anything but a read, `CONCLAVE_QUERY_FAILED` for SQL errors.
    */
   query(sql: string, params: readonly SqlValue[] = []): QueryResult {
+    this.#commitBatch(); // the reader sees committed data only
     const problem = readQueryProblem(sql);
     if (problem !== null) {
       throw new ConclaveError("CONCLAVE_QUERY_REFUSED", `${problem.construct} is refused: ${problem.reason}`);
@@ -332,6 +386,7 @@ export class SqliteStateMachine implements StateMachine {
 
   /** A consistent copy (`VACUUM INTO` a temporary file) streamed in 1 MiB chunks, then deleted. */
   snapshot(): StateMachineSnapshot {
+    this.#commitBatch();
     this.#snapshotCount += 1;
     const path = join(this.#dataDir, `snapshot-${process.pid}-${this.#snapshotCount}.tmp`);
     const { schema_version: schemaCookie } = this.#sql("PRAGMA schema_version").get() as {
@@ -345,6 +400,7 @@ export class SqliteStateMachine implements StateMachine {
 
   /** Replaces the database with a snapshot: written to a temp file, fsynced, checked, renamed over. */
   async restore(chunks: AsyncIterable<Uint8Array>, sizeBytes: number): Promise<void> {
+    this.#commitBatch();
     const temporary = join(this.#dataDir, "restore.tmp");
     let restoredIndex: number;
     try {
@@ -379,6 +435,7 @@ export class SqliteStateMachine implements StateMachine {
 
   /** Closes the database (a checkpoint folds the WAL back into db.sqlite). */
   close(): void {
+    if (this.#db.isOpen) this.#commitBatch();
     this.#closeConnections();
   }
 }
