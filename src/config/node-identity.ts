@@ -8,7 +8,11 @@
  * fixed: a start under another short name is refused, because it almost always means a wrong
  * data directory or a wrong config file, and running on would make one node impersonate another.
  * A start under the same short name on another host is accepted and recorded (a re-addressed
- * node); the caller is told the previous name so it can announce the new address.
+ * node); the caller is told the previous name so it can announce the new address. A standalone
+ * node started without a name (`nodeName: null`) takes a name at its first named start — the
+ * caller first moves its stored Raft membership to the new id (src/adapters/storage/
+ * adopt-standalone.ts), so that the name is recorded only once the data is ready for it — and a
+ * named node is never started without a name again ({@link refuseUnnamingNamedNode}).
  *
  * Writes are atomic and durable: a temporary file is written, fsynced, then linked (first start,
  * so two racing first starts cannot both win) or renamed (updates) into place, and the directory
