@@ -55,8 +55,8 @@ interface Member {
   child: ChildProcess | null;
 }
 
-/** The file a node will keep its HTTP API token in (`Authorization: Bearer`), when it has one. */
-const tokenFileName = "admin-token";
+/** One API token file for every member (`http.token_file`), so the token is known before start. */
+const tokenFileName = "api-token";
 
 function isPrimary(status: StatusBody | null): boolean {
   const role = (status?.role ?? "").toLowerCase();
@@ -76,6 +76,9 @@ export class ConclaveCluster implements BenchCluster {
 
   async start(): Promise<void> {
     this.#root = makeTempDir("conclave-bench-conclave-");
+    writeFileSync(join(this.#root, tokenFileName), `bench_${randomBytes(24).toString("base64url")}\n`, {
+      mode: 0o600,
+    });
     for (let i = 1; i <= this.size; i++) {
       this.#members.push({
         name: `n${i}`,
@@ -115,6 +118,7 @@ export class ConclaveCluster implements BenchCluster {
       "[http]",
       `port = ${member.httpPort}`,
       `bind = "127.0.0.1"`,
+      `token_file = "${join(this.#root, tokenFileName)}"`,
       "[log]",
       `level = "warn"`,
       "",
@@ -136,8 +140,8 @@ export class ConclaveCluster implements BenchCluster {
     );
   }
 
-  #headers(member: Member): Record<string, string> {
-    const file = join(member.dataDir, tokenFileName);
+  #headers(_member: Member): Record<string, string> {
+    const file = join(this.#root, tokenFileName);
     if (!existsSync(file)) return {};
     const token = readFileSync(file, "utf8").split("\n")[0]?.trim() ?? "";
     return token === "" ? {} : { authorization: `Bearer ${token}` };

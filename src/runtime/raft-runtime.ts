@@ -447,12 +447,18 @@ export class RaftRuntime {
   async #handleReady(ready: Ready, lastIndexBeforeReady: number): Promise<void> {
     const applier = this.#applier;
     assert(applier !== null, "ready before start");
-    // 1. persist (one sync)
+    // 1. a leader's replication goes out at once, in parallel with its own sync (thesis §10.2.1):
+    //    followers write while the leader writes. Safe because the leader acknowledges nothing
+    //    before this Ready is durable (Readys are handled one at a time, and entries committed
+    //    by the followers' answers reach the state machine only in a later Ready).
+    const { early, afterSync } = splitMessages(ready.messages);
+    for (const message of early) this.#options.transport.send(message.to, message);
+    // 2. persist (one sync)
     const logKeepsSnapshot = ready.snapshot !== null && lastIndexBeforeReady > ready.snapshot.index;
     await this.#persister.persist(ready, logKeepsSnapshot);
-    // 2. send, only once durable
-    for (const message of ready.messages) this.#options.transport.send(message.to, message);
-    // 3. restore, then apply in order
+    // 3. send the rest (votes, answers), only once durable
+    for (const message of afterSync) this.#options.transport.send(message.to, message);
+    // 4. restore, then apply in order
     if (ready.snapshot !== null) {
       const installed = ready.snapshot;
       await applier.restore(installed);
@@ -460,7 +466,7 @@ export class RaftRuntime {
       this.#options.logger.info({ index: installed.index, term: installed.term }, "installed a snapshot");
     }
     applier.applyAll(ready.committed);
-    // 4. reads
+    // 5. reads
     for (const read of ready.reads) this.#reads.confirmed(read.id, read.index);
     for (const id of ready.readsFailed) this.#reads.failed(id, notPrimary(null));
     this.#reads.serve(applier.appliedIndex);
@@ -515,4 +521,23 @@ export class RaftRuntime {
     await this.#persister.abortIncoming().catch(() => {});
     await this.#options.storage.close().catch(() => {});
   }
+}
+
+/** Messages only a leader sends, which promise nothing about the sender's own disk. */
+const sentBeforeSync: ReadonlySet<Message["type"]> = new Set([
+  "append",
+  "heartbeat",
+  "snapshot",
+  "timeout-now",
+]);
+
+/**
+ * Splits a Ready's messages: a leader's replication may leave before the Ready is durable; votes
+ * and answers (which promise that what they acknowledge is on disk) only after.
+ */
+function splitMessages(messages: readonly Message[]): { early: Message[]; afterSync: Message[] } {
+  const early: Message[] = [];
+  const afterSync: Message[] = [];
+  for (const message of messages) (sentBeforeSync.has(message.type) ? early : afterSync).push(message);
+  return { early, afterSync };
 }
