@@ -19,6 +19,7 @@ import type { AdminContext, RouteModule } from "./admin-context.ts";
 import { requireApiToken } from "./api-auth.ts";
 import { registerClusterAdminRoutes } from "./cluster-admin-routes.ts";
 import { registerDebugRoutes } from "./debug-routes.ts";
+import { registerHealthRoutes } from "./health-routes.ts";
 import { HttpFailure } from "./http-failure.ts";
 import { registerKvRoutes } from "./kv-routes.ts";
 import { registerLeaseRoutes } from "./lease-routes.ts";
@@ -28,6 +29,7 @@ import { registerWatchRoutes } from "./watch-routes.ts";
 
 /** The route modules, in order. Add a module here to add routes. */
 export const routeModules: readonly RouteModule[] = [
+  registerHealthRoutes,
   registerStatusRoutes,
   registerClusterAdminRoutes,
   registerSqlRoutes,

@@ -1,12 +1,10 @@
 /**
- * Health and status:
- * - `GET /health/live` → 200 `{ status: "ok" }` while the process serves HTTP;
+ * Status (health endpoints: health-routes.ts):
  * - `GET /v1/status` → the node's status (name, id, state, role, term, leader, commit, applied,
  *   lastIndex, membership). `conclave dev` and the tests read it.
  */
 import type { RouteModule } from "./admin-context.ts";
 
 export const registerStatusRoutes: RouteModule = (app, context) => {
-  app.all("/health/live", (c) => c.json({ status: "ok" }));
   app.get("/v1/status", (c) => c.json({ ...context.node.status() }));
 };

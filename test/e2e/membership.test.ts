@@ -57,6 +57,9 @@ describe("growing and shrinking a cluster with the CLI", { timeout: 240_000 }, (
         cluster.start(name, { joiner: true });
         await waitFor(`${name} to serve HTTP`, 15_000, async () => (await cluster.status(name)) !== null);
         assert.equal((await cluster.status(name))?.state, "STANDBY");
+        const ready = await fetch(`${endpoint(name)}/health/ready`);
+        assert.equal(ready.status, 503, "a standby that has not joined is not ready");
+        assert.match(((await ready.json()) as { reason: string }).reason, /not a member of a cluster/);
         const joined = await cli(["join", address("n1"), "--endpoint", endpoint(name)]);
         assert.equal(joined.code, 0, joined.stderr);
         assert.match(joined.stdout, /joined the cluster of n1@127\.0\.0\.1/);
