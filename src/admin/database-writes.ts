@@ -3,6 +3,9 @@
  * log — forwarded to the primary from a secondary; 503 when no primary is known, 504 when the
  * outcome is unknown — and hand back the state machine's result with the entry's index and term.
  */
+
+import { createHash } from "node:crypto";
+import type { Context } from "hono";
 import type {
   DatabaseApplyResult,
   DatabaseCommand,
@@ -25,14 +28,58 @@ export interface AppliedWrite {
  * forwarded to the primary over the cluster transport (src/runtime/forwarding.ts); without a
  * known primary the answer is 503 (not applied).
  */
-export async function proposeCommand(context: AdminContext, command: DatabaseCommand): Promise<AppliedWrite> {
-  const data = await orHttpFailure(context, () => context.database.encodeCommand(command));
+export async function proposeCommand(
+  context: AdminContext,
+  command: Exclude<DatabaseCommand, { kind: "keyed" }>,
+  idempotency: Idempotency | null = null,
+): Promise<AppliedWrite> {
+  const key = idempotency === null ? null : idempotencyKeyOf(idempotency.c);
+  const keyed: DatabaseCommand =
+    key === null || (command.kind !== "sql" && command.kind !== "kv")
+      ? command
+      : { kind: "keyed", key, requestSha256: requestHash(idempotency?.request ?? command), command };
+  const data = await orHttpFailure(context, () => context.database.encodeCommand(keyed));
   // The sync timeout is a cluster setting (conclave settings); without it the node's configured one.
   const timeoutMs = context.database.cluster.settings().syncTimeoutMs;
   const outcome = await orHttpFailure(context, () =>
     context.runtime.propose(data, { forward: true, ...(timeoutMs === null ? {} : { timeoutMs }) }),
   );
-  return { index: outcome.index, term: outcome.term, result: outcome.result as DatabaseApplyResult };
+  const result = outcome.result as DatabaseApplyResult & { replayed?: boolean };
+  if (result.replayed === true) idempotency?.c.header("Idempotency-Replayed", "true");
+  return { index: outcome.index, term: outcome.term, result };
+}
+
+/** The request a write came from, for its idempotency key. */
+export interface Idempotency {
+  readonly c: Context;
+  /** What the client asked for (before the primary rewrote anything); hashed with the key. */
+  readonly request?: unknown;
+}
+
+/** The `Idempotency-Key` header, or null; 400 when it is not 1–128 visible ASCII characters. */
+export function idempotencyKeyOf(c: Context): string | null {
+  const key = c.req.header("idempotency-key");
+  if (key === undefined) return null;
+  if (!/^[\x21-\x7e]{1,128}$/.test(key)) {
+    throw new HttpFailure(
+      400,
+      "CONCLAVE_BAD_REQUEST",
+      "the Idempotency-Key header must be 1 to 128 visible ASCII characters (a UUID is a good key)",
+    );
+  }
+  return key;
+}
+
+/** SHA-256 of a canonical JSON form of the request (bytes as base64, bigints as text). */
+function requestHash(request: unknown): string {
+  const text = JSON.stringify(request, (_key, value: unknown) =>
+    typeof value === "bigint"
+      ? `${value}n`
+      : value instanceof Uint8Array
+        ? Buffer.from(value).toString("base64")
+        : value,
+  );
+  return createHash("sha256").update(text).digest("hex");
 }
 
 /** Status of a KV or SQL error result (the command was applied as a no-op everywhere). */
@@ -63,8 +110,12 @@ export interface KvWrite {
 }
 
 /** Proposes a KV operation; an error result becomes its HttpFailure. */
-export async function proposeKv(context: AdminContext, operation: KvOperation): Promise<KvWrite> {
-  const { index, term, result } = await proposeCommand(context, { kind: "kv", ...operation });
+export async function proposeKv(
+  context: AdminContext,
+  operation: KvOperation,
+  idempotency: Idempotency | null = null,
+): Promise<KvWrite> {
+  const { index, term, result } = await proposeCommand(context, { kind: "kv", ...operation }, idempotency);
   if (!result.ok) throw resultFailure(result.error);
   if (!("revision" in result)) throw new Error("a KV command answered without a revision");
   return { index, term, result };
@@ -74,8 +125,9 @@ export async function proposeKv(context: AdminContext, operation: KvOperation): 
 export async function proposeSql(
   context: AdminContext,
   statements: readonly SqlStatement[],
+  idempotency: Idempotency | null = null,
 ): Promise<{ index: number; term: number; results: readonly StatementResult[] }> {
-  const { index, term, result } = await proposeCommand(context, { kind: "sql", statements });
+  const { index, term, result } = await proposeCommand(context, { kind: "sql", statements }, idempotency);
   if (!result.ok) throw resultFailure(result.error);
   if (!("results" in result)) throw new Error("a SQL command answered without results");
   return { index, term, results: result.results as readonly StatementResult[] };

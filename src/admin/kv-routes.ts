@@ -126,6 +126,7 @@ function registerKeyRoutes(app: Parameters<RouteModule>[0], context: AdminContex
       prevRevision === null
         ? { op: "put", key, value, ...leaseField }
         : { op: "cas", key, expect: { modRevision: prevRevision }, value, ...leaseField },
+      { c },
     );
     if (result.succeeded === false) {
       // Forwarded from a secondary: read the key once this member applied the entry too.
@@ -143,7 +144,7 @@ function registerKeyRoutes(app: Parameters<RouteModule>[0], context: AdminContex
 
   app.delete("/v1/kv/*", async (c) => {
     const key = keyOf(c, context);
-    const { index, term, result } = await proposeKv(context, { op: "delete", key });
+    const { index, term, result } = await proposeKv(context, { op: "delete", key }, { c });
     return c.json({ revision: result.revision, deleted: result.deleted ?? 0, index, term });
   });
 }
@@ -168,12 +169,16 @@ export const registerKvRoutes: RouteModule = (app, context) => {
 
   app.post("/v1/kv/txn", async (c) => {
     const body = parseBody(txnSchema, await readJsonBody(c, kvTxnBodyBytesMax, "a KV transaction"), "txn");
-    const { index, term, result } = await proposeKv(context, {
-      op: "txn",
-      compare: body.compare.map((compare, at) => toCompare(compare, `compare.${at}`)),
-      success: body.success.map((operation, at) => toOperation(operation, `success.${at}`)),
-      failure: body.failure.map((operation, at) => toOperation(operation, `failure.${at}`)),
-    });
+    const { index, term, result } = await proposeKv(
+      context,
+      {
+        op: "txn",
+        compare: body.compare.map((compare, at) => toCompare(compare, `compare.${at}`)),
+        success: body.success.map((operation, at) => toOperation(operation, `success.${at}`)),
+        failure: body.failure.map((operation, at) => toOperation(operation, `failure.${at}`)),
+      },
+      { c },
+    );
     return c.json({
       revision: result.revision,
       succeeded: result.succeeded === true,

@@ -65,7 +65,7 @@ export const registerSqlRoutes: RouteModule = (app, context) => {
     }
     const statements = body.statements.map(toStatement);
     const prepared = await orHttpFailure(context, () => database.prepareSql(statements));
-    const { index, term, results } = await proposeSql(context, prepared);
+    const { index, term, results } = await proposeSql(context, prepared, { c, request: statements });
     return c.json({
       results: results.map((one) => ({
         rowsChanged: one.rowsChanged,

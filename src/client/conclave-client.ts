@@ -16,6 +16,8 @@
  * for await (const change of client.kv.watch("config/", { signal })) console.log(change);
  * ```
  */
+
+import { randomUUID } from "node:crypto";
 import { ConclaveError } from "../lib/errors.ts";
 import { EndpointPool } from "./endpoint-pool.ts";
 import { type WatchEvent, watchChanges } from "./watch-stream.ts";
@@ -32,6 +34,20 @@ export interface ClientOptions {
   readonly timeoutMs?: number;
   /** The cluster's API token (every `/v1` call needs it; it is in `<data_dir>/admin-token` on any member). */
   readonly token?: string;
+}
+
+/**
+ * Options of a write. Every write carries an idempotency key (a fresh UUID unless given), so a
+ * write whose outcome was lost (timeout, dropped connection, failover) is retried with the same
+ * key and applied at most once. Give your own key to retry safely across client restarts; the
+ * cluster remembers a key for 100,000 log entries.
+ */
+export interface WriteOptions {
+  readonly idempotencyKey?: string;
+}
+
+function keyed(options: WriteOptions): { idempotent: true; headers: Record<string, string> } {
+  return { idempotent: true, headers: { "idempotency-key": options.idempotencyKey ?? randomUUID() } };
 }
 
 /** Read consistency (see src/admin/read-consistency.ts). */
@@ -72,7 +88,12 @@ export class ConclaveClient {
     return (await response.json()) as Record<string, unknown>;
   }
 
-  #post(path: string, body: unknown, write: boolean): Promise<Record<string, unknown>> {
+  #post(
+    path: string,
+    body: unknown,
+    write: boolean,
+    options: WriteOptions = {},
+  ): Promise<Record<string, unknown>> {
     return this.#json({
       method: "POST",
       path,
@@ -82,6 +103,7 @@ export class ConclaveClient {
       contentType: "application/json",
       primary: true,
       idempotent: !write,
+      ...(write ? keyed(options) : {}),
     });
   }
 
@@ -90,11 +112,13 @@ export class ConclaveClient {
     /** Runs the statements as one transaction; a failed statement throws (code, `details.statementIndex`). */
     execute: async (
       statements: readonly Statement[],
+      options: WriteOptions = {},
     ): Promise<{ rowsChanged: number; lastInsertRowid: number | bigint }[]> => {
       const body = await this.#post(
         "/v1/sql/execute",
         { statements: statements.map((s) => ({ sql: s.sql, params: (s.params ?? []).map(toJsonValue) })) },
         true,
+        options,
       );
       return (body.results as { rowsChanged: number; lastInsertRowid: unknown }[]).map((result) => ({
         rowsChanged: result.rowsChanged,
@@ -143,7 +167,7 @@ export class ConclaveClient {
     put: async (
       key: string,
       value: Value,
-      options: { lease?: number; prevRevision?: number } = {},
+      options: { lease?: number; prevRevision?: number } & WriteOptions = {},
     ): Promise<{ revision: number }> => {
       const query = new URLSearchParams();
       if (options.lease !== undefined) query.set("lease", String(options.lease));
@@ -154,16 +178,19 @@ export class ConclaveClient {
         path: `${keyPath(key)}${suffix}`,
         body: toBytes(value),
         primary: true,
-        idempotent: false,
+        ...keyed(options),
       });
       return { revision: body.revision as number };
     },
-    delete: async (key: string): Promise<{ revision: number; deleted: number }> => {
+    delete: async (
+      key: string,
+      options: WriteOptions = {},
+    ): Promise<{ revision: number; deleted: number }> => {
       const body = await this.#json({
         method: "DELETE",
         path: keyPath(key),
         primary: true,
-        idempotent: false,
+        ...keyed(options),
       });
       return { revision: body.revision as number, deleted: body.deleted as number };
     },
@@ -188,16 +215,19 @@ export class ConclaveClient {
       };
     },
     /** An etcd-like transaction; values as strings or bytes. */
-    txn: async (txn: {
-      compare?: readonly {
-        key: string;
-        target: "value" | "mod_revision" | "create_revision" | "version";
-        operator: "=" | "!=" | "<" | ">";
-        value: Value | number | null;
-      }[];
-      success?: readonly { op: "put" | "delete" | "get"; key: string; value?: Value; lease?: number }[];
-      failure?: readonly { op: "put" | "delete" | "get"; key: string; value?: Value; lease?: number }[];
-    }): Promise<{ succeeded: boolean; revision: number; results: unknown[] }> => {
+    txn: async (
+      txn: {
+        compare?: readonly {
+          key: string;
+          target: "value" | "mod_revision" | "create_revision" | "version";
+          operator: "=" | "!=" | "<" | ">";
+          value: Value | number | null;
+        }[];
+        success?: readonly { op: "put" | "delete" | "get"; key: string; value?: Value; lease?: number }[];
+        failure?: readonly { op: "put" | "delete" | "get"; key: string; value?: Value; lease?: number }[];
+      },
+      options: WriteOptions = {},
+    ): Promise<{ succeeded: boolean; revision: number; results: unknown[] }> => {
       const operation = (op: { op: string; key: string; value?: Value; lease?: number }) =>
         op.op === "put" ? { ...op, value: base64(op.value ?? "") } : { op: op.op, key: op.key };
       const body = await this.#post(
@@ -211,6 +241,7 @@ export class ConclaveClient {
           failure: (txn.failure ?? []).map(operation),
         },
         true,
+        options,
       );
       return {
         succeeded: body.succeeded === true,

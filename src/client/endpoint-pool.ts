@@ -5,8 +5,10 @@
  * - reads: any failure, on the next endpoint;
  * - writes: only when nothing was applied — the server said `outcome: "not-applied"` (not the
  *   primary, busy, proposal lost) or the connection was refused before the request was sent.
- *   A timeout, a reset connection or a 504 leaves the outcome unknown: the error says so
- *   (`CONCLAVE_OUTCOME_UNKNOWN` / the server's code) and nothing is retried.
+ *   A timeout, a reset connection or a 504 leaves the outcome unknown: a write without an
+ *   idempotency key is then not retried (the error says so: `CONCLAVE_OUTCOME_UNKNOWN` / the
+ *   server's code); a write with one (the client gives every write a key) is retried with the
+ *   same key, which the cluster applies at most once.
  */
 import { ConclaveError } from "../lib/errors.ts";
 
@@ -30,8 +32,10 @@ export interface ApiRequest {
   readonly contentType?: string;
   /** Writes and primary-only reads go to the primary; others may use any endpoint. */
   readonly primary: boolean;
-  /** True when repeating it cannot apply anything twice (reads). */
+  /** True when repeating it cannot apply anything twice (reads, writes with an idempotency key). */
   readonly idempotent: boolean;
+  /** Extra request headers (e.g. `idempotency-key`). */
+  readonly headers?: Readonly<Record<string, string>>;
   readonly signal?: AbortSignal;
   /** Keep the response body as a stream (watch): no timeout once headers arrived. */
   readonly stream?: boolean;
@@ -111,6 +115,7 @@ export class EndpointPool {
 
   #retryable(status: number, body: Record<string, unknown>, request: ApiRequest): boolean {
     if (status === 421 || status === 503) return request.idempotent || body.outcome === "not-applied";
+    if (status === 504) return request.idempotent;
     return false;
   }
 
@@ -123,7 +128,7 @@ export class EndpointPool {
   async #fetch(endpoint: string, request: ApiRequest): Promise<Response> {
     const timeout = AbortSignal.timeout(this.#timeoutMs);
     const signal = request.signal === undefined ? timeout : AbortSignal.any([request.signal, timeout]);
-    const headers: Record<string, string> = { ...this.#authorization };
+    const headers: Record<string, string> = { ...this.#authorization, ...request.headers };
     if (request.contentType !== undefined) headers["content-type"] = request.contentType;
     const init: RequestInit = {
       method: request.method,

@@ -124,7 +124,17 @@ export type KvOperation =
 export type DatabaseCommand =
   | { readonly kind: "sql"; readonly statements: readonly SqlStatement[] }
   | ({ readonly kind: "kv" } & KvOperation)
-  | ClusterCommand;
+  | ClusterCommand
+  | {
+      /** A SQL or KV write with an idempotency key: applied once, its result replayed for retries. */
+      readonly kind: "keyed";
+      readonly key: string;
+      /** SHA-256 (hex) of the client's request (a reused key with another request is refused). */
+      readonly requestSha256: string;
+      readonly command:
+        | { readonly kind: "sql"; readonly statements: readonly SqlStatement[] }
+        | ({ readonly kind: "kv" } & KvOperation);
+    };
 
 /** The outcome of one statement of an SQL command. */
 export interface StatementResult {

@@ -144,8 +144,25 @@ export type KvCompare = z.infer<typeof compareSchema>;
 export type KvTxnOperation = z.infer<typeof txnOpsSchema>[number];
 /** A KV command: `{ kind: "kv", op: "put", key, value }` and so on. */
 export type KvCommand = { readonly kind: "kv" } & KvOperation;
+
+/** An idempotency key: 1 to 128 visible ASCII characters. */
+export const idempotencyKeyPattern = /^[\x21-\x7e]{1,128}$/;
+const keyedCommandSchema = z.object({
+  kind: z.literal("keyed"),
+  key: z.string().regex(idempotencyKeyPattern, "an idempotency key is 1 to 128 visible ASCII characters"),
+  /** SHA-256 (hex) of the client's request, so a key reused for another request is caught. */
+  requestSha256: z.string().regex(/^[0-9a-f]{64}$/),
+  command: z.union([sqlCommandSchema, kvCommandSchema]),
+});
+/** A SQL or KV command with an idempotency key (see idempotency.ts). */
+export interface KeyedCommand {
+  readonly kind: "keyed";
+  readonly key: string;
+  readonly requestSha256: string;
+  readonly command: SqlCommand | KvCommand;
+}
 /** Any command of the replicated database (cluster commands: see cluster-commands.ts). */
-export type DatabaseCommand = SqlCommand | KvCommand | ClusterCommand;
+export type DatabaseCommand = SqlCommand | KvCommand | ClusterCommand | KeyedCommand;
 
 /** Why a command was refused (encode) or could not be applied (decode). */
 export interface CommandProblem {
@@ -168,6 +185,7 @@ const commandSchemas: Readonly<Record<string, z.ZodType | undefined>> = {
   sql: sqlCommandSchema,
   kv: kvCommandSchema,
   cluster: clusterCommandSchema,
+  keyed: keyedCommandSchema,
 };
 
 function validate(
@@ -179,7 +197,10 @@ function validate(
   if (schema === undefined) {
     return {
       ok: false,
-      problem: { code: "CONCLAVE_COMMAND_INVALID", message: 'kind must be "sql", "kv" or "cluster"' },
+      problem: {
+        code: "CONCLAVE_COMMAND_INVALID",
+        message: 'kind must be "sql", "kv", "cluster" or "keyed"',
+      },
     };
   }
   const parsed = schema.safeParse(value);

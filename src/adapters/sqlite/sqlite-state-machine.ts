@@ -19,7 +19,14 @@ import { assert } from "../../lib/assert.ts";
 import { ConclaveError } from "../../lib/errors.ts";
 import type { StateMachine, StateMachineSnapshot } from "../../ports/state-machine.ts";
 import { ClusterCatalog, createClusterSchema } from "./cluster-catalog.ts";
-import { type DatabaseCommand, decodeCommand, type SqlStatement, type SqlValue } from "./commands.ts";
+import {
+  type DatabaseCommand,
+  decodeCommand,
+  type KeyedCommand,
+  type SqlStatement,
+  type SqlValue,
+} from "./commands.ts";
+import { createIdempotencySchema, IdempotencyTable } from "./idempotency.ts";
 import { createKvSchema } from "./kv-schema.ts";
 import { type KvChange, type KvResult, KvStore } from "./kv-store.ts";
 import { readOnlyAuthorizer, replicatedSqlAuthorizer } from "./sql-authorizer.ts";
@@ -84,6 +91,7 @@ export class SqliteStateMachine implements StateMachine {
   /** The cluster's own metadata (members, settings); see cluster-catalog.ts. */
   readonly cluster: ClusterCatalog;
   readonly #clusterListeners = new Set<() => void>();
+  readonly #idempotency: IdempotencyTable;
   #db: DatabaseSync;
   #batching = false;
   #batchChanges: KvChange[] = [];
@@ -107,6 +115,7 @@ export class SqliteStateMachine implements StateMachine {
     this.#db = this.#openDatabase();
     this.kv = new KvStore(this.#db, options.kvHistoryRevisionsMax ?? kvHistoryRevisionsMaxDefault);
     this.cluster = new ClusterCatalog(this.#db);
+    this.#idempotency = new IdempotencyTable(this.#db);
     this.#applied = this.#readAppliedIndex();
   }
 
@@ -130,6 +139,7 @@ export class SqliteStateMachine implements StateMachine {
     db.exec("INSERT OR IGNORE INTO _conclave_meta (id, applied_index) VALUES (0, 0);");
     createKvSchema(db);
     createClusterSchema(db);
+    createIdempotencySchema(db);
     db.setAuthorizer(replicatedSqlAuthorizer(() => this.#userSqlActive));
     return db;
   }
@@ -166,6 +176,7 @@ export class SqliteStateMachine implements StateMachine {
     try {
       const inBatch = this.#db.isTransaction;
       this.#beginEntry(index);
+      this.#idempotency.prune(index);
       result = decoded.ok
         ? this.#applyCommand(decoded.command, index)
         : { ok: false, error: decoded.problem };
@@ -275,6 +286,7 @@ export class SqliteStateMachine implements StateMachine {
   #applyCommand(command: DatabaseCommand, index: number): ApplyResult {
     if (command.kind === "kv") return this.kv.apply(command);
     if (command.kind === "cluster") return this.cluster.apply(command, index);
+    if (command.kind === "keyed") return this.#applyKeyed(command, index);
     const results: StatementResult[] = [];
     for (const [statementIndex, statement] of command.statements.entries()) {
       const outcome = this.#runStatement(statement, statementIndex);
@@ -282,6 +294,23 @@ export class SqliteStateMachine implements StateMachine {
       results.push(outcome);
     }
     return { ok: true, results };
+  }
+
+  /**
+   * A keyed write: applied once; a retry with the same key and request gets the recorded result
+   * (`replayed: true`), another request with the same key an error. Only successful results are
+   * recorded: a failed write applied nothing, so trying it again cannot apply it twice.
+   */
+  #applyKeyed(command: KeyedCommand, index: number): ApplyResult {
+    const found = this.#idempotency.lookup(command.key, command.requestSha256);
+    if (found.kind === "reused") {
+      return { ok: false, error: { code: "CONCLAVE_IDEMPOTENCY_KEY_REUSED", message: found.message } };
+    }
+    if (found.kind === "replay")
+      return { ...(found.result as object), replayed: true } as unknown as ApplyResult;
+    const result = this.#applyCommand(command.command, index);
+    if (result.ok) this.#idempotency.record(command.key, command.requestSha256, result, index);
+    return result;
   }
 
   #totalChangesStatement: StatementSync | null = null;
@@ -418,6 +447,7 @@ export class SqliteStateMachine implements StateMachine {
     this.#totalChangesStatement = null; // it belonged to the closed connection
     this.kv.attach(this.#db);
     this.cluster.attach(this.#db);
+    this.#idempotency.attach(this.#db);
     this.#applied = this.#readAppliedIndex();
     assert(
       this.#applied === restoredIndex,
