@@ -74,6 +74,9 @@ export function startAdminServer(
   // overrideGlobalObjects: false — an embedding application keeps its own global Request/Response.
   const listener = getRequestListener(app.fetch, { overrideGlobalObjects: false });
   const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (request, response) => {
+    // HTTP/1.0 health checks (HAProxy's plain `option httpchk GET /health/primary`) send no Host;
+    // the router needs one to build the URL, so use the address we listen on.
+    request.headers.host ??= `${listen.host}:${listen.port}`;
     listener(request, response).catch((error: unknown) => {
       context.logger.warn({ error: String(error) }, "HTTP response failed");
       response.destroy();

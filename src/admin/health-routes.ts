@@ -1,36 +1,49 @@
 /**
- * Health endpoints for load balancers and orchestrators. They need no token, do no I/O and no
- * Raft round trip (a load balancer polls them every 100 ms), and every answer has a JSON body
- * saying why:
+ * Health endpoints for load balancers and orchestrators. They need no token (they are outside
+ * `/v1/*`), make no network call and no Raft round trip (a load balancer polls them every
+ * 100 ms): each answer is built from one `node.status()`, which reads the Raft state in memory
+ * and a few rows of the local member catalog. Every answer has the same JSON body saying why.
  * - `GET|HEAD /health/live` → 200 while the process serves HTTP;
- * - `GET|HEAD /health/ready[?lag=N]` → 200 on a member (voter or standby) that knows a primary
- *   and, with `lag`, has applied all but at most N of the entries it knows are committed;
- * - `GET|HEAD /health/primary` → 200 only on the primary;
- * - `GET|HEAD /health/standby[?lag=N]` → 200 on a secondary (a member that is not the primary and
- *   knows one) within N entries (no `lag`: any lag).
+ * - `GET|HEAD /health/ready[?lag=N]` → 200 on a member (voter or learner) that knows a primary,
+ *   is not leaving, not refusing writes (disk full), and with `lag` is within N entries;
+ * - `GET|HEAD /health/primary` → 200 only on a running Raft leader;
+ * - `GET|HEAD /health/standby[?lag=N]` → 200 on a follower that is ready (within N entries).
  * "Lag" is this node's commit index minus its applied index: what it knows is committed and has
- * not applied yet. A member that lost the primary does not know newer commits, so it also
- * fails `ready` and `standby` (no primary) rather than look current.
+ * not applied yet. A follower learns the primary's commit index with each append or heartbeat,
+ * so lag can read low for a member that fell behind without hearing about newer entries; a
+ * member that lost the primary fails `ready` and `standby` (no primary) once it notices (its
+ * election timeout) rather than look current.
+ *
+ * @example
+ * ```sh
+ * curl -i http://127.0.0.1:4380/health/standby?lag=1000
+ * # 503 {"status":"unavailable","node":"n1@10.0.0.5","state":"PRIMARY",…,"reason":"this node is the primary, not a standby"}
+ * ```
  */
 import type { Context } from "hono";
 import type { AdminContext, RouteModule } from "./admin-context.ts";
 import { HttpFailure } from "./http-failure.ts";
 
-/** Largest `lag` accepted. */
-const lagMax = 1_000_000_000_000;
+/** Largest `lag` accepted: far above any real backlog, well inside exact integers. */
+export const healthLagMax = 1_000_000_000_000;
 
+/** The body of every health answer (besides `status` and `reason`). */
 interface HealthFacts {
   readonly node: string;
   readonly state: string;
   readonly role: string;
+  /** The primary's `name@host` (its Raft id if the name is unknown), or null. */
   readonly leader: string | null;
   readonly commit: number;
   readonly applied: number;
   readonly lag: number;
+}
+
+interface NodeView extends HealthFacts {
   readonly member: boolean;
 }
 
-function facts(context: AdminContext): HealthFacts {
+function view(context: AdminContext): NodeView {
   const status = context.node.status();
   const membership = status.membership as
     | { voters: readonly string[]; learners: readonly string[] }
@@ -43,7 +56,8 @@ function facts(context: AdminContext): HealthFacts {
     node: String(status.node),
     state: String(status.state),
     role: String(status.role),
-    leader: context.node.memberName(leader) ?? leader,
+    // A standalone node is in no member list, so name itself directly.
+    leader: leader === raftId ? String(status.node) : (context.node.memberName(leader) ?? leader),
     commit,
     applied,
     lag: Math.max(0, commit - applied),
@@ -56,63 +70,77 @@ function facts(context: AdminContext): HealthFacts {
 function lagParam(c: Context): number | null {
   const text = c.req.query("lag");
   if (text === undefined) return null;
-  if (!/^\d{1,13}$/.test(text) || Number(text) > lagMax) {
+  if (!/^\d{1,13}$/.test(text) || Number(text) > healthLagMax) {
     throw new HttpFailure(
       400,
       "CONCLAVE_BAD_REQUEST",
-      `lag must be a whole number of entries from 0 to ${lagMax}, not ${JSON.stringify(text)}`,
+      `lag must be a whole number of entries from 0 to ${healthLagMax}, not ${JSON.stringify(text)}`,
     );
   }
   return Number(text);
 }
 
-function answer(c: Context, health: HealthFacts, reason: string | null, okReason: string): Response {
-  const ok = reason === null;
-  const { member: _member, ...shown } = health;
-  return c.json({ status: ok ? "ok" : "unavailable", ...shown, reason: reason ?? okReason }, ok ? 200 : 503);
+function answer(c: Context, node: NodeView, refusal: string | null, okReason: string): Response {
+  const { member: _member, ...facts } = node;
+  const ok = refusal === null;
+  return c.json({ status: ok ? "ok" : "unavailable", ...facts, reason: refusal ?? okReason }, ok ? 200 : 503);
 }
 
 /** Why this node is not a ready member, or null when it is. */
-function notReady(health: HealthFacts, lag: number | null): string | null {
-  if (health.state === "DOWN") return "the node is stopping";
-  if (!health.member) return `this node is not a member of a cluster (state ${health.state})`;
-  if (health.leader === null) return "this node knows no primary (an election is running, or it is cut off)";
-  if (health.state === "RECOVERY") return "this node refuses writes for now (its disk is full)";
-  if (lag !== null && health.lag > lag)
-    return `this node is ${health.lag} entries behind what it knows is committed (more than lag=${lag})`;
+function notReady(node: NodeView, lag: number | null): string | null {
+  if (node.state === "DOWN") return "the node is stopping";
+  // Kept word for word: test/e2e/membership.test.ts matches it.
+  if (!node.member) return `this node is not a member of a cluster (state ${node.state})`;
+  if (node.state === "LEAVING") return "this node is leaving the cluster";
+  if (node.state === "RECOVERY") return "this node refuses writes for now (its disk is full)";
+  // A pre-candidate may still remember the old leader; it has stopped following it.
+  if (node.role !== "leader" && node.role !== "follower")
+    return `this node knows no primary (it is a ${node.role}: an election is running)`;
+  if (node.leader === null) return "this node knows no primary (an election is running, or it is cut off)";
+  if (lag !== null && node.lag > lag)
+    return `this node is ${node.lag} entries behind what it knows is committed (more than lag=${lag})`;
   return null;
 }
 
+/** Why this node is not the primary, or null when it is (a running Raft leader). */
+function notPrimary(node: NodeView): string | null {
+  if (node.state === "DOWN") return "the node is stopping";
+  if (node.role === "leader") return null;
+  const primary = node.leader === null ? "no primary is known" : `the primary is ${node.leader}`;
+  return `this node is ${node.state}, not the primary (${primary})`;
+}
+
+/** What a 200 from /health/primary says: the primary, and whether it can take writes now. */
+function primaryReason(node: NodeView): string {
+  if (node.state === "RECOVERY")
+    return "this node is the primary, but refuses writes for now (its disk is full)";
+  if (node.state === "LEAVING") return "this node is the primary, and is handing the role over (leaving)";
+  return "this node is the primary";
+}
+
+/** Registers `/health/live`, `/health/ready`, `/health/primary` and `/health/standby`. */
 export const registerHealthRoutes: RouteModule = (app, context) => {
   app.on(["GET", "HEAD"], "/health/live", (c) =>
-    c.json({ status: "ok", node: String(context.node.status().node) }),
+    answer(c, view(context), null, "this node's process serves HTTP"),
   );
 
   app.on(["GET", "HEAD"], "/health/ready", (c) => {
     const lag = lagParam(c);
-    const health = facts(context);
-    return answer(c, health, notReady(health, lag), "a member that knows the primary");
+    const node = view(context);
+    return answer(c, node, notReady(node, lag), "a member that knows the primary");
   });
 
   app.on(["GET", "HEAD"], "/health/primary", (c) => {
-    const health = facts(context);
-    const reason =
-      health.role === "leader" && health.state === "PRIMARY"
-        ? null
-        : `this node is ${health.state}, not the primary${health.leader === null ? "" : ` (the primary is ${health.leader})`}`;
-    return answer(c, health, reason, "this node is the primary");
+    const node = view(context);
+    return answer(c, node, notPrimary(node), primaryReason(node));
   });
 
   app.on(["GET", "HEAD"], "/health/standby", (c) => {
     const lag = lagParam(c);
-    const health = facts(context);
-    const reason =
-      health.role === "leader" ? "this node is the primary, not a standby" : notReady(health, lag);
-    return answer(
-      c,
-      health,
-      reason,
-      lag === null ? "a secondary that knows the primary" : `a secondary within ${lag} entries`,
-    );
+    const node = view(context);
+    const refusal = node.role === "leader" ? "this node is the primary, not a standby" : notReady(node, lag);
+    const okReason =
+      lag === null ? "a secondary that knows the primary" : `a secondary within ${lag} entries`;
+    return answer(c, node, refusal, okReason);
   });
 };

@@ -48,6 +48,21 @@ function apiError(status: number, body: Record<string, unknown>): ConclaveError 
   return new ConclaveError(code, message, { ...body, status });
 }
 
+/**
+ * The error of a keyed write that some attempt may have applied: `CONCLAVE_OUTCOME_UNKNOWN`,
+ * naming the key (a later retry with it is safe), with the last answer as its cause.
+ */
+function unknownIfKeyed(error: unknown, key: string | undefined, outcomeUnknown: boolean): unknown {
+  if (key === undefined || !outcomeUnknown) return error;
+  const last = error instanceof Error ? error.message : String(error);
+  return new ConclaveError(
+    "CONCLAVE_OUTCOME_UNKNOWN",
+    `the write's outcome is unknown: it may or may not be applied (last answer: ${last}); retrying it with the same idempotency key (${key}) is safe`,
+    { idempotencyKey: key, outcome: "unknown" },
+    { cause: error },
+  );
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 function refusedBeforeSending(error: unknown): boolean {
@@ -77,7 +92,14 @@ export class EndpointPool {
   /** Sends `request`, retrying as the module comment says; resolves with a 2xx response. */
   async send(request: ApiRequest): Promise<Response> {
     let lastError: unknown = null;
+    const key = request.headers?.["idempotency-key"];
+    // An attempt whose outcome is unknown (no answer, 504) makes the whole call's outcome unknown,
+    // whatever later attempts answer: the final error must say so.
+    let outcomeUnknown = false;
+    // Bounded in attempts and in time: retries stop once twice the request timeout has passed.
+    const deadline = performance.now() + 2 * this.#timeoutMs;
     for (let attempt = 0; attempt < attemptsMax; attempt++) {
+      if (attempt > 0 && performance.now() + backoffStepMs * attempt >= deadline) break;
       if (attempt > 0) await sleep(backoffStepMs * attempt);
       const endpoint = this.#pick(request.primary);
       let response: Response;
@@ -88,6 +110,7 @@ export class EndpointPool {
         lastError = error;
         if (this.#primary === endpoint) this.#primary = null;
         this.#next++;
+        if (!refusedBeforeSending(error)) outcomeUnknown = true;
         if (request.idempotent || refusedBeforeSending(error)) continue;
         throw new ConclaveError(
           "CONCLAVE_OUTCOME_UNKNOWN",
@@ -99,15 +122,20 @@ export class EndpointPool {
       if (response.ok) return response;
       const body = (await response.json().catch(() => ({}))) as Record<string, unknown>;
       lastError = apiError(response.status, body);
-      if (!this.#retryable(response.status, body, request)) throw lastError;
+      if (body.outcome === "unknown") outcomeUnknown = true;
+      if (!this.#retryable(response.status, body, request))
+        throw unknownIfKeyed(lastError, key, outcomeUnknown);
       if (response.status === 421 || body.code === "CONCLAVE_NOT_PRIMARY") {
         this.#primary = await this.#locate(typeof body.leader === "string" ? body.leader : null);
       } else this.#next++;
     }
+    if (key !== undefined && (outcomeUnknown || !(lastError instanceof ConclaveError))) {
+      throw unknownIfKeyed(lastError, key, true);
+    }
     if (lastError instanceof ConclaveError) throw lastError;
     throw new ConclaveError(
       "CONCLAVE_UNAVAILABLE",
-      `no endpoint answered after ${attemptsMax} attempts (${this.#endpoints.join(", ")}): ${String(lastError)}`,
+      `no endpoint answered (${this.#endpoints.join(", ")}): ${String(lastError)}`,
       {},
       { cause: lastError },
     );

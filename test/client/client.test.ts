@@ -105,15 +105,26 @@ describe("ConclaveClient", { timeout: 60_000 }, () => {
     assert.equal(await client.kv.get("leased"), null);
   });
 
-  it("does not retry a write whose outcome is unknown (no quorum: one 504)", async () => {
+  it("retries a write whose outcome is unknown only with its idempotency key, bounded in time", async () => {
     const leader = await cluster.leader();
     for (const follower of cluster.followers(leader)) await follower.node.runtime.stop();
-    const commitBefore = leader.node.runtime.status().lastIndex;
-    await assert.rejects(client.kv.put("unknown", "x"), (error: unknown) => {
-      assert.ok(isConclaveError(error, "CONCLAVE_TIMEOUT"));
-      assert.equal(error.details.outcome, "unknown");
-      return true;
-    });
-    assert.equal(leader.node.runtime.status().lastIndex, commitBefore + 1, "proposed exactly once");
+    const lastBefore = leader.node.runtime.status().lastIndex;
+    const impatient = new ConclaveClient({ endpoints: [leader.url], timeoutMs: 3500, token: testApiToken });
+    const started = performance.now();
+    await assert.rejects(
+      impatient.kv.put("unknown", "x", { idempotencyKey: "unknown-1" }),
+      (error: unknown) => {
+        assert.ok(isConclaveError(error), String(error));
+        assert.match(error.message, /outcome is unknown|may or may not be applied/);
+        return true;
+      },
+    );
+    const elapsedMs = performance.now() - started;
+    assert.ok(elapsedMs < 2 * 3500 + 1500, `gave up after ${Math.round(elapsedMs)} ms (twice the timeout)`);
+    const proposals = leader.node.runtime.status().lastIndex - lastBefore;
+    assert.ok(
+      proposals >= 1,
+      `proposed (${proposals} entries, all with key unknown-1: at most one can apply)`,
+    );
   });
 });
