@@ -26,6 +26,7 @@ import type {
   RemovedNode,
 } from "../../ports/cluster-metadata.ts";
 import type { ClusterCommand, ClusterSettingsUpdate } from "./cluster-commands.ts";
+import { StatementCache } from "./statement-cache.ts";
 
 const schemaSql = `
 CREATE TABLE IF NOT EXISTS _conclave_members (
@@ -67,26 +68,19 @@ export type CatalogResult =
 
 /** Reads and changes the cluster tables of one connection. See the module comment. */
 export class ClusterCatalog {
-  #db: DatabaseSync;
-  #statements = new Map<string, StatementSync>();
+  readonly #statements: StatementCache;
 
   constructor(db: DatabaseSync) {
-    this.#db = db;
+    this.#statements = new StatementCache(db);
   }
 
   /** Uses a new connection (after a snapshot restore). */
   attach(db: DatabaseSync): void {
-    this.#db = db;
-    this.#statements = new Map();
+    this.#statements.attach(db);
   }
 
   #sql(text: string): StatementSync {
-    let statement = this.#statements.get(text);
-    if (statement === undefined) {
-      statement = this.#db.prepare(text);
-      this.#statements.set(text, statement);
-    }
-    return statement;
+    return this.#statements.get(text);
   }
 
   /** Applies one cluster command inside the entry's transaction. */

@@ -10,6 +10,7 @@
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { Packr } from "msgpackr";
+import { StatementCache } from "./statement-cache.ts";
 
 /** Log entries a key is remembered for. */
 export const idempotencyWindowEntries = 100_000;
@@ -42,25 +43,18 @@ export type KeyLookup =
 
 /** The idempotency table of one connection. */
 export class IdempotencyTable {
-  #db: DatabaseSync;
-  #statements = new Map<string, StatementSync>();
+  readonly #statements: StatementCache;
 
   constructor(db: DatabaseSync) {
-    this.#db = db;
+    this.#statements = new StatementCache(db);
   }
 
   attach(db: DatabaseSync): void {
-    this.#db = db;
-    this.#statements = new Map();
+    this.#statements.attach(db);
   }
 
   #sql(text: string): StatementSync {
-    let statement = this.#statements.get(text);
-    if (statement === undefined) {
-      statement = this.#db.prepare(text);
-      this.#statements.set(text, statement);
-    }
-    return statement;
+    return this.#statements.get(text);
   }
 
   lookup(key: string, requestSha256: string): KeyLookup {

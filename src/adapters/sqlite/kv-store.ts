@@ -17,6 +17,7 @@ import type { DatabaseSync, StatementSync } from "node:sqlite";
 import type { KvCompare, KvOperation, KvTxnOperation } from "./commands.ts";
 import { keyBytes, prefixEnd } from "./kv-schema.ts";
 import { KvWatchHistory } from "./kv-watch.ts";
+import { StatementCache } from "./statement-cache.ts";
 
 /** Most keys one `range` returns. */
 export const kvRangeLimitMax = 10_000;
@@ -64,22 +65,20 @@ function failure(code: string, message: string): KvResult {
 
 /** The KV store over one connection. See the module comment. */
 export class KvStore {
-  #db: DatabaseSync;
-  #statements = new Map<string, StatementSync>();
+  readonly #statements: StatementCache;
   readonly #history: KvWatchHistory;
   /** The revision this entry writes at (current + 1), fixed at the entry's first change. */
   #entryRevision: number | null = null;
   #entryChanges: KvChange[] = [];
 
   constructor(db: DatabaseSync, historyRevisionsMax: number) {
-    this.#db = db;
+    this.#statements = new StatementCache(db);
     this.#history = new KvWatchHistory(db, historyRevisionsMax);
   }
 
   /** Switches to a reopened connection (after a restore); listeners stay registered. */
   attach(db: DatabaseSync): void {
-    this.#db = db;
-    this.#statements = new Map();
+    this.#statements.attach(db);
     this.#history.attach(db);
     this.abandonEntry();
   }
@@ -90,12 +89,7 @@ export class KvStore {
   }
 
   #sql(text: string): StatementSync {
-    let statement = this.#statements.get(text);
-    if (statement === undefined) {
-      statement = this.#db.prepare(text);
-      this.#statements.set(text, statement);
-    }
-    return statement;
+    return this.#statements.get(text);
   }
 
   /** The current revision (bumped once per entry that changes a key). */
