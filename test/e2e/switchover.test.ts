@@ -9,22 +9,31 @@ import { after, before, describe, it } from "node:test";
 import { ConclaveClient } from "../../src/client/index.ts";
 import { testApiToken } from "./api-token.ts";
 import { cli } from "./cli-process.ts";
-import { ProcessCluster, waitFor } from "./node-processes.ts";
+import { type ConfigOverrides, ProcessCluster, waitFor } from "./node-processes.ts";
+
+const names = ["n1", "n2", "n3"];
+
+/** A 3-node cluster for one describe block: started before its tests (optionally until a primary is elected), killed after. */
+function threeNodes(overrides: Readonly<Record<string, ConfigOverrides>> = {}, awaitPrimary = true) {
+  const handle = {
+    cluster: null as unknown as ProcessCluster,
+    endpoint: (name: string) => `http://127.0.0.1:${handle.cluster.spec(name).httpPort}`,
+  };
+  before(async () => {
+    handle.cluster = await ProcessCluster.create(3);
+    for (const name of names) handle.cluster.start(name, overrides[name] ?? {});
+    if (awaitPrimary) await waitFor("a primary", 30_000, async () => handle.cluster.leader(names));
+  });
+  after(async () => handle.cluster.killAll());
+  return handle;
+}
 
 describe("set-primary and assume-primary", { timeout: 180_000 }, () => {
-  let cluster: ProcessCluster;
-  const names = ["n1", "n2", "n3"];
-  const endpoint = (name: string) => `http://127.0.0.1:${cluster.spec(name).httpPort}`;
-
-  before(async () => {
-    cluster = await ProcessCluster.create(3);
-    for (const name of names) cluster.start(name);
-    await waitFor("a primary", 30_000, async () => cluster.leader(names));
-  });
-  after(async () => cluster.killAll());
+  const nodes = threeNodes();
+  const endpoint = nodes.endpoint;
 
   it("hands the primary role over under write load, losing nothing and stalling no longer than the transfer", async () => {
-    const before = (await cluster.leader(names)) as string;
+    const before = (await nodes.cluster.leader(names)) as string;
     const target = names.find((name) => name !== before) as string;
     const client = new ConclaveClient({
       endpoints: names.map(endpoint),
@@ -64,7 +73,7 @@ describe("set-primary and assume-primary", { timeout: 180_000 }, () => {
       await new Promise((resolve) => setTimeout(resolve, 1000));
       writing = false;
       await Promise.all(writers);
-      assert.equal(await cluster.leader(names), target);
+      assert.equal(await nodes.cluster.leader(names), target);
       // The client retries writes refused during the transfer; the longest gap between two
       // acknowledgements is bounded by the transfer (plus a client retry and a noisy machine).
       assert.ok(
@@ -76,18 +85,18 @@ describe("set-primary and assume-primary", { timeout: 180_000 }, () => {
       writing = false;
     }
     for (const key of acknowledged) {
-      const response = await cluster.get(target, key);
+      const response = await nodes.cluster.get(target, key);
       assert.equal(response.status, 200, `${key} was acknowledged and is on the new primary`);
     }
   });
 
   it("assume-primary makes the node it runs on the primary", async () => {
-    const current = (await cluster.leader(names)) as string;
+    const current = (await nodes.cluster.leader(names)) as string;
     const other = names.find((name) => name !== current) as string;
     const result = await cli(["assume-primary", "--endpoint", endpoint(other)]);
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, new RegExp(`^${other}@127\\.0\\.0\\.1 is primary`));
-    assert.equal(await cluster.leader(names), other);
+    assert.equal(await nodes.cluster.leader(names), other);
     const again = await cli(["set-primary", other, "--endpoint", endpoint(current)]);
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /switchover took 0 ms/);
@@ -95,16 +104,8 @@ describe("set-primary and assume-primary", { timeout: 180_000 }, () => {
 });
 
 describe("cluster settings", { timeout: 60_000 }, () => {
-  let cluster: ProcessCluster;
-  const names = ["n1", "n2", "n3"];
-  const endpoint = (name: string) => `http://127.0.0.1:${cluster.spec(name).httpPort}`;
-
-  before(async () => {
-    cluster = await ProcessCluster.create(3);
-    for (const name of names) cluster.start(name);
-    await waitFor("a primary", 30_000, async () => cluster.leader(names));
-  });
-  after(async () => cluster.killAll());
+  const nodes = threeNodes();
+  const endpoint = nodes.endpoint;
 
   it("the sync timeout is one replicated setting: set on one member, in force on all", async () => {
     const set = await cli(["settings", "--sync-timeout-ms", "700", "--endpoint", endpoint("n2")]);
@@ -118,39 +119,35 @@ describe("cluster settings", { timeout: 60_000 }, () => {
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /--sync-timeout-ms must be a whole number from 100 to 600000/);
     // Without a quorum, a write now gives up after about 700 ms with "outcome unknown".
-    const leader = (await cluster.leader(names)) as string;
-    for (const name of names.filter((candidate) => candidate !== leader)) cluster.signal(name, "SIGSTOP");
+    const leader = (await nodes.cluster.leader(names)) as string;
+    for (const name of names.filter((candidate) => candidate !== leader))
+      nodes.cluster.signal(name, "SIGSTOP");
     try {
       const started = performance.now();
-      const response = await cluster.put(leader, "no-quorum", "x");
+      const response = await nodes.cluster.put(leader, "no-quorum", "x");
       const elapsedMs = performance.now() - started;
       assert.equal(response.status, 504);
       assert.match(((await response.json()) as { error: string }).error, /outcome is unknown|may or may not/);
       assert.ok(elapsedMs >= 600 && elapsedMs < 3000, `gave up after ${Math.round(elapsedMs)} ms`);
     } finally {
-      for (const name of names.filter((candidate) => candidate !== leader)) cluster.signal(name, "SIGCONT");
+      for (const name of names.filter((candidate) => candidate !== leader))
+        nodes.cluster.signal(name, "SIGCONT");
     }
   });
 });
 
 describe("roles and preferences", { timeout: 120_000 }, () => {
-  let cluster: ProcessCluster;
-  const names = ["n1", "n2", "n3"];
-  const endpoint = (name: string) => `http://127.0.0.1:${cluster.spec(name).httpPort}`;
-
-  before(async () => {
-    cluster = await ProcessCluster.create(3);
-    cluster.start("n1", { nodeLines: ["never_primary = true"] });
-    cluster.start("n2");
-    cluster.start("n3", { nodeLines: ["primary_priority = 80"] });
-  });
-  after(async () => cluster.killAll());
+  const nodes = threeNodes(
+    { n1: { nodeLines: ["never_primary = true"] }, n3: { nodeLines: ["primary_priority = 80"] } },
+    false,
+  );
+  const endpoint = nodes.endpoint;
 
   it("the member with the highest priority takes the primary role, and never-primary members refuse it", async () => {
     await waitFor(
       "n3 (priority 80) to be primary",
       40_000,
-      async () => (await cluster.leader(names)) === "n3",
+      async () => (await nodes.cluster.leader(names)) === "n3",
     );
     const refused = await cli(["set-primary", "n1", "--endpoint", endpoint("n2")]);
     assert.equal(refused.code, 1);
@@ -161,7 +158,7 @@ describe("roles and preferences", { timeout: 120_000 }, () => {
     await waitFor(
       "n3 to take the primary role back",
       30_000,
-      async () => (await cluster.leader(names)) === "n3",
+      async () => (await nodes.cluster.leader(names)) === "n3",
     );
   });
 });
