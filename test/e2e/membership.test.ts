@@ -1,8 +1,8 @@
 /**
  * Operating a cluster with the real CLI against real node processes: grow a cluster from one
  * node to five while writes go on (no acknowledged write lost, every member ends with the same
- * data), remove a dead member (and its old identity stays out), refuse a removal that would
- * break quorum, and the CLI's plain errors for bad arguments, an unreachable node and refusals.
+ * data), remove a dead member (and its old identity stays out), let a member leave by itself,
+ * refuse a removal that would break quorum, and the CLI's plain errors for bad arguments, an unreachable node and refusals.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -159,18 +159,33 @@ describe("growing and shrinking a cluster with the CLI", { timeout: 240_000 }, (
     assert.doesNotMatch(back.stderr, /\n\s+at /, "no stack trace");
   });
 
+  it("a member leaves by itself: out of the membership, it stops being ready", async () => {
+    const left = await cli(["leave", "--endpoint", endpoint("n4")]);
+    assert.equal(left.code, 0, left.stderr);
+    assert.match(left.stdout, /n4@127\.0\.0\.1 is leaving/);
+    await waitFor("n4 to leave the member list", 15_000, async () => {
+      const view = await status("n1");
+      return view.voters === 3 && !view.members.some((row) => row.raftId === "n4");
+    });
+    await waitFor(
+      "n4 to stop being ready",
+      10_000,
+      async () => (await fetch(`${endpoint("n4")}/health/ready`)).status === 503,
+    );
+    assert.equal((await cluster.put("n1", "after-leave", "yes")).status, 200);
+  });
+
   it("refuses a removal that would break quorum, with the reason, unless --force", async () => {
-    cluster.signal("n4", "SIGKILL");
     cluster.signal("n3", "SIGKILL");
-    await waitFor("n3 and n4 to be seen DOWN", 10_000, async () => {
+    await waitFor("n3 to be seen DOWN", 10_000, async () => {
       const rows = (await status("n1")).members;
-      return ["n3", "n4"].every((id) => rows.find((row) => row.raftId === id)?.state === "DOWN");
+      return rows.find((row) => row.raftId === "n3")?.state === "DOWN";
     });
     const refused = await cli(["force-leave", "n2", "--endpoint", endpoint("n1")]);
     assert.equal(refused.code, 1);
     assert.match(
       refused.stderr,
-      /would leave 3 voters needing 2 for a quorum, but only 1 are reachable.*--force/,
+      /would leave 2 voters needing 2 for a quorum, but only 1 are reachable \(down: n3@127\.0\.0\.1\).*--force/,
     );
     assert.ok(
       (await status("n1")).members.some((row) => row.raftId === "n2"),
@@ -182,6 +197,9 @@ describe("growing and shrinking a cluster with the CLI", { timeout: 240_000 }, (
     const unknown = await cli(["set-primary", "n9", "--endpoint", endpoint("n1")]);
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /"n9" is not a member of this cluster/);
+    const wrongToken = await cli(["status", "--endpoint", endpoint("n1"), "--token", "not-the-token-0000"]);
+    assert.equal(wrongToken.code, 1);
+    assert.match(wrongToken.stderr, /the token was refused.*--token, --token-file or CONCLAVE_TOKEN/);
     const unreachable = await cli(["status", "--endpoint", "http://127.0.0.1:1"]);
     assert.equal(unreachable.code, 1);
     assert.match(unreachable.stderr, /cannot reach the node at http:\/\/127\.0\.0\.1:1/);
@@ -191,7 +209,7 @@ describe("growing and shrinking a cluster with the CLI", { timeout: 240_000 }, (
     const missing = await cli(["force-leave"]);
     assert.notEqual(missing.code, 0);
     assert.match(missing.stderr, /missing required argument/);
-    for (const result of [unknown, unreachable, badTarget, missing])
+    for (const result of [unknown, wrongToken, unreachable, badTarget, missing])
       assert.doesNotMatch(result.stderr, /\n\s+at /);
   });
 });
