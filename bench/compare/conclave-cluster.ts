@@ -14,10 +14,10 @@ import { type BenchCluster, clusterStartMsMax, controlJson } from "./cluster.ts"
 import type { Endpoint } from "./http-client.ts";
 import {
   freePort,
-  isRunning,
   killProcess,
   makeTempDir,
   removeTempDir,
+  runningPid,
   spawnServer,
   waitFor,
 } from "./processes.ts";
@@ -171,12 +171,11 @@ export class ConclaveCluster implements BenchCluster {
   }
 
   pids(): number[] {
-    return this.#members.map((_, at) => this.pid(at)).filter((pid): pid is number => pid !== null);
+    return this.#members.map((m) => runningPid(m.child)).filter((pid): pid is number => pid !== null);
   }
 
   pid(member: number): number | null {
-    const child = this.#member(member).child;
-    return child !== null && isRunning(child) && child.pid !== undefined ? child.pid : null;
+    return runningPid(this.#member(member).child);
   }
 
   async kill(member: number): Promise<void> {

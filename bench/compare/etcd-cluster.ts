@@ -12,10 +12,10 @@ import type { Endpoint } from "./http-client.ts";
 import type { EtcdTiming } from "./options.ts";
 import {
   freePort,
-  isRunning,
   killProcess,
   makeTempDir,
   removeTempDir,
+  runningPid,
   spawnServer,
   waitFor,
 } from "./processes.ts";
@@ -125,12 +125,11 @@ export class EtcdCluster implements BenchCluster {
   }
 
   pids(): number[] {
-    return this.#members.map((_, at) => this.pid(at)).filter((pid): pid is number => pid !== null);
+    return this.#members.map((m) => runningPid(m.child)).filter((pid): pid is number => pid !== null);
   }
 
   pid(member: number): number | null {
-    const child = this.#member(member).child;
-    return child !== null && isRunning(child) && child.pid !== undefined ? child.pid : null;
+    return runningPid(this.#member(member).child);
   }
 
   async kill(member: number): Promise<void> {

@@ -50,6 +50,11 @@ function serverEnvironment(): NodeJS.ProcessEnv {
 }
 
 /** True while `child` has not exited. */
+/** The PID of a child that is still running, or null. */
+export function runningPid(child: ChildProcess | null): number | null {
+  return child !== null && isRunning(child) && child.pid !== undefined ? child.pid : null;
+}
+
 export function isRunning(child: ChildProcess): boolean {
   return child.exitCode === null && child.signalCode === null;
 }
