@@ -579,6 +579,7 @@ class Node implements ConclaveNode {
       apply: { commit: raft.commit, applied: raft.applied, lag: raft.commit - raft.applied },
       transport: { peers, ...this.runtime.stats(), ...this.#transportStats() },
       http: this.httpAddress,
+      memory: processMemory(),
     };
   }
 
@@ -619,4 +620,16 @@ async function directoryBytes(directory: string): Promise<number> {
   };
   await walk(directory);
   return total;
+}
+
+/** This process's memory: resident set, V8 heap, and memory outside the heap (SQLite, buffers). */
+function processMemory(): Record<string, number> {
+  const usage = process.memoryUsage();
+  return {
+    rssBytes: usage.rss,
+    heapUsedBytes: usage.heapUsed,
+    heapTotalBytes: usage.heapTotal,
+    externalBytes: usage.external,
+    arrayBuffersBytes: usage.arrayBuffers,
+  };
 }

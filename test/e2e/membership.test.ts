@@ -101,6 +101,7 @@ describe("growing and shrinking a cluster with the CLI", { timeout: 240_000 }, (
       storage: { usedBytes: number; freeBytes: number; lastIndex: number };
       apply: { lag: number };
       transport: { peers: { id: string; reachable: boolean }[] };
+      memory: { rssBytes: number; heapUsedBytes: number };
     };
     assert.ok(
       details.storage.usedBytes > 0 && details.storage.freeBytes > 0 && details.storage.lastIndex > 0,
