@@ -10,7 +10,7 @@ import type { Clock } from "../ports/clock.ts";
 import type { Logger } from "../ports/logger.ts";
 import type { RaftStorage, SnapshotWriter } from "../ports/storage.ts";
 import type { Ready } from "../raft/api-types.ts";
-import type { SnapshotMeta } from "../raft/types.ts";
+import type { HardState, SnapshotMeta } from "../raft/types.ts";
 
 /** How long to wait before retrying a sync that found the disk full. */
 const diskFullRetryDelayMs = 1000;
@@ -21,6 +21,9 @@ export class ReadyPersister {
   readonly #logger: Logger;
   #incoming: { meta: SnapshotMeta; writer: SnapshotWriter } | null = null;
   #stopping = false;
+  /** The last hard state staged, and the last one a sync made durable (null: none yet). */
+  #stagedHardState: HardState | null = null;
+  #durableHardState: HardState | null = null;
   /** Ends the wait before the next disk-full retry (so a stop does not wait for free space). */
   #wakeRetry: (() => void) | null = null;
   readonly #onDiskFull: (error: ConclaveError | null) => void;
@@ -53,9 +56,24 @@ export class ReadyPersister {
       else await this.#storage.reset(snapshot.index + 1);
     }
     if (ready.entries.length > 0) this.#storage.append(ready.entries);
-    if (ready.hardState !== null) this.#storage.setHardState(ready.hardState);
-    const needsSync = ready.entries.length > 0 || ready.hardState !== null || snapshot !== null;
-    if (needsSync) await this.#syncRetryingWhileFull();
+    const hardState = ready.hardState;
+    if (hardState !== null) {
+      this.#storage.setHardState(hardState);
+      this.#stagedHardState = hardState;
+    }
+    // A hard state that changed only its commit index needs no sync of its own (as etcd's
+    // MustSync): the commit index is volatile in Raft — after a crash it is learned again from
+    // the leader, and the state machine never re-applies (it records its own applied index). It
+    // is written with the next sync. Term and vote must be durable before any message says so.
+    const durable = this.#durableHardState;
+    const hardStateMustSync =
+      hardState !== null &&
+      (durable === null || hardState.term !== durable.term || hardState.vote !== durable.vote);
+    const needsSync = ready.entries.length > 0 || hardStateMustSync || snapshot !== null;
+    if (needsSync) {
+      await this.#syncRetryingWhileFull();
+      this.#durableHardState = this.#stagedHardState;
+    }
   }
 
   /** Makes a pending disk-full retry give up (the node is stopping). */
