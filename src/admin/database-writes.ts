@@ -89,6 +89,16 @@ const resultStatusByCode: Readonly<Record<string, number>> = {
   CONCLAVE_SQL_REFUSED: 400,
   CONCLAVE_COMMAND_INVALID: 400,
   CONCLAVE_COMMAND_TOO_LARGE: 413,
+  CONCLAVE_IDEMPOTENCY_KEY_REUSED: 422,
+  CONCLAVE_IDEMPOTENCY_RESULT_NOT_KEPT: 409,
+};
+
+/** What an error result says about the write, when not "rolled-back". */
+const outcomeByCode: Readonly<Record<string, string>> = {
+  // This request applied nothing: the key belongs to another, earlier write.
+  CONCLAVE_IDEMPOTENCY_KEY_REUSED: "not-applied",
+  // A retry of a write that was applied, whose result was too large to keep.
+  CONCLAVE_IDEMPOTENCY_RESULT_NOT_KEPT: "applied",
 };
 
 /** The failure of an error result: 422 for a failed statement (rolled back on every member). */
@@ -97,7 +107,7 @@ export function resultFailure(error: {
   message: string;
   statementIndex?: number;
 }): HttpFailure {
-  const details: Record<string, unknown> = { outcome: "rolled-back" };
+  const details: Record<string, unknown> = { outcome: outcomeByCode[error.code] ?? "rolled-back" };
   if (error.statementIndex !== undefined) details.statementIndex = error.statementIndex;
   return new HttpFailure(resultStatusByCode[error.code] ?? 422, error.code, error.message, details);
 }

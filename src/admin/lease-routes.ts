@@ -5,6 +5,8 @@
  * - `POST /v1/leases` `{ ttlMs }` → `{ leaseId, expiresAtMs, revision }`
  * - `POST /v1/leases/:id/keepalive` → `{ leaseId, expiresAtMs }` (404 when expired or unknown)
  * - `DELETE /v1/leases/:id` → `{ deletedKeys, revision }` (its keys are deleted)
+ * Each may carry an `Idempotency-Key` (database-writes.ts): a retried grant gets the lease it
+ * already granted instead of a second one.
  */
 import type { Context } from "hono";
 import { z } from "zod";
@@ -36,23 +38,28 @@ export const registerLeaseRoutes: RouteModule = (app, context) => {
       await readJsonBody(c, leaseBodyBytesMax, "a lease request"),
       "lease",
     );
-    const { result } = await proposeKv(context, { op: "lease-grant", ttlMs, nowMs: context.wallClockMs() });
+    // The key's request is what the client sent, not the primary's clock reading.
+    const { result } = await proposeKv(
+      context,
+      { op: "lease-grant", ttlMs, nowMs: context.wallClockMs() },
+      { c, request: { op: "lease-grant", ttlMs } },
+    );
     return c.json({ leaseId: result.leaseId, expiresAtMs: result.expiresAtMs, ttlMs });
   });
 
   app.post("/v1/leases/:id/keepalive", async (c) => {
     const leaseId = leaseIdOf(c);
-    const { result } = await proposeKv(context, {
-      op: "lease-keepalive",
-      leaseId,
-      nowMs: context.wallClockMs(),
-    });
+    const { result } = await proposeKv(
+      context,
+      { op: "lease-keepalive", leaseId, nowMs: context.wallClockMs() },
+      { c, request: { op: "lease-keepalive", leaseId } },
+    );
     return c.json({ leaseId, expiresAtMs: result.expiresAtMs });
   });
 
   app.delete("/v1/leases/:id", async (c) => {
     const leaseId = leaseIdOf(c);
-    const { result } = await proposeKv(context, { op: "lease-revoke", leaseId });
+    const { result } = await proposeKv(context, { op: "lease-revoke", leaseId }, { c });
     return c.json({ leaseId, deletedKeys: result.deletedKeys, revision: result.revision });
   });
 };

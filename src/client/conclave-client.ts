@@ -3,8 +3,10 @@
  * discovery and safe retries (see endpoint-pool.ts). Values in and out: strings (UTF-8) or
  * bytes; SQL blobs are `Uint8Array`, integers beyond 2^53 `bigint`.
  *
- * Idempotency keys are not implemented yet: a write whose outcome is unknown (timeout, 504,
- * dropped connection) is never retried; the error says so and the caller decides (read first).
+ * Every write carries an idempotency key (see {@link WriteOptions}): a write whose outcome is
+ * unknown (timeout, 504, dropped connection, failover) is retried with the same key, on the new
+ * primary, and the cluster applies it at most once. When the retries run out the error is
+ * `CONCLAVE_OUTCOME_UNKNOWN`, naming the key: retrying later with that key is still safe.
  *
  * @example
  * ```ts
@@ -40,9 +42,14 @@ export interface ClientOptions {
  * Options of a write. Every write carries an idempotency key (a fresh UUID unless given), so a
  * write whose outcome was lost (timeout, dropped connection, failover) is retried with the same
  * key and applied at most once. Give your own key to retry safely across client restarts; the
- * cluster remembers a key for 100,000 log entries.
+ * cluster remembers a key for 100,000 log entries (a retry later than that may apply twice).
  */
 export interface WriteOptions {
+  /**
+   * 1 to 128 visible ASCII characters (`Idempotency-Key`). Reusing a key for a different
+   * request is refused (`CONCLAVE_IDEMPOTENCY_KEY_REUSED`); a repeat of the same request gets
+   * the first answer, not a second write.
+   */
   readonly idempotencyKey?: string;
 }
 
@@ -258,25 +265,28 @@ export class ConclaveClient {
 
   /** Leases: keys put with a lease are deleted when it expires or is revoked. */
   readonly leases = {
-    grant: async (ttlMs: number): Promise<{ leaseId: number; expiresAtMs: number }> => {
-      const body = await this.#post("/v1/leases", { ttlMs }, true);
+    grant: async (
+      ttlMs: number,
+      options: WriteOptions = {},
+    ): Promise<{ leaseId: number; expiresAtMs: number }> => {
+      const body = await this.#post("/v1/leases", { ttlMs }, true, options);
       return { leaseId: body.leaseId as number, expiresAtMs: body.expiresAtMs as number };
     },
-    keepAlive: async (leaseId: number): Promise<{ expiresAtMs: number }> => {
+    keepAlive: async (leaseId: number, options: WriteOptions = {}): Promise<{ expiresAtMs: number }> => {
       const body = await this.#json({
         method: "POST",
         path: `/v1/leases/${leaseId}/keepalive`,
         primary: true,
-        idempotent: false,
+        ...keyed(options),
       });
       return { expiresAtMs: body.expiresAtMs as number };
     },
-    revoke: async (leaseId: number): Promise<{ deletedKeys: number }> => {
+    revoke: async (leaseId: number, options: WriteOptions = {}): Promise<{ deletedKeys: number }> => {
       const body = await this.#json({
         method: "DELETE",
         path: `/v1/leases/${leaseId}`,
         primary: true,
-        idempotent: false,
+        ...keyed(options),
       });
       return { deletedKeys: body.deletedKeys as number };
     },

@@ -3,19 +3,23 @@
  * `Idempotency-Replayed: true`, a key reused for another request refused), and the client, whose
  * write loses its answer on the way back (a proxy forwards the request, then drops the
  * connection): the client retries with the same key, gets the original result, and the row
- * exists once.
+ * exists once — also when the primary dies with the answer and the retry reaches the new one.
  */
 import assert from "node:assert/strict";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { ConclaveClient } from "../../src/client/index.ts";
-import { InProcessCluster, queryRows } from "../admin/node-fixture.ts";
+import { InProcessCluster, postJson, queryRows, type TestNode } from "../admin/node-fixture.ts";
 import { authorizedFetch, testApiToken } from "../e2e/api-token.ts";
 
-/** A TCP proxy that drops the answer to the first request whose head contains `marker`. */
+/**
+ * A TCP proxy that drops the answer to the first request whose head contains `marker` (none
+ * when `marker` is null), then calls `onDrop`.
+ */
 async function lossyProxy(
   target: URL,
-  marker: string,
+  marker: string | null,
+  onDrop: () => void = () => {},
 ): Promise<{ url: string; server: Server; dropped: () => number }> {
   let dropped = 0;
   let armed = true;
@@ -25,7 +29,7 @@ async function lossyProxy(
     sockets.add(client).add(upstream);
     let dropThis = false;
     client.on("data", (chunk) => {
-      if (armed && chunk.toString("latin1").includes(marker)) {
+      if (armed && marker !== null && chunk.toString("latin1").includes(marker)) {
         armed = false;
         dropThis = true;
       }
@@ -36,6 +40,7 @@ async function lossyProxy(
         dropped++;
         client.destroy(); // the request was applied; its answer never arrives
         upstream.destroy();
+        if (dropped === 1) onDrop();
         return;
       }
       client.write(chunk);
@@ -116,6 +121,49 @@ describe("idempotency keys over HTTP and in the client", { timeout: 60_000 }, ()
       assert.equal(putAgain.revision, put.revision, "a repeated key gets the original revision");
     } finally {
       await new Promise((resolve) => proxy.server.close(resolve));
+    }
+  });
+});
+
+describe("a keyed write whose primary died before answering", { timeout: 60_000 }, () => {
+  let cluster: InProcessCluster | undefined;
+  after(async () => cluster?.stop());
+
+  it("is retried at the new primary with the same key: the original answer, applied once", async () => {
+    // The "lan" profile's real tick (50 ms: a 400–600 ms election), so the client's retries must
+    // outlast a production failover. (With the "wan" tick, 250 ms, it passes too, in ~5 s.)
+    cluster = await InProcessCluster.start(3, { tickIntervalMs: 50 });
+    const leader = await cluster.leader();
+    const [first, second] = cluster.followers(leader) as [TestNode, TestNode];
+    assert.equal(
+      (
+        await postJson(`${leader.url}/v1/sql/execute`, {
+          statements: [{ sql: "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)" }],
+        })
+      ).status,
+      200,
+    );
+    // The primary applies the write, its answer is lost, and the primary is gone.
+    const proxies = [
+      await lossyProxy(new URL(leader.url), "/v1/sql/execute", () => void leader.node.stop()),
+      await lossyProxy(new URL(first.url), null),
+      await lossyProxy(new URL(second.url), null),
+    ];
+    try {
+      const client = new ConclaveClient({
+        endpoints: proxies.map((proxy) => proxy.url),
+        timeoutMs: 5000,
+        token: testApiToken,
+      });
+      const [result] = await client.sql.execute([{ sql: "INSERT INTO t (v) VALUES ('failover')" }]);
+      assert.equal(proxies[0]?.dropped(), 1, "the first answer was lost");
+      const newLeader = await cluster.leader();
+      assert.notEqual(newLeader, leader, "answered by a new primary");
+      const rows = (await queryRows(newLeader.url, "SELECT id FROM t WHERE v = 'failover'")).rows;
+      assert.equal(rows.length, 1, "the row exists once");
+      assert.equal(result?.lastInsertRowid, rows[0]?.id, "the retry got the original answer");
+    } finally {
+      for (const proxy of proxies) await new Promise((resolve) => proxy.server.close(resolve));
     }
   });
 });

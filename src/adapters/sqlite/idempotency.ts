@@ -5,17 +5,26 @@
  * a hash of the client's request and the result; an entry with a key already recorded applies
  * nothing and returns the recorded result (`replayed: true`), or — when the same key came with a
  * different request — a `CONCLAVE_IDEMPOTENCY_KEY_REUSED` error. Keys are kept for
- * {@link idempotencyWindowEntries} log entries, pruned by entry index (the same on every member,
- * never by wall clock); a retry after the window may apply twice.
+ * {@link idempotencyWindowEntriesDefault} log entries, pruned by entry index (the same on every
+ * member, never by wall clock); a retry after the window may apply twice. A result larger than
+ * {@link idempotencyResultBytesMax} is not kept: its replay is a `CONCLAVE_IDEMPOTENCY_RESULT_NOT_KEPT`
+ * error that says the write was applied.
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { Packr } from "msgpackr";
+import { assert } from "../../lib/assert.ts";
 import { StatementCache } from "./statement-cache.ts";
 
-/** Log entries a key is remembered for. */
-export const idempotencyWindowEntries = 100_000;
-/** Pruning runs on entries whose index is a multiple of this (deterministic, cheap). */
-const pruneEveryEntries = 1024;
+/**
+ * Default: log entries a key is remembered for. A retry whose entry comes at most this many
+ * entries after the original's is replayed. Must be the same on every member.
+ */
+export const idempotencyWindowEntriesDefault = 100_000;
+/**
+ * Largest recorded result (msgpack bytes). A bigger one (a KV transaction that read large
+ * values) is replaced by a marker, so the table stays near window × this at worst.
+ */
+export const idempotencyResultBytesMax = 64 * 1024;
 
 const schemaSql = `
 CREATE TABLE IF NOT EXISTS _conclave_idempotency (
@@ -44,9 +53,12 @@ export type KeyLookup =
 /** The idempotency table of one connection. */
 export class IdempotencyTable {
   readonly #statements: StatementCache;
+  readonly #windowEntries: number;
 
-  constructor(db: DatabaseSync) {
+  constructor(db: DatabaseSync, windowEntries = idempotencyWindowEntriesDefault) {
+    assert(Number.isSafeInteger(windowEntries) && windowEntries >= 1, "the window is a positive integer");
     this.#statements = new StatementCache(db);
+    this.#windowEntries = windowEntries;
   }
 
   attach(db: DatabaseSync): void {
@@ -71,18 +83,35 @@ export class IdempotencyTable {
     return { kind: "replay", result: resultPackr.unpack(row.result) };
   }
 
-  /** Records the key with the entry's result; prunes keys older than the window now and then. */
+  /** Records the key with the entry's result (or, when too large, a marker saying so). */
   record(key: string, requestSha256: string, result: unknown, index: number): void {
+    const packed = resultPackr.pack(result);
+    const kept =
+      packed.byteLength <= idempotencyResultBytesMax
+        ? packed
+        : resultPackr.pack(notKept(key, index, packed.byteLength));
     this.#sql(
       "INSERT INTO _conclave_idempotency (key, request_sha256, result, entry_index) VALUES (?, ?, ?, ?)",
-    ).run(key, requestSha256, resultPackr.pack(result), index);
+    ).run(key, requestSha256, kept, index);
   }
 
-  /** Deletes keys older than the window (call on every entry; it acts every 1,024 entries). */
+  /**
+   * Forgets the keys the entry at `index` no longer covers (recorded more than the window
+   * before it). Called after every entry, failed or not, inside its transaction; one index seek
+   * when there is nothing to delete.
+   */
   prune(index: number): void {
-    if (index % pruneEveryEntries !== 0) return;
-    this.#sql("DELETE FROM _conclave_idempotency WHERE entry_index <= ?").run(
-      index - idempotencyWindowEntries,
-    );
+    this.#sql("DELETE FROM _conclave_idempotency WHERE entry_index <= ?").run(index - this.#windowEntries);
   }
+}
+
+/** The error result a replay gets when the original result was too large to keep. */
+function notKept(key: string, index: number, bytes: number): unknown {
+  return {
+    ok: false,
+    error: {
+      code: "CONCLAVE_IDEMPOTENCY_RESULT_NOT_KEPT",
+      message: `the write with idempotency key "${key}" was applied (entry ${index}), but its result (${bytes} bytes) is larger than idempotencyResultBytesMax (${idempotencyResultBytesMax} bytes) and was not kept for retries; read the data to see the write's effect`,
+    },
+  };
 }

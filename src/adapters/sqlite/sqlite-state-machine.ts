@@ -52,6 +52,8 @@ export interface SqliteStateMachineOptions {
   readonly dataDir: string;
   /** KV revisions of change history kept; the same on every member (it decides what is deleted). */
   readonly kvHistoryRevisionsMax?: number;
+  /** Log entries an idempotency key is remembered for; the same on every member (idempotency.ts). */
+  readonly idempotencyWindowEntries?: number;
   readonly queryRowsMax?: number;
   readonly queryBytesMax?: number;
 }
@@ -115,7 +117,7 @@ export class SqliteStateMachine implements StateMachine {
     this.#db = this.#openDatabase();
     this.kv = new KvStore(this.#db, options.kvHistoryRevisionsMax ?? kvHistoryRevisionsMaxDefault);
     this.cluster = new ClusterCatalog(this.#db);
-    this.#idempotency = new IdempotencyTable(this.#db);
+    this.#idempotency = new IdempotencyTable(this.#db, options.idempotencyWindowEntries);
     this.#applied = this.#readAppliedIndex();
   }
 
@@ -176,11 +178,12 @@ export class SqliteStateMachine implements StateMachine {
     try {
       const inBatch = this.#db.isTransaction;
       this.#beginEntry(index);
-      this.#idempotency.prune(index);
       result = decoded.ok
         ? this.#applyCommand(decoded.command, index)
         : { ok: false, error: decoded.problem };
       this.#batchChanges.push(...this.#endEntry(index, result.ok, inBatch));
+      // After the entry's savepoint, so that an entry that failed still prunes.
+      this.#idempotency.prune(index);
     } catch (error) {
       this.kv.abandonEntry();
       if (this.#db.isTransaction) this.#sql("ROLLBACK").run();
