@@ -19,6 +19,7 @@ import type { AdminContext, RouteModule } from "./admin-context.ts";
 import { requireApiToken } from "./api-auth.ts";
 import { registerClusterAdminRoutes } from "./cluster-admin-routes.ts";
 import { registerDebugRoutes } from "./debug-routes.ts";
+import { answerJson } from "./direct-answer.ts";
 import { registerHealthRoutes } from "./health-routes.ts";
 import { HttpFailure } from "./http-failure.ts";
 import { registerKvRoutes } from "./kv-routes.ts";
@@ -58,7 +59,7 @@ export function createAdminApp(context: AdminContext, modules: readonly RouteMod
     ),
   );
   app.onError((error, c) => {
-    if (error instanceof HttpFailure) return c.json(error.body, error.status as 400);
+    if (error instanceof HttpFailure) return answerJson(c, error.body, error.status);
     context.logger.warn({ error: String(error), path: new URL(c.req.url).pathname }, "HTTP request failed");
     return c.json({ error: "internal error", code: "CONCLAVE_INTERNAL" }, 500);
   });

@@ -14,6 +14,7 @@ import type {
   StatementResult,
 } from "../ports/database.ts";
 import type { AdminContext } from "./admin-context.ts";
+import { setAnswerHeader } from "./direct-answer.ts";
 import { HttpFailure, orHttpFailure } from "./http-failure.ts";
 
 /** A committed and applied command. */
@@ -45,7 +46,8 @@ export async function proposeCommand(
     context.runtime.propose(data, { forward: true, ...(timeoutMs === null ? {} : { timeoutMs }) }),
   );
   const result = outcome.result as DatabaseApplyResult & { replayed?: boolean };
-  if (result.replayed === true) idempotency?.c.header("Idempotency-Replayed", "true");
+  if (result.replayed === true && idempotency !== null)
+    setAnswerHeader(idempotency.c, "Idempotency-Replayed", "true");
   return { index: outcome.index, term: outcome.term, result };
 }
 

@@ -16,6 +16,7 @@ import { z } from "zod";
 import type { KvCompare, KvTxnOperation } from "../ports/database.ts";
 import type { AdminContext, RouteModule } from "./admin-context.ts";
 import { proposeKv } from "./database-writes.ts";
+import { answerBytes, answerJson } from "./direct-answer.ts";
 import { HttpFailure, orHttpFailure } from "./http-failure.ts";
 import { bytesFromBase64, keyValueToJson, txnResultsToJson } from "./json-values.ts";
 import { ensureReadable, queryReadOptions } from "./read-consistency.ts";
@@ -104,8 +105,8 @@ function registerKeyRoutes(app: Parameters<RouteModule>[0], context: AdminContex
     const kv = database.kvGet(key);
     const revision = database.kvRevision();
     if (kv === null) throw new HttpFailure(404, "CONCLAVE_KEY_NOT_FOUND", `no key ${key}`, { revision });
-    if (c.req.query("format") === "json") return c.json({ ...keyValueToJson(kv), revision });
-    return c.body(new Uint8Array(kv.value), 200, {
+    if (c.req.query("format") === "json") return answerJson(c, { ...keyValueToJson(kv), revision });
+    return answerBytes(c, kv.value, 200, {
       "content-type": "application/octet-stream",
       "x-conclave-revision": String(revision),
       "x-conclave-mod-revision": String(kv.modRevision),
@@ -139,13 +140,13 @@ function registerKeyRoutes(app: Parameters<RouteModule>[0], context: AdminContex
         { modRevision, revision: result.revision },
       );
     }
-    return c.json({ revision: result.revision, created: result.created ?? null, index, term });
+    return answerJson(c, { revision: result.revision, created: result.created ?? null, index, term });
   });
 
   app.delete("/v1/kv/*", async (c) => {
     const key = keyOf(c, context);
     const { index, term, result } = await proposeKv(context, { op: "delete", key }, { c });
-    return c.json({ revision: result.revision, deleted: result.deleted ?? 0, index, term });
+    return answerJson(c, { revision: result.revision, deleted: result.deleted ?? 0, index, term });
   });
 }
 

@@ -3,19 +3,24 @@
  * counted as it arrives, so an oversized body is refused (413 naming the limit) without being
  * held in memory. JSON that does not parse is a 400 with the parser's reason.
  */
+import type { IncomingMessage } from "node:http";
 import type { Context } from "hono";
+import { nodeIncoming } from "./direct-answer.ts";
 import { HttpFailure } from "./http-failure.ts";
 
 /** The body as bytes, at most `limitBytes`; `what` names the limit in the 413 message. */
 export async function readBodyBytes(c: Context, limitBytes: number, what: string): Promise<Uint8Array> {
-  const tooLarge = new HttpFailure(
-    413,
-    "CONCLAVE_BODY_TOO_LARGE",
-    `the body is larger than ${limitBytes} bytes (the limit for ${what})`,
-    { limitBytes },
-  );
+  const tooLarge = () =>
+    new HttpFailure(
+      413,
+      "CONCLAVE_BODY_TOO_LARGE",
+      `the body is larger than ${limitBytes} bytes (the limit for ${what})`,
+      { limitBytes },
+    );
   const declared = Number(c.req.header("content-length") ?? 0);
-  if (declared > limitBytes) throw tooLarge;
+  if (declared > limitBytes) throw tooLarge();
+  const incoming = nodeIncoming(c);
+  if (incoming !== null) return readIncoming(incoming, limitBytes, tooLarge);
   const stream = c.req.raw.body;
   if (stream === null) return new Uint8Array(0);
   const reader = stream.getReader();
@@ -27,11 +32,54 @@ export async function readBodyBytes(c: Context, limitBytes: number, what: string
     bytes += value.byteLength;
     if (bytes > limitBytes) {
       await reader.cancel().catch(() => {});
-      throw tooLarge;
+      throw tooLarge();
     }
     chunks.push(value);
   }
   return Buffer.concat(chunks);
+}
+
+/**
+ * Reads node:http's request stream directly (no WHATWG Request or stream; see direct-answer.ts).
+ * Past the limit, the rest of the body is discarded as it arrives, so the 413 can be answered
+ * on a connection that stays usable.
+ */
+function readIncoming(
+  incoming: IncomingMessage,
+  limitBytes: number,
+  tooLarge: () => HttpFailure,
+): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    const onData = (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (bytes > limitBytes) {
+        incoming.off("data", onData);
+        incoming.resume();
+        finish(tooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const finish = (error: Error | null) => {
+      incoming.off("end", onEnd);
+      incoming.off("error", onError);
+      incoming.off("close", onClose);
+      if (error === null) resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, bytes));
+      else reject(error);
+    };
+    const onEnd = () => finish(null);
+    const onError = (error: Error) => finish(error);
+    const onClose = () => {
+      if (!incoming.complete)
+        finish(new Error("the client closed the connection before the body was complete"));
+    };
+    incoming.on("data", onData);
+    incoming.once("end", onEnd);
+    incoming.once("error", onError);
+    incoming.once("close", onClose);
+  });
 }
 
 /** The body parsed as JSON (at most `limitBytes`); 400 when it is not JSON. */

@@ -14,6 +14,7 @@ import { z } from "zod";
 import type { SqlStatement } from "../ports/database.ts";
 import type { RouteModule } from "./admin-context.ts";
 import { proposeSql } from "./database-writes.ts";
+import { answerJson } from "./direct-answer.ts";
 import { HttpFailure, orHttpFailure } from "./http-failure.ts";
 import { rowsToJson, sqlValueFromJson, sqlValueToJson } from "./json-values.ts";
 import { ensureReadable, readOptions } from "./read-consistency.ts";
@@ -66,7 +67,7 @@ export const registerSqlRoutes: RouteModule = (app, context) => {
     const statements = body.statements.map(toStatement);
     const prepared = await orHttpFailure(context, () => database.prepareSql(statements));
     const { index, term, results } = await proposeSql(context, prepared, { c, request: statements });
-    return c.json({
+    return answerJson(c, {
       results: results.map((one) => ({
         rowsChanged: one.rowsChanged,
         lastInsertRowid: sqlValueToJson(one.lastInsertRowid),
@@ -82,6 +83,6 @@ export const registerSqlRoutes: RouteModule = (app, context) => {
     const params = (body.params ?? []).map((value, at) => sqlValueFromJson(value, `params.${at}`));
     await ensureReadable(context, options);
     const { rows, truncated } = await orHttpFailure(context, () => database.query(body.sql, params));
-    return c.json({ rows: rowsToJson(rows), truncated });
+    return answerJson(c, { rows: rowsToJson(rows), truncated });
   });
 };

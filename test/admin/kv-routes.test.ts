@@ -93,6 +93,36 @@ describe("KV over HTTP on one node", { timeout: 30_000 }, () => {
     });
     assert.equal(big.status, 413);
     assert.match(((await big.json()) as { error: string }).error, /larger than 1048576 bytes/);
+    // Chunked, without a Content-Length: refused while it streams in, and nothing is written.
+    const chunk = new Uint8Array(256 * 1024);
+    let sent = 0;
+    const streamed = await authorizedFetch(`${url}/v1/kv/big-streamed`, {
+      method: "PUT",
+      body: new ReadableStream<Uint8Array>({
+        pull(controller) {
+          if (sent++ < 5) controller.enqueue(chunk);
+          else controller.close();
+        },
+      }),
+      duplex: "half",
+    } as RequestInit);
+    assert.equal(streamed.status, 413);
+    assert.match(((await streamed.json()) as { error: string }).error, /larger than 1048576 bytes/);
+    assert.equal((await authorizedFetch(`${url}/v1/kv/big-streamed`)).status, 404);
+    // A body streamed in pieces under the limit arrives whole.
+    let pieces = 0;
+    const assembled = await authorizedFetch(`${url}/v1/kv/streamed`, {
+      method: "PUT",
+      body: new ReadableStream<Uint8Array>({
+        pull(controller) {
+          if (pieces++ < 3) controller.enqueue(new TextEncoder().encode(`part${pieces};`));
+          else controller.close();
+        },
+      }),
+      duplex: "half",
+    } as RequestInit);
+    assert.equal(assembled.status, 200);
+    assert.equal(await (await authorizedFetch(`${url}/v1/kv/streamed`)).text(), "part1;part2;part3;");
     assert.equal((await authorizedFetch(`${url}/v1/kv/%ZZ`)).status, 400);
     assert.equal((await authorizedFetch(`${url}/v1/kv/${"k".repeat(1025)}`)).status, 400);
     assert.equal((await put("k", "v", "?lease=abc")).status, 400);
