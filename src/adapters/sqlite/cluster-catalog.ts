@@ -69,6 +69,11 @@ export type CatalogResult =
 /** Reads and changes the cluster tables of one connection. See the module comment. */
 export class ClusterCatalog {
   readonly #statements: StatementCache;
+  /**
+   * settings() as last read: every HTTP request checks the token hash and every write reads the
+   * sync timeout, and the table changes only through apply() (cleared there) or a restore.
+   */
+  #settings: ClusterSettings | null = null;
 
   constructor(db: DatabaseSync) {
     this.#statements = new StatementCache(db);
@@ -77,6 +82,7 @@ export class ClusterCatalog {
   /** Uses a new connection (after a snapshot restore). */
   attach(db: DatabaseSync): void {
     this.#statements.attach(db);
+    this.#settings = null;
   }
 
   #sql(text: string): StatementSync {
@@ -85,6 +91,16 @@ export class ClusterCatalog {
 
   /** Applies one cluster command inside the entry's transaction. */
   apply(command: ClusterCommand, index: number): CatalogResult {
+    // Cleared before and after: the entry may still be rolled back after apply returns.
+    this.#settings = null;
+    try {
+      return this.#apply(command, index);
+    } finally {
+      this.#settings = null;
+    }
+  }
+
+  #apply(command: ClusterCommand, index: number): CatalogResult {
     switch (command.op) {
       case "member-join":
         return this.#upsertMember(command.member, "joining");
@@ -238,6 +254,11 @@ export class ClusterCatalog {
   }
 
   settings(): ClusterSettings {
+    this.#settings ??= this.#readSettings();
+    return this.#settings;
+  }
+
+  #readSettings(): ClusterSettings {
     const rows = this.#sql("SELECT name, value FROM _conclave_settings").all() as {
       name: string;
       value: string;

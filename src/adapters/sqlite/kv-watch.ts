@@ -10,11 +10,12 @@
  * machine.kv.watches.changesSince(41, "config/", 100); // { ok: true, changes: [...] }
  * ```
  */
-import type { DatabaseSync, StatementSync } from "node:sqlite";
+import type { DatabaseSync } from "node:sqlite";
 import { ConclaveError } from "../../lib/errors.ts";
 import type { ChangesSince } from "../../ports/database.ts";
 import { keyBytes, prefixEnd } from "./kv-schema.ts";
 import type { KvChange } from "./kv-store.ts";
+import { StatementCache } from "./statement-cache.ts";
 
 /** Most changes one `changesSince` returns. */
 export const changesPerReadMax = 10_000;
@@ -37,41 +38,40 @@ interface HistoryRow {
 
 /** The bounded change history and its listeners. */
 export class KvWatchHistory {
-  #db: DatabaseSync;
   readonly #historyRevisionsMax: number;
   readonly #listeners = new Set<KvChangeListener>();
-  #insert: StatementSync | null = null;
+  readonly #statements: StatementCache;
 
   /** `historyRevisionsMax` must be the same on every member (it decides what is deleted). */
   constructor(db: DatabaseSync, historyRevisionsMax: number) {
-    this.#db = db;
     this.#historyRevisionsMax = historyRevisionsMax;
+    this.#statements = new StatementCache(db);
   }
 
   /** Switches to a reopened connection (after a restore). */
   attach(db: DatabaseSync): void {
-    this.#db = db;
-    this.#insert = null;
+    this.#statements.attach(db);
   }
 
   /** Records one change; `seq` orders the changes of one revision. */
   record(change: KvChange, seq: number): void {
-    this.#insert ??= this.#db.prepare(
-      "INSERT INTO _conclave_kv_history (revision, seq, key, type, value) VALUES (?, ?, ?, ?, ?)",
-    );
-    this.#insert.run(change.revision, seq, keyBytes(change.key), change.type, change.value);
+    this.#statements
+      .get("INSERT INTO _conclave_kv_history (revision, seq, key, type, value) VALUES (?, ?, ?, ?, ?)")
+      .run(change.revision, seq, keyBytes(change.key), change.type, change.value);
   }
 
   /** Drops history older than the last `historyRevisionsMax` revisions (inside the entry's transaction). */
   compact(revision: number): void {
     const compactTo = revision - this.#historyRevisionsMax;
     if (compactTo <= this.#compactedRevision()) return;
-    this.#db.prepare("DELETE FROM _conclave_kv_history WHERE revision <= ?").run(compactTo);
-    this.#db.prepare("UPDATE _conclave_kv_meta SET compacted_revision = ? WHERE id = 0").run(compactTo);
+    this.#statements.get("DELETE FROM _conclave_kv_history WHERE revision <= ?").run(compactTo);
+    this.#statements.get("UPDATE _conclave_kv_meta SET compacted_revision = ? WHERE id = 0").run(compactTo);
   }
 
   #compactedRevision(): number {
-    const row = this.#db.prepare("SELECT compacted_revision FROM _conclave_kv_meta WHERE id = 0").get() as {
+    const row = this.#statements
+      .get("SELECT compacted_revision FROM _conclave_kv_meta WHERE id = 0")
+      .get() as {
       compacted_revision: number;
     };
     return row.compacted_revision;
@@ -95,8 +95,8 @@ export class KvWatchHistory {
     }
     const start = keyBytes(prefix);
     const end = prefixEnd(start) ?? Buffer.alloc(0);
-    const rows = this.#db
-      .prepare(
+    const rows = this.#statements
+      .get(
         `SELECT revision, key, type, value FROM _conclave_kv_history
          WHERE revision > ? AND key >= ? AND (length(?) = 0 OR key < ?)
          ORDER BY revision, seq LIMIT ?`,
