@@ -1,6 +1,7 @@
 /**
- * fsync/fdatasync failing with EIO (injected by strace into a child process that uses the file
- * storage): the storage must fail-stop, never report the failed batch as synced, refuse every
+ * A flush failing with EIO (injected by strace into a child process that uses the file storage):
+ * an fsync, or a write to a file open with O_DSYNC (the log segment and the hard-state file, whose
+ * writes are their own flush). The storage must fail-stop, never report the failed batch as synced, refuse every
  * later call, and the process exits non-zero. Nothing reported synced may be missing afterwards.
  */
 import assert from "node:assert/strict";
@@ -36,7 +37,7 @@ interface ChildRun {
 }
 
 /** Runs the child under strace, making the `when`-th call of `syscall` fail with EIO. */
-function runChild(directory: string, syscall: "fsync" | "fdatasync", when: number): Promise<ChildRun> {
+function runChild(directory: string, syscall: FaultedCall, when: number): Promise<ChildRun> {
   const strace = [
     "-f",
     "-qq",
@@ -73,22 +74,27 @@ function runChild(directory: string, syscall: "fsync" | "fdatasync", when: numbe
   });
 }
 
-// Call numbers, from an strace of an unfaulted run: fsync 1-2 create the hard-state file at open,
-// 3-4 create the first segment, 5 syncs batch 1, 6 batch 2; fdatasync N writes batch N's hard state.
+type FaultedCall = "fsync" | "pwrite64";
+
+// Call numbers, from an strace of an unfaulted run (one libuv thread): fsync 1-2 create the
+// hard-state file at open, 3-4 create the first segment (its header, then the directory).
+// pwrite64 1 zeroes the new hard-state file, 2 is batch 1's hard state, 3 the segment header,
+// 4 batch 1's entries, then each batch writes its entries and its hard state (5-6, 7-8, 9-10).
 const cases: Array<{
-  syscall: "fsync" | "fdatasync";
+  syscall: FaultedCall;
   when: number;
   hits: string;
   failedBatch: number | null;
 }> = [
   { syscall: "fsync", when: 1, hits: "open (hard-state file creation)", failedBatch: null },
-  { syscall: "fsync", when: 5, hits: "batch 1 (log segment)", failedBatch: 1 },
-  { syscall: "fsync", when: 6, hits: "batch 2 (log segment)", failedBatch: 2 },
-  { syscall: "fdatasync", when: 1, hits: "batch 1 (hard state)", failedBatch: 1 },
-  { syscall: "fdatasync", when: 3, hits: "batch 3 (hard state)", failedBatch: 3 },
+  { syscall: "fsync", when: 3, hits: "batch 1 (new log segment)", failedBatch: 1 },
+  { syscall: "pwrite64", when: 4, hits: "batch 1 (log entries, O_DSYNC)", failedBatch: 1 },
+  { syscall: "pwrite64", when: 5, hits: "batch 2 (log entries, O_DSYNC)", failedBatch: 2 },
+  { syscall: "pwrite64", when: 2, hits: "batch 1 (hard state, O_DSYNC)", failedBatch: 1 },
+  { syscall: "pwrite64", when: 8, hits: "batch 3 (hard state, O_DSYNC)", failedBatch: 3 },
 ];
 
-test("an fsync that fails with EIO stops the storage for good and reports no success", async (t) => {
+test("a flush (fsync or O_DSYNC write) that fails with EIO stops the storage for good and reports no success", async (t) => {
   const problem = straceProblem();
   if (problem !== null) {
     t.skip(problem);

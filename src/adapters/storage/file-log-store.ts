@@ -1,8 +1,15 @@
 /**
  * The log in append-only segment files (see segment-format.ts). `append` encodes into memory;
- * `sync` issues one write for the whole batch and one fsync of the segment (plus one of the
- * directory when a segment was created or deleted).
+ * `sync` issues one write for the whole batch (plus an fsync of the directory when a segment was
+ * created or deleted).
+ *
+ * The active segment is open with O_DSYNC, so that one write is also the flush: it returns once
+ * the data and the file size are on disk, as write + fdatasync would, in one trip to libuv's
+ * thread pool instead of two with the main thread in between (measured: that gap was up to
+ * ~2 ms per batch on a busy 2-core machine, the largest single item in a write's latency). A
+ * failed O_DSYNC write is treated like a failed fsync: fail-stop, never retried.
  */
+import { constants } from "node:fs";
 import { type FileHandle, mkdir, open, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { assert } from "../../lib/assert.ts";
@@ -28,6 +35,9 @@ export interface FileLogStoreOptions {
 }
 
 export const SEGMENT_BYTES_MAX_DEFAULT = 64 * 1024 * 1024;
+
+/** Flags of the active segment's handle: every write is durable when it returns. */
+const SEGMENT_WRITE_FLAGS = constants.O_RDWR | constants.O_DSYNC;
 
 /** {@link LogStore} on segment files in `directory`. */
 export class FileLogStore implements LogStore {
@@ -70,7 +80,7 @@ export class FileLogStore implements LogStore {
     this.#lastIndex = last?.index ?? this.#startIndex - 1;
     const lastSegment = this.#segments.at(-1);
     if (lastSegment !== undefined)
-      this.#active = await open(join(this.directory, lastSegment.fileName), "r+");
+      this.#active = await open(join(this.directory, lastSegment.fileName), SEGMENT_WRITE_FLAGS);
     this.#opened = true;
     return { entries: recovered.entries };
   }
@@ -153,18 +163,9 @@ export class FileLogStore implements LogStore {
       await this.#cutFiles(this.#truncateFrom);
       this.#truncateFrom = null;
     }
-    let written = false;
-    if (this.#pending.length > 0) {
-      await this.#writePending();
-      written = true;
-    }
-    const flushes: Array<Promise<void>> = [];
-    const lastSegment = this.#segments.at(-1);
-    if (written && this.#active !== null && lastSegment !== undefined) {
-      flushes.push(this.#guard.flush(this.#active, join(this.directory, lastSegment.fileName)));
-    }
-    if (this.#directoryDirty) flushes.push(this.#flushDirectory());
-    await Promise.all(flushes);
+    // The batch write is durable when it returns (O_DSYNC); only a directory change needs a flush.
+    if (this.#pending.length > 0) await this.#writePending();
+    if (this.#directoryDirty) await this.#flushDirectory();
   }
 
   async #flushDirectory(): Promise<void> {
@@ -229,7 +230,7 @@ export class FileLogStore implements LogStore {
       `creating ${path}`,
       SEGMENT_HEADER_BYTES + batchBytes,
       async () => {
-        handle = await open(path, "wx");
+        handle = await open(path, SEGMENT_WRITE_FLAGS | constants.O_CREAT | constants.O_EXCL, 0o644);
         await handle.write(encodeSegmentHeader(firstIndex), 0, SEGMENT_HEADER_BYTES, 0);
       },
       async () => {
@@ -286,7 +287,8 @@ export class FileLogStore implements LogStore {
     this.#active = null;
     await this.#unlink(segment);
     const previous = this.#segments.at(-1);
-    if (previous !== undefined) this.#active = await open(join(this.directory, previous.fileName), "r+");
+    if (previous !== undefined)
+      this.#active = await open(join(this.directory, previous.fileName), SEGMENT_WRITE_FLAGS);
   }
 
   async #unlink(segment: LogSegment): Promise<void> {

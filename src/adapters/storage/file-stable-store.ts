@@ -1,19 +1,20 @@
 /**
  * The hard state in one preallocated file of two 512-byte slots that are written in turn, each
  * with a sequence number and a CRC. A sync overwrites the slot that does not hold the last
- * durable state and fdatasyncs once; a torn write can only damage that slot, so the other one
+ * durable state with one O_DSYNC write (durable when it returns, like write + fdatasync); a torn write can only damage that slot, so the other one
  * still holds the last durable state. Open takes the valid slot with the higher sequence number.
  *
  * Slot layout (little-endian): magic "CNHS" | version u32 | sequence u64 | payloadBytes u32 |
  * payload (msgpack) | crc32 u32 of everything before it.
  *
  * Why slots and not write-temp + fsync + rename + fsync-directory: the hard state changes on
- * nearly every batch (the commit index), and the slot write costs one fdatasync of a file whose
- * blocks are already allocated, run in parallel with the log's fsync; the rename costs two
+ * nearly every batch (the term, vote or commit index), and the slot write costs one synchronous
+ * write to a file whose blocks are already allocated, run in parallel with the log's write; the rename costs two
  * fsyncs in series plus a rename (see the figures in test/storage). The price: silent bit rot
  * in the newest slot would fall back to the previous state instead of failing; disks report
  * unreadable sectors as EIO, which is fail-stop.
  */
+import { constants } from "node:fs";
 import { type FileHandle, mkdir, open, readFile, rename } from "node:fs/promises";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
@@ -103,7 +104,8 @@ export class FileStableStore implements StableStore {
     const newest = valid.sort((a, b) => b.sequence - a.sequence)[0];
     this.#sequence = newest?.sequence ?? 0;
     this.#durable = newest?.hardState ?? null;
-    this.#handle = await open(this.#path, "r+");
+    // O_DSYNC: a slot write is durable when it returns (one thread-pool trip, as the log's).
+    this.#handle = await open(this.#path, constants.O_RDWR | constants.O_DSYNC);
     return this.#durable;
   }
 
@@ -157,7 +159,6 @@ export class FileStableStore implements StableStore {
         // The slot written may be torn; the other one still holds the durable state.
         async () => undefined,
       );
-      await this.#guard.flush(handle, this.#path, true);
       this.#sequence = sequence;
       this.#durable = pending;
       if (this.#pending === pending) this.#pending = null;
