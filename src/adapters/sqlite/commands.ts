@@ -188,7 +188,40 @@ const commandSchemas: Readonly<Record<string, z.ZodType | undefined>> = {
   keyed: keyedCommandSchema,
 };
 
+/**
+ * The plain KV put (`{ kind, op, key, value[, lease] }`, nothing else), checked by hand: it is
+ * the hottest command, and zod's intersection parse was about 2.5 % of a primary's CPU per put
+ * (encode) and 2 % of every member's (decode). Returns the same object zod would (those fields
+ * only), or null to let the schemas decide (anything else, including every invalid put).
+ */
+function plainKvPut(value: unknown): DatabaseCommand | null {
+  if (typeof value !== "object" || value === null) return null;
+  const { kind, op, key, value: bytes, lease } = value as Record<string, unknown>;
+  if (kind !== "kv" || op !== "put" || typeof key !== "string" || !(bytes instanceof Uint8Array)) return null;
+  const fields = Object.keys(value).length;
+  if (fields !== (lease === undefined ? 4 : 5)) return null;
+  if (lease !== undefined && !(typeof lease === "number" && Number.isSafeInteger(lease) && lease > 0))
+    return null;
+  if (bytes.byteLength > kvValueBytesMax) return null;
+  const keyBytes = utf8Bytes(key);
+  if (keyBytes < 1 || keyBytes > kvKeyBytesMax) return null;
+  // The schema's type (z.instanceof) says ArrayBuffer-backed; the check is the same instanceof.
+  const checked = bytes as Uint8Array<ArrayBuffer>;
+  return lease === undefined
+    ? { kind: "kv", op: "put", key, value: checked }
+    : { kind: "kv", op: "put", key, value: checked, lease };
+}
+
 function validate(
+  value: unknown,
+): { ok: true; command: DatabaseCommand } | { ok: false; problem: CommandProblem } {
+  const put = plainKvPut(value);
+  if (put !== null) return { ok: true, command: put };
+  return validateBySchema(value);
+}
+
+/** The schemas alone, without the put fast path (exported for the test that compares the two). */
+export function validateBySchema(
   value: unknown,
 ): { ok: true; command: DatabaseCommand } | { ok: false; problem: CommandProblem } {
   const kind = (value as { kind?: unknown } | null)?.kind;
