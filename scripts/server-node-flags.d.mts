@@ -1,0 +1,6 @@
+/** Types of server-node-flags.mjs (plain JavaScript, loaded by bin/conclave.js on any Node). */
+export declare const serverNodeFlags: readonly string[];
+export declare function missingServerNodeFlags(
+  execArgv: readonly string[],
+  nodeOptions: string | undefined,
+): string[];
