@@ -5,11 +5,12 @@
  * Conclave acknowledges a write only once a quorum has fsynced it; that is its only mode.
  */
 
-import type { ChildProcess } from "node:child_process";
+import { type ChildProcess, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { serverNodeFlags } from "../../scripts/server-node-flags.mjs";
 import { type BenchCluster, clusterStartMsMax, controlJson } from "./cluster.ts";
 import type { Endpoint } from "./http-client.ts";
 import {
@@ -24,6 +25,34 @@ import {
 
 /** The repository root (bench/compare/ is two levels down). */
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+
+/**
+ * How servers run: the JavaScript that tsc emits into dist/ with the server's V8 flags, as an
+ * installed package runs (default), or the TypeScript sources through bin/conclave.js, as
+ * `conclave` runs in a checkout (`--source`; about 30 MB more RSS per node for type stripping).
+ */
+let runFromSource = false;
+
+/** Chooses sources or dist/ for every server started after this; dist/ is built here, once. */
+export function prepareServerEntry(source: boolean): void {
+  runFromSource = source;
+  if (source) return;
+  const tsc = join(repoRoot, "node_modules", "typescript", "bin", "tsc");
+  const built = spawnSync(process.execPath, [tsc, "-p", join(repoRoot, "tsconfig.build.json")], {
+    cwd: repoRoot,
+    encoding: "utf8",
+  });
+  if (built.status !== 0) {
+    throw new Error(`building dist/ failed (npm run build): ${built.stdout}${built.stderr}`.trim());
+  }
+}
+
+/** The command line before `start`: Node's arguments and the entry script. */
+function serverCommand(): string[] {
+  // bin/conclave.js adds the server's V8 flags itself (it re-executes with them).
+  if (runFromSource) return [join(repoRoot, "bin", "conclave.js")];
+  return [...serverNodeFlags, join(repoRoot, "dist", "cli", "main.js")];
+}
 
 /** package.json's version and the checkout's commit (when git answers). */
 export function conclaveVersion(): string {
@@ -134,7 +163,7 @@ export class ConclaveCluster implements BenchCluster {
     // and a SIGKILL of this PID kills the server itself.
     member.child = spawnServer(
       process.execPath,
-      [join(repoRoot, "bin", "conclave.js"), "start", "--config", config],
+      [...serverCommand(), "start", "--config", config],
       join(this.#root, `${member.name}.log`),
       repoRoot,
     );

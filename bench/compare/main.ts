@@ -2,6 +2,8 @@
  * `npm run bench:compare [-- options]`: Conclave and etcd side by side on this machine, in one
  * run, through the same client. See docs/benchmarks.md for what each figure means.
  */
+
+import { prepareServerEntry } from "./conclave-cluster.ts";
 import { describeEnvironment } from "./environment.ts";
 import { runMemoryTest } from "./memory.ts";
 import { parseOptions, usage } from "./options.ts";
@@ -30,6 +32,8 @@ async function main(argv: readonly string[]): Promise<number> {
     console.error("etcd is not installed; install it with: apt-get install -y etcd-server etcd-client");
     return 2;
   }
+  prepareServerEntry(options.source);
+  log(options.source ? "Conclave runs from its TypeScript sources" : "Conclave runs from dist/ (built now)");
   const startedAt = new Date().toISOString();
   log(
     `machine: ${environment.nproc} CPUs, load ${environment.loadAverage.join(" ")}; ${environment.etcd ?? ""}`,

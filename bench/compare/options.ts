@@ -32,6 +32,8 @@ export interface CompareOptions {
   readonly testWallMsMax: number;
   readonly label: string;
   readonly outDir: string;
+  /** Run Conclave from its TypeScript sources (as in a checkout) instead of the emitted dist/. */
+  readonly source: boolean;
   readonly help: boolean;
 }
 
@@ -54,7 +56,10 @@ export const usage = `usage: npm run bench:compare -- [options]
   --memory                 only the memory test: N keys of 100 B into 3-node Conclave, RSS per node
   --memory-keys N          keys for --memory (default 1000000)
   --label NAME             results file label (default: quick|full)
-  --out-dir DIR            where results go (default bench/results)`;
+  --out-dir DIR            where results go (default bench/results)
+  --source                 run Conclave from its TypeScript sources (type stripping), as \`conclave\`
+                           does in a checkout, instead of the JavaScript that tsc emits into dist/
+                           (what an installed package runs; built at the start of the bench)`;
 
 function positiveInteger(text: string | undefined, name: string, max: number): number | string {
   if (text === undefined || !/^\d{1,9}$/.test(text))
@@ -92,6 +97,7 @@ interface Draft {
   ops?: number;
   label?: string;
   outDir: string;
+  source: boolean;
   help: boolean;
 }
 
@@ -137,6 +143,7 @@ function applyOption(draft: Draft, name: string, value: string | undefined): str
 const flags: Readonly<Record<string, (draft: Draft) => void>> = {
   "--quick": (draft) => (draft.quick = true),
   "--memory": (draft) => (draft.memory = true),
+  "--source": (draft) => (draft.source = true),
   "--help": (draft) => (draft.help = true),
   "-h": (draft) => (draft.help = true),
 };
@@ -151,6 +158,7 @@ export function parseOptions(argv: readonly string[]): ParseResult {
     memoryKeys: 1_000_000,
     etcdTiming: { heartbeatMs: 100, electionMs: 1000 },
     outDir: "bench/results",
+    source: false,
     help: false,
   };
   for (let at = 0; at < argv.length; at++) {
@@ -184,6 +192,7 @@ export function parseOptions(argv: readonly string[]): ParseResult {
       testWallMsMax: quick ? 20_000 : 120_000,
       label: draft.label ?? (draft.memory ? "memory" : quick ? "quick" : "full"),
       outDir: draft.outDir,
+      source: draft.source,
       help: draft.help,
     },
   };
