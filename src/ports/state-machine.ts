@@ -36,6 +36,12 @@ export interface StateMachine {
   apply(data: Uint8Array, index: number): unknown;
   /** Captures the current state (see the contract above). */
   snapshot(): StateMachineSnapshot;
+  /**
+   * Optional: captures the state without holding up `apply` (a large database takes seconds to
+   * copy). Applies may go on meanwhile, so the copy holds the state as of some index at or after
+   * the one applied when this was called; it says which. The runtime uses it when present.
+   */
+  snapshotInBackground?(): Promise<StateMachineSnapshot & { readonly index: number }>;
   /** Replaces the whole state with the snapshot's bytes. */
   restore(chunks: AsyncIterable<Uint8Array>, sizeBytes: number): Promise<void>;
   /**

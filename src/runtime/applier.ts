@@ -7,7 +7,7 @@
  * metadata needs nothing from the core's internals.
  */
 import { assert } from "../lib/assert.ts";
-import type { StateMachine } from "../ports/state-machine.ts";
+import type { StateMachine, StateMachineSnapshot } from "../ports/state-machine.ts";
 import type { SnapshotStore } from "../ports/storage.ts";
 import type { Entry, Membership, SnapshotMeta } from "../raft/types.ts";
 import type { ProposalTable } from "./pending-calls.ts";
@@ -27,6 +27,10 @@ export class Applier {
   readonly #proposals: ProposalTable;
   #point: AppliedPoint;
   #lastSnapshotIndex: number;
+  /** Index of the last command entry applied: the state machine's own applied index. */
+  #lastCommandIndex: number;
+  /** While a background snapshot is copied: every point applied since it began (see takeSnapshot). */
+  #recording: RecordedPoint[] | null = null;
 
   constructor(
     machine: StateMachine,
@@ -39,6 +43,7 @@ export class Applier {
     this.#proposals = proposals;
     this.#point = start.point;
     this.#lastSnapshotIndex = start.lastSnapshotIndex;
+    this.#lastCommandIndex = machine.appliedIndex ?? start.point.index;
   }
 
   get appliedIndex(): number {
@@ -58,7 +63,9 @@ export class Applier {
     }
     await this.#machine.restore(chunks(), meta.sizeBytes);
     this.#point = { index: meta.index, term: meta.term, membership: meta.membership };
+    this.#lastCommandIndex = this.#machine.appliedIndex ?? meta.index;
     this.#lastSnapshotIndex = Math.max(this.#lastSnapshotIndex, meta.index);
+    this.#record();
   }
 
   /** Applies one committed entry (the next in order) and settles the proposal waiting on it. */
@@ -69,9 +76,12 @@ export class Applier {
     );
     let result: unknown;
     let membership = this.#point.membership;
-    if (entry.kind === "command") result = this.#machine.apply(entry.data, entry.index);
-    else if (entry.kind === "config") membership = entry.membership;
+    if (entry.kind === "command") {
+      result = this.#machine.apply(entry.data, entry.index);
+      this.#lastCommandIndex = entry.index;
+    } else if (entry.kind === "config") membership = entry.membership;
     this.#point = { index: entry.index, term: entry.term, membership };
+    this.#record();
     this.#proposals.applied(entry.index, entry.term, result);
   }
 
@@ -91,10 +101,39 @@ export class Applier {
     return this.#point.index - this.#lastSnapshotIndex >= everyEntries;
   }
 
-  /** Writes a snapshot of the state machine as of the last applied entry; returns its metadata. */
+  #record(): void {
+    this.#recording?.push({ point: this.#point, commandIndex: this.#lastCommandIndex });
+  }
+
+  /**
+   * Writes a snapshot of the state machine and returns its metadata. With `snapshotInBackground`
+   * the copy is made while entries keep being applied, and it says which index it holds: its
+   * term and membership are those of the latest point applied meanwhile whose last command is
+   * that index (entries after it, if any, were configuration entries, which leave the state
+   * machine as it was). Without it, the copy is of the last applied entry, made now.
+   */
   async takeSnapshot(): Promise<SnapshotMeta> {
-    const point = this.#point;
-    const { sizeBytes, chunks } = this.#machine.snapshot();
+    if (this.#machine.snapshotInBackground === undefined) {
+      return this.#write(this.#point, this.#machine.snapshot());
+    }
+    const recording: RecordedPoint[] = [];
+    this.#recording = recording;
+    this.#record();
+    let copy: StateMachineSnapshot & { readonly index: number };
+    try {
+      copy = await this.#machine.snapshotInBackground();
+    } finally {
+      this.#recording = null;
+    }
+    const at = recording.findLast((recorded) => recorded.commandIndex === copy.index);
+    assert(
+      at !== undefined,
+      () => `the background snapshot holds index ${copy.index}, which was not applied while it was taken`,
+    );
+    return this.#write(at.point, copy);
+  }
+
+  async #write(point: AppliedPoint, { sizeBytes, chunks }: StateMachineSnapshot): Promise<SnapshotMeta> {
     const meta: SnapshotMeta = {
       index: point.index,
       term: point.term,
@@ -109,9 +148,16 @@ export class Applier {
       await writer.abort();
       throw error;
     }
-    this.#lastSnapshotIndex = point.index;
+    // Max: a snapshot installed from the leader while this one was written may be newer.
+    this.#lastSnapshotIndex = Math.max(this.#lastSnapshotIndex, point.index);
     return meta;
   }
+}
+
+/** A point applied while a background snapshot was copied, with the last command index at it. */
+interface RecordedPoint {
+  readonly point: AppliedPoint;
+  readonly commandIndex: number;
 }
 
 /** Where the state machine stands at start: after the snapshot, or at its own persisted index. */

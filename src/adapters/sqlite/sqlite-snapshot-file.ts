@@ -3,9 +3,10 @@
  * copy), streamed in 1 MiB chunks so that a large database is never held in memory, and written
  * back (restore) to a temporary file that is fsynced and checked before it replaces the database.
  */
-import { closeSync, fsyncSync, openSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, openSync, readSync, writeSync } from "node:fs";
 import { open, rm } from "node:fs/promises";
 import { DatabaseSync } from "node:sqlite";
+import { Worker } from "node:worker_threads";
 import { ConclaveError } from "../../lib/errors.ts";
 
 /** Size of each chunk a snapshot yields. */
@@ -122,6 +123,72 @@ export function alignSnapshotHeader(path: string, schemaCookie: number): void {
   } finally {
     closeSync(descriptor);
   }
+}
+
+/** The schema cookie in a database file's header (bytes 40–43, big-endian). */
+export function readSchemaCookie(path: string): number {
+  const descriptor = openSync(path, "r");
+  try {
+    const cookie = Buffer.alloc(4);
+    const bytesRead = readSync(descriptor, cookie, 0, 4, 40);
+    if (bytesRead !== 4)
+      throw new ConclaveError("CONCLAVE_SNAPSHOT_INVALID", `${path} has no database header`);
+    return cookie.readUInt32BE(0);
+  } finally {
+    closeSync(descriptor);
+  }
+}
+
+/** The applied index recorded in a fresh copy (before its header is switched to WAL mode). */
+export function readCopyAppliedIndex(path: string): number {
+  const db = new DatabaseSync(path, { readOnly: true });
+  try {
+    const meta = db.prepare("SELECT applied_index FROM _conclave_meta WHERE id = 0").get() as
+      | { applied_index: number }
+      | undefined;
+    return meta?.applied_index ?? 0;
+  } finally {
+    db.close();
+  }
+}
+
+/** Worker heap limits: the worker only runs one VACUUM INTO (SQLite's memory is outside V8). */
+const vacuumWorkerLimits = { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 };
+
+/**
+ * Runs `VACUUM INTO target` of `source` on a worker thread (vacuum-worker.ts next to this file:
+ * `.ts` in a checkout, `.js` once emitted).
+ */
+export function vacuumIntoOnWorker(source: string, target: string): Promise<void> {
+  const extension = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
+  const worker = new Worker(new URL(`./vacuum-worker${extension}`, import.meta.url), {
+    workerData: { source, target },
+    resourceLimits: vacuumWorkerLimits,
+  });
+  return new Promise((resolve, reject) => {
+    let answered = false;
+    worker.once("message", (message: { ok: boolean; message?: string }) => {
+      answered = true;
+      if (message.ok) resolve();
+      else
+        reject(
+          new ConclaveError("CONCLAVE_SNAPSHOT_FAILED", `copying the database failed: ${message.message}`),
+        );
+    });
+    worker.once("error", (error) => {
+      answered = true;
+      reject(new ConclaveError("CONCLAVE_SNAPSHOT_FAILED", `the snapshot worker failed: ${error.message}`));
+    });
+    worker.once("exit", (code) => {
+      if (!answered)
+        reject(
+          new ConclaveError(
+            "CONCLAVE_SNAPSHOT_FAILED",
+            `the snapshot worker exited (${code}) without a result`,
+          ),
+        );
+    });
+  });
 }
 
 /** fsyncs a directory so that a rename in it survives a crash. */

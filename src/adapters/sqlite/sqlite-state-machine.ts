@@ -35,7 +35,10 @@ import {
   alignSnapshotHeader,
   checkDatabaseFile,
   fsyncDirectory,
+  readCopyAppliedIndex,
+  readSchemaCookie,
   streamFileThenDelete,
+  vacuumIntoOnWorker,
   writeChunksToFile,
 } from "./sqlite-snapshot-file.ts";
 import { isEnvironmentalFailure, sqliteErrorCode, toSqlValue } from "./sqlite-values.ts";
@@ -428,6 +431,29 @@ export class SqliteStateMachine implements StateMachine {
     alignSnapshotHeader(path, schemaCookie);
     const sizeBytes = statSync(path).size;
     return { sizeBytes, chunks: streamFileThenDelete(path, sizeBytes) };
+  }
+
+  /**
+   * The same copy as {@link snapshot}, made on a worker thread's own connection so that applies
+   * (and the node's event loop) go on meanwhile: about a second per 200 MB, long enough to lose
+   * the primary role when the loop waits on it. The copy's own `_conclave_meta` says which index
+   * it holds, and its schema cookie (one above the source's, see alignSnapshotHeader) which
+   * cookie the source had then.
+   */
+  async snapshotInBackground(): Promise<StateMachineSnapshot & { readonly index: number }> {
+    this.#commitBatch();
+    this.#snapshotCount += 1;
+    const path = join(this.#dataDir, `snapshot-${process.pid}-${this.#snapshotCount}.tmp`);
+    try {
+      await vacuumIntoOnWorker(this.#path, path);
+      const index = readCopyAppliedIndex(path);
+      alignSnapshotHeader(path, readSchemaCookie(path) - 1);
+      const sizeBytes = statSync(path).size;
+      return { index, sizeBytes, chunks: streamFileThenDelete(path, sizeBytes) };
+    } catch (error) {
+      rmSync(path, { force: true });
+      throw error;
+    }
   }
 
   /** Replaces the database with a snapshot: written to a temp file, fsynced, checked, renamed over. */

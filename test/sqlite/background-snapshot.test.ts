@@ -1,0 +1,65 @@
+/**
+ * Background snapshots (`snapshotInBackground`): the copy is made on a worker thread while
+ * entries keep being applied on the main thread. What a node relies on: the copy says which
+ * index it holds, it holds exactly the state at that index (byte-identical once the later
+ * entries are applied to it, as a member restored from it would do), and the main thread was
+ * not held up while the copy was made.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { chunksOf, collect, databaseHash, kvEntry, openMachine, sqlEntry } from "./fixture.ts";
+
+const value = new Uint8Array(2000).fill(65);
+
+describe("a background snapshot of the SQLite state machine", () => {
+  it("holds the state at the index it names, while applies go on", async (t) => {
+    const source = openMachine();
+    const target = openMachine();
+    t.after(() => {
+      source.remove();
+      target.remove();
+    });
+    const entries: Uint8Array[] = [sqlEntry("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")];
+    for (let i = 0; i < 20_000; i++) entries.push(kvEntry({ op: "put", key: `k/${i}`, value }));
+    for (let i = 0; i < 200; i++) {
+      entries.push(sqlEntry({ sql: "INSERT INTO t (v) VALUES (?)", params: [`row ${i}`] }));
+      entries.push(sqlEntry("CREATE TABLE IF NOT EXISTS later (x)"));
+    }
+    let applied = 0;
+    const applyNext = (count: number) => {
+      source.machine.beginBatch();
+      for (let i = 0; i < count && applied < entries.length; i++) {
+        applied += 1;
+        source.machine.apply(entries[applied - 1] as Uint8Array, applied);
+      }
+      source.machine.endBatch();
+    };
+    applyNext(20_001);
+
+    const copying = source.machine.snapshotInBackground();
+    // Applies go on while the worker copies (about 40 MB): the main thread is free.
+    let turns = 0;
+    let done = false;
+    void copying.finally(() => {
+      done = true;
+    });
+    while (!done) {
+      applyNext(5);
+      turns += 1;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const copy = await copying;
+    assert.ok(turns > 1, `the main thread ran ${turns} turn(s) while the copy was made`);
+    assert.ok(copy.index >= 20_001 && copy.index <= applied, `index ${copy.index} of ${applied}`);
+
+    const bytes = await collect(copy.chunks);
+    assert.equal(bytes.length, copy.sizeBytes);
+    await target.machine.restore(chunksOf(bytes), bytes.length);
+    assert.equal(target.machine.appliedIndex, copy.index);
+    // The rest of the log applied to the copy gives the source's database, byte for byte.
+    applyNext(entries.length);
+    for (let index = copy.index + 1; index <= applied; index++)
+      target.machine.apply(entries[index - 1] as Uint8Array, index);
+    assert.equal(databaseHash(target.dataDir), databaseHash(source.dataDir));
+  });
+});
