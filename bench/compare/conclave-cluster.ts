@@ -32,10 +32,12 @@ export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", ".."
  * `conclave` runs in a checkout (`--source`; about 30 MB more RSS per node for type stripping).
  */
 let runFromSource = false;
+let extraNodeFlags: readonly string[] = [];
 
 /** Chooses sources or dist/ for every server started after this; dist/ is built here, once. */
-export function prepareServerEntry(source: boolean): void {
+export function prepareServerEntry(source: boolean, nodeFlags: readonly string[] = []): void {
   runFromSource = source;
+  extraNodeFlags = nodeFlags;
   if (source) return;
   const tsc = join(repoRoot, "node_modules", "typescript", "bin", "tsc");
   const built = spawnSync(process.execPath, [tsc, "-p", join(repoRoot, "tsconfig.build.json")], {
@@ -50,8 +52,8 @@ export function prepareServerEntry(source: boolean): void {
 /** The command line before `start`: Node's arguments and the entry script. */
 function serverCommand(): string[] {
   // bin/conclave.js adds the server's V8 flags itself (it re-executes with them).
-  if (runFromSource) return [join(repoRoot, "bin", "conclave.js")];
-  return [...serverNodeFlags, join(repoRoot, "dist", "cli", "main.js")];
+  if (runFromSource) return [...extraNodeFlags, join(repoRoot, "bin", "conclave.js")];
+  return [...serverNodeFlags, ...extraNodeFlags, join(repoRoot, "dist", "cli", "main.js")];
 }
 
 /** package.json's version and the checkout's commit (when git answers). */

@@ -32,7 +32,7 @@ async function main(argv: readonly string[]): Promise<number> {
     console.error("etcd is not installed; install it with: apt-get install -y etcd-server etcd-client");
     return 2;
   }
-  prepareServerEntry(options.source);
+  prepareServerEntry(options.source, options.serverNodeFlags);
   log(options.source ? "Conclave runs from its TypeScript sources" : "Conclave runs from dist/ (built now)");
   const startedAt = new Date().toISOString();
   log(

@@ -34,6 +34,8 @@ export interface CompareOptions {
   readonly outDir: string;
   /** Run Conclave from its TypeScript sources (as in a checkout) instead of the emitted dist/. */
   readonly source: boolean;
+  /** Extra Node flags for the Conclave servers only (e.g. a V8 heap cap), after the defaults. */
+  readonly serverNodeFlags: readonly string[];
   readonly help: boolean;
 }
 
@@ -57,6 +59,7 @@ export const usage = `usage: npm run bench:compare -- [options]
   --memory-keys N          keys for --memory (default 1000000)
   --label NAME             results file label (default: quick|full)
   --out-dir DIR            where results go (default bench/results)
+  --server-node-flags "F"  extra Node flags for the Conclave servers only, e.g. "--max-old-space-size=96"
   --source                 run Conclave from its TypeScript sources (type stripping), as \`conclave\`
                            does in a checkout, instead of the JavaScript that tsc emits into dist/
                            (what an installed package runs; built at the start of the bench)`;
@@ -98,6 +101,7 @@ interface Draft {
   label?: string;
   outDir: string;
   source: boolean;
+  serverNodeFlags: string[];
   help: boolean;
 }
 
@@ -133,6 +137,12 @@ function applyOption(draft: Draft, name: string, value: string | undefined): str
       return value !== undefined && /^[A-Za-z0-9._-]{1,40}$/.test(value)
         ? assign(() => (draft.label = value))
         : "--label is 1 to 40 letters, digits, '.', '_' or '-'";
+    case "--server-node-flags": {
+      const flags = (value ?? "").split(/\s+/).filter((flag) => flag !== "");
+      return flags.length > 0 && flags.every((flag) => /^--[a-z0-9-]+(=[A-Za-z0-9._-]+)?$/.test(flag))
+        ? assign(() => (draft.serverNodeFlags = flags))
+        : '--server-node-flags takes Node flags such as "--max-old-space-size=96"';
+    }
     case "--out-dir":
       return value === undefined ? "--out-dir needs a directory" : assign(() => (draft.outDir = value));
     default:
@@ -159,6 +169,7 @@ export function parseOptions(argv: readonly string[]): ParseResult {
     etcdTiming: { heartbeatMs: 100, electionMs: 1000 },
     outDir: "bench/results",
     source: false,
+    serverNodeFlags: [],
     help: false,
   };
   for (let at = 0; at < argv.length; at++) {
@@ -193,6 +204,7 @@ export function parseOptions(argv: readonly string[]): ParseResult {
       label: draft.label ?? (draft.memory ? "memory" : quick ? "quick" : "full"),
       outDir: draft.outDir,
       source: draft.source,
+      serverNodeFlags: draft.serverNodeFlags,
       help: draft.help,
     },
   };

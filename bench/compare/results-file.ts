@@ -27,10 +27,13 @@ export function fileStamp(iso: string): string {
 
 function optionsLine(options: CompareOptions): string {
   const timing = `${options.etcdTiming.heartbeatMs}/${options.etcdTiming.electionMs}`;
+  const servers =
+    (options.source ? " --source" : "") +
+    (options.serverNodeFlags.length > 0 ? ` --server-node-flags "${options.serverNodeFlags.join(" ")}"` : "");
   return options.memory
-    ? `--memory --memory-keys ${options.memoryKeys}`
+    ? `--memory --memory-keys ${options.memoryKeys}${servers}`
     : `--runs ${options.runs}${options.quick ? " --quick" : ""} --nodes ${options.nodes} --etcd-timing ${timing} ` +
-        `--kills ${options.killsPerRun} --ops ${options.opsPerTest} --only ${options.only.join(",")}`;
+        `--kills ${options.killsPerRun} --ops ${options.opsPerTest} --only ${options.only.join(",")}${servers}`;
 }
 
 /** The memory result as a Markdown table. */
