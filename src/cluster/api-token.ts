@@ -91,6 +91,8 @@ const checkIntervalMs = 1000;
 export class ApiTokenKeeper {
   readonly #options: ApiTokenKeeperOptions;
   #localToken: string | null = null;
+  /** The last token that checked out, with the hash it matched (see check). */
+  #verified: { readonly sha256: string; readonly token: Buffer } | null = null;
   #timer: NodeJS.Timeout | null = null;
   #busy = false;
 
@@ -145,7 +147,16 @@ export class ApiTokenKeeper {
       this.#options.metadata.settings().tokenSha256 ??
       (this.#localToken === null ? null : tokenSha256(this.#localToken));
     if (expected === null) return false;
-    return timingSafeEqual(Buffer.from(tokenSha256(presented), "hex"), Buffer.from(expected, "hex"));
+    // Every request carries the token: once one hashed to the expected value, later ones are
+    // compared with it directly (still in constant time), which skips a SHA-256 per request.
+    const verified = this.#verified;
+    if (verified !== null && verified.sha256 === expected) {
+      const bytes = Buffer.from(presented, "utf8");
+      return bytes.length === verified.token.length && timingSafeEqual(bytes, verified.token);
+    }
+    const ok = timingSafeEqual(Buffer.from(tokenSha256(presented), "hex"), Buffer.from(expected, "hex"));
+    if (ok) this.#verified = { sha256: expected, token: Buffer.from(presented, "utf8") };
+    return ok;
   }
 
   /** Proposes this node's token when the cluster has none (primary), or writes the cluster's into the file. */

@@ -48,6 +48,9 @@ describe("the API token", { timeout: 60_000 }, () => {
     const missingBody = (await missing.json()) as { error: string; code: string };
     assert.equal(missingBody.code, "CONCLAVE_UNAUTHORIZED");
     assert.match(missingBody.error, /Authorization: Bearer <token>.*admin-token/);
+    // A right token first, so that the wrong one (of the same length) meets the remembered one.
+    const right = { authorization: `Bearer ${tokenOf("n2")}` };
+    assert.equal((await fetch(`${url}/v1/status`, { headers: right })).status, 200);
     const wrong = await fetch(`${url}/v1/sql/execute`, {
       method: "POST",
       headers: { authorization: `Bearer ${generateToken()}`, "content-type": "application/json" },
@@ -59,6 +62,12 @@ describe("the API token", { timeout: 60_000 }, () => {
       headers: { authorization: `Basic ${tokenOf("n2")}` },
     });
     assert.equal(notBearer.status, 401);
+    const almost = `${tokenOf("n2").slice(0, -1)}${tokenOf("n2").endsWith("A") ? "B" : "A"}`;
+    assert.equal(
+      (await fetch(`${url}/v1/status`, { headers: { authorization: `Bearer ${almost}` } })).status,
+      401,
+    );
+    assert.equal((await fetch(`${url}/v1/status`, { headers: right })).status, 200);
     assert.equal((await fetch(`${url}/health/live`)).status, 200, "health routes need no token");
   });
 
