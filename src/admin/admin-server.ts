@@ -84,6 +84,11 @@ export function startAdminServer(
     });
   });
   server.maxHeadersCount = 64;
+  // Idle keep-alive connections stay open 65 s (Node's default is 5 s): longer than the idle
+  // timeouts of common load balancers and client pools, so a client never sends a request on a
+  // connection the server is closing at that moment (the bench saw ECONNRESET and "socket hang
+  // up" on connections reused after 5 s idle).
+  server.keepAliveTimeout = 65_000;
   return new Promise((resolve, reject) => {
     server.once("error", (error) => {
       reject(
