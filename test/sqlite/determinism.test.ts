@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import type { KvOperation } from "../../src/adapters/sqlite/commands.ts";
-import { databaseHash, kvEntry, openMachine, sqlEntry } from "./fixture.ts";
+import { applyInBatches, databaseHash, kvEntry, openMachine, sqlEntry } from "./fixture.ts";
 
 const keyArbitrary = fc.constantFrom("a", "b", "lock/x/1", "lock/x/2", "c/d");
 const valueArbitrary = fc.uint8Array({ maxLength: 8 });
@@ -89,13 +89,7 @@ describe("determinism", () => {
           // batching changes when SQLite commits, never what the entries do.
           const batchSizes = [1, 3, log.length];
           const results = replicas.map(({ machine }, replica) =>
-            log.map((data, position) => {
-              const batchSize = batchSizes[replica] as number;
-              if (position % batchSize === 0) machine.beginBatch();
-              const result = machine.apply(data, position + 1);
-              if (position % batchSize === batchSize - 1 || position === log.length - 1) machine.endBatch();
-              return result;
-            }),
+            applyInBatches(machine, log, batchSizes[replica] as number),
           );
           for (const replicaResults of results.slice(1)) assert.deepEqual(replicaResults, results[0]);
           for (const { machine } of replicas) machine.close();

@@ -11,7 +11,10 @@ import {
   type SqlValue,
 } from "../../src/adapters/sqlite/commands.ts";
 import { prepareSql } from "../../src/adapters/sqlite/sql-rewrite.ts";
-import { SqliteStateMachine } from "../../src/adapters/sqlite/sqlite-state-machine.ts";
+import {
+  SqliteStateMachine,
+  type SqliteStateMachineOptions,
+} from "../../src/adapters/sqlite/sqlite-state-machine.ts";
 
 export const fixedClock = {
   now: new Date("2025-05-01T10:20:30.456Z"),
@@ -37,14 +40,17 @@ export function kvEntry(operation: KvOperation): Uint8Array {
   return encodeCommand({ kind: "kv", ...operation } as DatabaseCommand);
 }
 
-/** Opens a state machine in a fresh directory. */
-export function openMachine(dataDir?: string): {
+/** Opens a state machine in a fresh directory (or `dataDir`), with `options` on top of the tests' defaults. */
+export function openMachine(
+  dataDir?: string,
+  options: Partial<SqliteStateMachineOptions> = {},
+): {
   machine: SqliteStateMachine;
   dataDir: string;
   remove: () => void;
 } {
   const directory = dataDir === undefined ? temporaryDirectory() : { path: dataDir, remove: () => {} };
-  const machine = new SqliteStateMachine({ dataDir: directory.path, kvHistoryRevisionsMax: 50 });
+  const machine = new SqliteStateMachine({ kvHistoryRevisionsMax: 50, ...options, dataDir: directory.path });
   return {
     machine,
     dataDir: directory.path,
@@ -79,4 +85,21 @@ export async function collect(chunks: AsyncIterable<Uint8Array>): Promise<Buffer
 /** Yields a buffer as an async stream of chunks. */
 export async function* chunksOf(buffer: Uint8Array, chunkBytes = 64 * 1024): AsyncGenerator<Uint8Array> {
   for (let at = 0; at < buffer.length; at += chunkBytes) yield buffer.subarray(at, at + chunkBytes);
+}
+
+/**
+ * Applies `log` (entry i at index i + 1) in batches of `batchSize` entries (beginBatch/endBatch
+ * around each), returning every entry's result.
+ */
+export function applyInBatches(
+  machine: SqliteStateMachine,
+  log: readonly Uint8Array[],
+  batchSize: number,
+): unknown[] {
+  return log.map((data, position) => {
+    if (position % batchSize === 0) machine.beginBatch();
+    const result = machine.apply(data, position + 1);
+    if (position % batchSize === batchSize - 1 || position === log.length - 1) machine.endBatch();
+    return result;
+  });
 }

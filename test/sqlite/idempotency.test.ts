@@ -16,8 +16,8 @@ import {
   idempotencyWindowEntriesDefault,
 } from "../../src/adapters/sqlite/idempotency.ts";
 import { prepareSql } from "../../src/adapters/sqlite/sql-rewrite.ts";
-import { SqliteStateMachine } from "../../src/adapters/sqlite/sqlite-state-machine.ts";
 import {
+  applyInBatches,
   chunksOf,
   collect,
   databaseHash,
@@ -25,7 +25,6 @@ import {
   kvEntry,
   openMachine,
   sqlEntry,
-  temporaryDirectory,
 } from "./fixture.ts";
 
 const hashA = "a".repeat(64);
@@ -45,25 +44,8 @@ function keyedKv(key: string, requestSha256: string, operation: KvOperation): Ui
 }
 
 /** A state machine remembering keys for `windowEntries` entries. */
-function openWindowed(windowEntries: number): {
-  machine: SqliteStateMachine;
-  dataDir: string;
-  remove: () => void;
-} {
-  const directory = temporaryDirectory();
-  const machine = new SqliteStateMachine({
-    dataDir: directory.path,
-    kvHistoryRevisionsMax: 50,
-    idempotencyWindowEntries: windowEntries,
-  });
-  return {
-    machine,
-    dataDir: directory.path,
-    remove: () => {
-      machine.close();
-      directory.remove();
-    },
-  };
+function openWindowed(windowEntries: number): ReturnType<typeof openMachine> {
+  return openMachine(undefined, { idempotencyWindowEntries: windowEntries });
 }
 
 const putA = (key: string) => keyedKv(key, hashA, { op: "put", key: "a", value: new Uint8Array([1]) });
@@ -243,13 +225,7 @@ describe("idempotency keys", () => {
           const log = [sqlEntry("CREATE TABLE t (id INTEGER PRIMARY KEY, v)"), ...entries];
           const batchSizes = [1, 4, log.length];
           const results = replicas.map(({ machine }, replica) =>
-            log.map((data, position) => {
-              const batchSize = batchSizes[replica] as number;
-              if (position % batchSize === 0) machine.beginBatch();
-              const result = machine.apply(data, position + 1);
-              if (position % batchSize === batchSize - 1 || position === log.length - 1) machine.endBatch();
-              return result;
-            }),
+            applyInBatches(machine, log, batchSizes[replica] as number),
           );
           for (const replicaResults of results.slice(1)) assert.deepEqual(replicaResults, results[0]);
           for (const { machine } of replicas) machine.close();
