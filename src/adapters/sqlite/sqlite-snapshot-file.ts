@@ -91,10 +91,7 @@ export function checkDatabaseFile(path: string): number {
         `the snapshot failed PRAGMA quick_check: ${found}`,
       );
     }
-    const meta = db.prepare("SELECT applied_index FROM _conclave_meta WHERE id = 0").get() as
-      | { applied_index: number }
-      | undefined;
-    return meta?.applied_index ?? 0;
+    return appliedIndexIn(db);
   } catch (error) {
     if (error instanceof ConclaveError) throw error;
     throw new ConclaveError(
@@ -125,6 +122,14 @@ export function alignSnapshotHeader(path: string, schemaCookie: number): void {
   }
 }
 
+/** The applied index a database records in `_conclave_meta` (0 when it has none). */
+function appliedIndexIn(db: DatabaseSync): number {
+  const meta = db.prepare("SELECT applied_index FROM _conclave_meta WHERE id = 0").get() as
+    | { applied_index: number }
+    | undefined;
+  return meta?.applied_index ?? 0;
+}
+
 /** The schema cookie in a database file's header (bytes 40–43, big-endian). */
 export function readSchemaCookie(path: string): number {
   const descriptor = openSync(path, "r");
@@ -143,10 +148,7 @@ export function readSchemaCookie(path: string): number {
 export function readCopyAppliedIndex(path: string): number {
   const db = new DatabaseSync(path, { readOnly: true });
   try {
-    const meta = db.prepare("SELECT applied_index FROM _conclave_meta WHERE id = 0").get() as
-      | { applied_index: number }
-      | undefined;
-    return meta?.applied_index ?? 0;
+    return appliedIndexIn(db);
   } finally {
     db.close();
   }
