@@ -45,16 +45,18 @@ describe("mutual TLS between node processes", { timeout: 30_000, skip }, () => {
     const status = await cluster.status("n3");
     assert.notEqual(status?.role, "leader");
     assert.equal(status?.leader ?? null, null, "n3 never heard from a leader");
-    const refusals = ["n1", "n2"].flatMap((name) =>
-      cluster
-        .node(name)
-        .output.filter((line) => line.startsWith("{"))
-        .map((line) => JSON.parse(line) as { msg?: string; reason?: string })
-        .filter((entry) => entry.msg === "cluster connection refused: authentication failed"),
-    );
-    assert.ok(
-      refusals.some((entry) => /TLS/.test(entry.reason ?? "")),
-      `n1 or n2 logged a TLS refusal: ${JSON.stringify(refusals)}`,
-    );
+    const refusals = () =>
+      ["n1", "n2"].flatMap((name) =>
+        cluster
+          .node(name)
+          .output.filter((line) => line.startsWith("{"))
+          .map((line) => JSON.parse(line) as { msg?: string; reason?: string })
+          .filter((entry) => entry.msg === "cluster connection refused: authentication failed"),
+      );
+    // n3 keeps dialling; its first attempts may still be on their way when the previous test ends.
+    const refused = await waitFor("n1 or n2 to log a TLS refusal of n3", 10_000, async () =>
+      refusals().some((entry) => /TLS/.test(entry.reason ?? "")) ? true : null,
+    ).catch(() => false);
+    assert.ok(refused, `n1 or n2 logged a TLS refusal: ${JSON.stringify(refusals())}`);
   });
 });
