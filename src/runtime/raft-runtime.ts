@@ -490,12 +490,13 @@ export class RaftRuntime {
   }
 
   /**
-   * Takes a snapshot when one is due. The state machine's copy is made now, between two turns, at
-   * the applied index; writing it to the snapshot store runs in the background while the loop goes
-   * on. Why: the store's copy (the whole database, fsynced) took seconds once the database held a
-   * few hundred MB, and a loop waiting on it sent no heartbeats, so followers elected another
-   * primary every few thousand writes (measured: 144,273 of 1,000,000 puts refused in the
-   * memory benchmark). The log is compacted by the loop once the snapshot is written.
+   * Starts a snapshot when one is due and none is under way. It runs in the background while the
+   * loop goes on: the state machine's copy (on a worker thread for SQLite, which then names the
+   * index it holds; made at once for state machines without `snapshotInBackground`) and its
+   * write to the snapshot store. Why: the copy of a database of a few hundred MB took about a
+   * second, and a loop waiting on it sent no heartbeats, so followers elected another primary
+   * every few thousand writes (measured: 144,273 of 1,000,000 puts refused in the memory
+   * benchmark). The loop compacts the log once the snapshot is written.
    */
   #startSnapshotIfDue(): void {
     const applier = this.#applier;
