@@ -34,6 +34,11 @@ export interface RaftOptions {
   readonly checkQuorum?: boolean;
   /** Unacknowledged appends in flight per follower. */
   readonly inflightMax?: number;
+  /**
+   * Bytes of entries in unacknowledged appends per follower (one append may always be out):
+   * bounds what a slow follower holds of the leader's memory with large entries (default 8 MiB).
+   */
+  readonly inflightBytesMax?: number;
   readonly appendEntriesMax?: number;
   readonly appendBytesMax?: number;
   readonly snapshotChunkBytes?: number;

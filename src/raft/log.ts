@@ -78,7 +78,7 @@ export class RaftLog {
     let bytes = 0;
     for (let index = from; index <= last; index++) {
       const entry = this.entries[index - this.baseIndex - 1] as Entry;
-      const size = entry.kind === "command" ? entry.data.byteLength : 16;
+      const size = entryBytes(entry);
       // Always at least one entry, so a single large entry still makes progress.
       if (result.length > 0 && bytes + size > bytesMax) break;
       bytes += size;
@@ -180,4 +180,9 @@ export class RaftLog {
     }
     return { membership: this.baseMembership, index: this.baseIndex };
   }
+}
+
+/** An entry's size as replication counts it: a command's data, a small constant otherwise. */
+export function entryBytes(entry: Entry): number {
+  return entry.kind === "command" ? entry.data.byteLength : 16;
 }

@@ -26,6 +26,9 @@ export class Progress {
   probeSent = false;
   /** Last index of each unacknowledged append in replicate state, oldest first. */
   inflight: number[] = [];
+  /** Entry bytes of each unacknowledged append (parallel to `inflight`), and their sum. */
+  inflightBytes: number[] = [];
+  inflightBytesTotal = 0;
   /** Heard from since the last check-quorum round. */
   recentActive = true;
   /** Highest heartbeat round this follower acknowledged (confirms ReadIndex and leases). */
@@ -41,21 +44,21 @@ export class Progress {
   becomeProbe(): void {
     this.state = "probe";
     this.probeSent = false;
-    this.inflight = [];
+    this.#clearInflight();
     this.snapshot = null;
     this.next = Math.max(this.next, this.match + 1);
   }
 
   becomeReplicate(): void {
     this.state = "replicate";
-    this.inflight = [];
+    this.#clearInflight();
     this.snapshot = null;
     this.next = this.match + 1;
   }
 
   becomeSnapshot(meta: SnapshotMeta): void {
     this.state = "snapshot";
-    this.inflight = [];
+    this.#clearInflight();
     this.snapshot = { meta, offset: 0, inFlightBytes: 0, idleTicks: 0 };
   }
 
@@ -68,25 +71,46 @@ export class Progress {
       this.probeSent = false;
     }
     this.next = Math.max(this.next, matchIndex + 1);
-    while (this.inflight.length > 0 && (this.inflight[0] as number) <= matchIndex) this.inflight.shift();
+    while (this.inflight.length > 0 && (this.inflight[0] as number) <= matchIndex) {
+      this.inflight.shift();
+      this.inflightBytesTotal -= this.inflightBytes.shift() ?? 0;
+    }
     return moved;
   }
 
-  canSend(inflightMax: number): boolean {
+  /**
+   * In replicate state, at most `inflightMax` appends and, beyond the first, `inflightBytesMax`
+   * bytes of entries unacknowledged: a follower that falls behind holds a bounded amount of the
+   * leader's memory and of the link, whatever the entry size.
+   */
+  canSend(inflightMax: number, inflightBytesMax = Number.POSITIVE_INFINITY): boolean {
     if (this.state === "probe") return !this.probeSent;
-    if (this.state === "replicate") return this.inflight.length < inflightMax;
+    if (this.state === "replicate") {
+      return (
+        this.inflight.length < inflightMax &&
+        (this.inflight.length === 0 || this.inflightBytesTotal < inflightBytesMax)
+      );
+    }
     return false;
   }
 
-  /** Records that entries up to `lastIndex` were sent. */
-  sent(lastIndex: number): void {
+  /** Records that entries up to `lastIndex` were sent (`bytes` of them, as replication counts). */
+  sent(lastIndex: number, bytes = 0): void {
     if (this.state === "replicate") {
       if (lastIndex >= this.next) {
         this.inflight.push(lastIndex);
+        this.inflightBytes.push(bytes);
+        this.inflightBytesTotal += bytes;
         this.next = lastIndex + 1;
       }
     } else {
       this.probeSent = true;
     }
+  }
+
+  #clearInflight(): void {
+    this.inflight = [];
+    this.inflightBytes = [];
+    this.inflightBytesTotal = 0;
   }
 }

@@ -47,6 +47,7 @@ interface Settings {
   preVote: boolean;
   checkQuorum: boolean;
   inflightMax: number;
+  inflightBytesMax: number;
   appendEntriesMax: number;
   appendBytesMax: number;
   snapshotChunkBytes: number;
@@ -113,6 +114,7 @@ export class RaftNode {
       preVote: options.preVote ?? true,
       checkQuorum: options.checkQuorum ?? true,
       inflightMax: options.inflightMax ?? 256,
+      inflightBytesMax: options.inflightBytesMax ?? 8 * 1024 * 1024,
       appendEntriesMax: options.appendEntriesMax ?? 4096,
       appendBytesMax: options.appendBytesMax ?? 1024 * 1024,
       snapshotChunkBytes: options.snapshotChunkBytes ?? 1024 * 1024,

@@ -7,6 +7,7 @@
  * first index so the leader skips a whole term per round trip (§5.3, "fast back-off").
  */
 import { assert } from "../lib/assert.ts";
+import { entryBytes } from "./log.ts";
 import { isVoter, quorumMatchIndex } from "./membership.ts";
 import type { Progress } from "./progress.ts";
 import type { RaftNode } from "./raft-node.ts";
@@ -41,7 +42,7 @@ function sendTo(node: RaftNode, peer: NodeId, progress: Progress): void {
       sendSnapshotChunk(node, peer, progress);
       return;
     }
-    if (!progress.canSend(settings.inflightMax)) return;
+    if (!progress.canSend(settings.inflightMax, settings.inflightBytesMax)) return;
     const hasEntries = progress.next <= log.lastIndex();
     const commitBehind = progress.sentCommit < node.commit;
     if (!hasEntries && !commitBehind && progress.state === "replicate") return;
@@ -62,7 +63,10 @@ function sendTo(node: RaftNode, peer: NodeId, progress: Progress): void {
       commit: node.commit,
     });
     progress.sentCommit = node.commit;
-    progress.sent(prevIndex + entries.length);
+    progress.sent(
+      prevIndex + entries.length,
+      entries.reduce((sum, entry) => sum + entryBytes(entry), 0),
+    );
     if (progress.state === "probe" || entries.length === 0) return;
   }
 }

@@ -46,6 +46,7 @@ export interface SimNodeSettings {
   readonly leaseDriftTicks: number | null;
   readonly mutations: readonly RaftMutation[];
   readonly inflightMax: number;
+  readonly inflightBytesMax: number;
   readonly appendEntriesMax: number;
   readonly checkQuorum: boolean;
 }
@@ -114,6 +115,7 @@ export class SimNode {
         leaseDriftTicks: s.leaseDriftTicks,
         mutations: s.mutations,
         inflightMax: s.inflightMax,
+        inflightBytesMax: s.inflightBytesMax,
         checkQuorum: s.checkQuorum,
         appendEntriesMax: s.appendEntriesMax,
         readSnapshot: (meta, offset, bytesMax) => this.#readSnapshot(meta, offset, bytesMax),

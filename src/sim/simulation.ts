@@ -85,6 +85,8 @@ function simulate(seed: number, options: SeedOptions): SeedResult {
     checkQuorum: prng.pick([true, true, false]),
     inflightMax: prng.pick([1, 8]),
     appendEntriesMax: prng.pick([1, 4, 16]),
+    // Small limits make the in-flight byte bound act with the simulation's small commands.
+    inflightBytesMax: prng.pick([16, 256, 8 * 1024 * 1024]),
   };
   const nodes = new Map<NodeId, SimNode>();
   const network = new SimNetwork(

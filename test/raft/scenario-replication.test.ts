@@ -88,3 +88,22 @@ test("a leader deposed before its Ready is handled has nothing left to do afterw
   );
   assert.equal(cluster.node("a").hasReady(), false, "a runtime loop would spin on hasReady()");
 });
+
+test("a follower that does not answer holds at most inflightBytesMax of appends, then gets the rest", () => {
+  const value = "v".repeat(400);
+  const cluster = new Cluster({
+    voters: ["a", "b", "c"],
+    raft: { inflightBytesMax: 1000, appendEntriesMax: 1 },
+  });
+  cluster.elect("a");
+  cluster.deliverAll();
+  for (let i = 0; i < 10; i++) cluster.propose("a", `k${i}`, value);
+  const appendsTo = (id: string) =>
+    cluster.pending().filter((m) => m.type === "append" && m.to === id && m.entries.length > 0).length;
+  // Each append carries one ~400-byte entry: the third one passes 1000 bytes, so no fourth.
+  assert.equal(appendsTo("b"), 3);
+  assert.equal(appendsTo("c"), 3);
+  // Acknowledgements free the window; everything arrives and commits.
+  cluster.tickUntil(() => cluster.node("a").status().commit === 12, 50);
+  for (const id of ["a", "b", "c"]) assert.equal(Object.keys(cluster.applied(id)).length, 10);
+});
