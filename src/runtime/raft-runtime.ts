@@ -160,7 +160,7 @@ export class RaftRuntime {
     this.#state = "starting";
     const { storage, stateMachine, transport, clock } = this.#options;
     const recovered = await storage.open();
-    const initial = await this.#initialState(recovered);
+    const initial = committedAtStart(await this.#initialState(recovered), stateMachine.appliedIndex ?? 0);
     const appliedIndex = Math.min(
       Math.max(stateMachine.appliedIndex ?? 0, initial.snapshot?.index ?? 0),
       initial.hardState?.commit ?? 0,
@@ -582,4 +582,20 @@ function splitMessages(messages: readonly Message[]): { early: Message[]; afterS
   const afterSync: Message[] = [];
   for (const message of messages) (sentBeforeSync.has(message.type) ? early : afterSync).push(message);
   return { early, afterSync };
+}
+
+/**
+ * The start state with its commit index raised to what the state machine has applied (within
+ * this log). Only committed entries are applied, and a committed entry is never removed from a
+ * log, so they are committed still. The persister stages commit-only hard states at most once a
+ * second, so the one on disk may lag; without this the core would start with a commit below the
+ * applied index and re-deliver those entries.
+ */
+export function committedAtStart(initial: RaftInitialState, stateMachineApplied: number): RaftInitialState {
+  const lastIndex = initial.entries.at(-1)?.index ?? initial.snapshot?.index ?? 0;
+  const stored = initial.hardState?.commit ?? 0;
+  const committed = Math.max(stored, Math.min(stateMachineApplied, lastIndex));
+  if (committed === stored) return initial;
+  const hardState = initial.hardState ?? { term: 0, vote: null, commit: 0 };
+  return { ...initial, hardState: { ...hardState, commit: committed } };
 }

@@ -14,6 +14,14 @@ import type { HardState, SnapshotMeta } from "../raft/types.ts";
 
 /** How long to wait before retrying a sync that found the disk full. */
 const diskFullRetryDelayMs = 1000;
+/**
+ * A hard state that changed only its commit index is staged at most this often. Staging it with
+ * every sync cost a second synchronous disk write per sync on every member (the hard state is
+ * its own file), about 10 % of write throughput; the commit index is volatile in Raft, and at
+ * start the runtime takes the state machine's applied index as committed too (see
+ * `committedAtStart` in raft-runtime.ts), so a stale one on disk loses nothing.
+ */
+export const commitOnlyStagingIntervalMs = 1000;
 
 export class ReadyPersister {
   readonly #storage: RaftStorage;
@@ -24,6 +32,9 @@ export class ReadyPersister {
   /** The last hard state staged, and the last one a sync made durable (null: none yet). */
   #stagedHardState: HardState | null = null;
   #durableHardState: HardState | null = null;
+  /** The core's latest hard state (staged or not yet), and when one was last staged. */
+  #latestHardState: HardState | null = null;
+  #stagedAtMs = Number.NEGATIVE_INFINITY;
   /** Ends the wait before the next disk-full retry (so a stop does not wait for free space). */
   #wakeRetry: (() => void) | null = null;
   readonly #onDiskFull: (error: ConclaveError | null) => void;
@@ -56,24 +67,37 @@ export class ReadyPersister {
       else await this.#storage.reset(snapshot.index + 1);
     }
     if (ready.entries.length > 0) this.#storage.append(ready.entries);
-    const hardState = ready.hardState;
-    if (hardState !== null) {
-      this.#storage.setHardState(hardState);
-      this.#stagedHardState = hardState;
-    }
+    this.#stageHardState(ready.hardState);
     // A hard state that changed only its commit index needs no sync of its own (as etcd's
     // MustSync): the commit index is volatile in Raft — after a crash it is learned again from
     // the leader, and the state machine never re-applies (it records its own applied index). It
-    // is written with the next sync. Term and vote must be durable before any message says so.
+    // is written with a later sync. Term and vote must be durable before any message says so.
     const durable = this.#durableHardState;
+    const staged = this.#stagedHardState;
     const hardStateMustSync =
-      hardState !== null &&
-      (durable === null || hardState.term !== durable.term || hardState.vote !== durable.vote);
+      staged !== null && (durable === null || staged.term !== durable.term || staged.vote !== durable.vote);
     const needsSync = ready.entries.length > 0 || hardStateMustSync || snapshot !== null;
     if (needsSync) {
       await this.#syncRetryingWhileFull();
       this.#durableHardState = this.#stagedHardState;
     }
+  }
+
+  /**
+   * Stages the core's hard state when its term or vote changed, or when only the commit index
+   * changed and the last staging is {@link commitOnlyStagingIntervalMs} old.
+   */
+  #stageHardState(fromReady: HardState | null): void {
+    if (fromReady !== null) this.#latestHardState = fromReady;
+    const latest = this.#latestHardState;
+    const staged = this.#stagedHardState;
+    if (latest === null || latest === staged) return;
+    const termOrVoteChanged = staged === null || latest.term !== staged.term || latest.vote !== staged.vote;
+    const now = this.#clock.now();
+    if (!termOrVoteChanged && now - this.#stagedAtMs < commitOnlyStagingIntervalMs) return;
+    this.#storage.setHardState(latest);
+    this.#stagedHardState = latest;
+    this.#stagedAtMs = now;
   }
 
   /** Makes a pending disk-full retry give up (the node is stopping). */

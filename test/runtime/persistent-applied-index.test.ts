@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
+import { committedAtStart } from "../../src/runtime/raft-runtime.ts";
 import { encodeKvCommand, KvStateMachine } from "./kv-test-machine.ts";
 import { RuntimeCluster } from "./runtime-cluster.ts";
 
@@ -97,6 +98,22 @@ describe("a persistent state machine at start", { timeout: 20_000 }, () => {
     assert.deepEqual(machine.appliedIndexes, [next.index]);
   });
 
+  it("takes the machine's applied index as committed when the commit on disk lags it", async () => {
+    const { cluster, puts } = await sixPuts();
+    const last = puts[5];
+    assert.ok(last !== undefined);
+    // Commit-only hard states are staged at most once a second; six puts take well under that.
+    const onDisk = await cluster.member("a").disk.stable.open();
+    cluster.member("a").disk.stable.crash(); // closes it again for the restart
+    assert.ok(onDisk !== null && onDisk.commit < last.index, `commit on disk ${onDisk?.commit}`);
+    const machine = new PersistedMachine(last.index); // throws if any entry is applied again
+    await cluster.restart("a", machine);
+    assert.equal(cluster.member("a").runtime.status().commit, last.index);
+    await cluster.electLeader();
+    const next = await cluster.await(cluster.member("a").runtime.propose(put("k7", "v7")));
+    assert.deepEqual(machine.appliedIndexes, [next.index]);
+  });
+
   it("restores the snapshot first when the machine is behind it, then applies the rest", async () => {
     const { cluster, puts } = await sixPuts({ snapshotEveryEntries: 4, snapshotKeepEntries: 0 });
     const machine = new PersistedMachine(0);
@@ -113,5 +130,27 @@ describe("a persistent state machine at start", { timeout: 20_000 }, () => {
     const next = await cluster.await(cluster.member("a").runtime.propose(put("k7", "v7")));
     assert.equal(machine.appliedIndexes.at(-1), next.index);
     assert.ok((puts[5]?.index ?? 0) < next.index);
+  });
+});
+
+describe("committedAtStart", () => {
+  const entry = (index: number) => ({ index, term: 1, kind: "command" as const, data: new Uint8Array() });
+  const entries = [entry(1), entry(2), entry(3), entry(4)];
+
+  it("raises the stored commit to the machine's applied index, within the log", () => {
+    const initial = { hardState: { term: 2, vote: "a", commit: 1 }, snapshot: null, entries };
+    assert.deepEqual(committedAtStart(initial, 3).hardState, { term: 2, vote: "a", commit: 3 });
+    assert.equal(committedAtStart(initial, 9).hardState?.commit, 4, "never past the last entry");
+  });
+
+  it("keeps a stored commit that is already ahead, and a start with nothing applied", () => {
+    const initial = { hardState: { term: 2, vote: null, commit: 3 }, snapshot: null, entries };
+    assert.equal(committedAtStart(initial, 2), initial);
+    assert.equal(committedAtStart(initial, 0), initial);
+  });
+
+  it("builds a hard state when none was stored", () => {
+    const initial = { hardState: null, snapshot: null, entries };
+    assert.deepEqual(committedAtStart(initial, 2).hardState, { term: 0, vote: null, commit: 2 });
   });
 });
