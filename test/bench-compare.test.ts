@@ -148,6 +148,8 @@ describe("bench:compare options", () => {
       "quiet-box",
       "--out-dir",
       "/tmp/x",
+      "--server-node-flags",
+      "--cpu-prof --cpu-prof-dir=/tmp/prof",
     ]);
     assert.ok(parsed.ok);
     assert.equal(parsed.options.runs, 5);
@@ -157,6 +159,7 @@ describe("bench:compare options", () => {
     assert.equal(parsed.options.killsPerRun, 9);
     assert.equal(parsed.options.label, "quiet-box");
     assert.equal(parsed.options.outDir, "/tmp/x");
+    assert.deepEqual(parsed.options.serverNodeFlags, ["--cpu-prof", "--cpu-prof-dir=/tmp/prof"]);
   });
 
   it("refuses what it does not know, naming the problem", () => {
@@ -168,6 +171,7 @@ describe("bench:compare options", () => {
       [["--only", "seq,bogus"], /unknown: bogus/],
       [["--label", "a b"], /--label/],
       [["--fast"], /unknown option --fast/],
+      [["--server-node-flags", "--cpu-prof; rm -rf x"], /--server-node-flags takes Node flags/],
     ];
     for (const [argv, message] of cases) {
       const parsed = parseOptions(argv);

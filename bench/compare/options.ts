@@ -139,7 +139,7 @@ function applyOption(draft: Draft, name: string, value: string | undefined): str
         : "--label is 1 to 40 letters, digits, '.', '_' or '-'";
     case "--server-node-flags": {
       const flags = (value ?? "").split(/\s+/).filter((flag) => flag !== "");
-      return flags.length > 0 && flags.every((flag) => /^--[a-z0-9-]+(=[A-Za-z0-9._-]+)?$/.test(flag))
+      return flags.length > 0 && flags.every((flag) => /^--[a-z0-9-]+(=[A-Za-z0-9._/-]+)?$/.test(flag))
         ? assign(() => (draft.serverNodeFlags = flags))
         : '--server-node-flags takes Node flags such as "--max-old-space-size=96"';
     }

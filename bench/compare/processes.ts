@@ -67,6 +67,21 @@ export async function killProcess(child: ChildProcess): Promise<void> {
   await exited;
 }
 
+/**
+ * SIGTERM, then SIGKILL if it has not exited after `graceMs`: a server stopped this way writes
+ * what it writes at exit (`--cpu-prof` profiles, for one).
+ */
+export async function terminateProcess(child: ChildProcess, graceMs: number): Promise<void> {
+  if (!isRunning(child) || child.pid === undefined) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  process.kill(child.pid, "SIGTERM");
+  const timer = setTimeout(() => {
+    if (isRunning(child) && child.pid !== undefined) process.kill(child.pid, "SIGKILL");
+  }, graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
 /** SIGKILLs every server the bench started that is still running (synchronous: usable in exit handlers). */
 export function killAllServers(): void {
   for (const child of live) {
