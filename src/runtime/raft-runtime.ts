@@ -491,7 +491,7 @@ export class RaftRuntime {
 
   /**
    * Starts a snapshot when one is due and none is under way. It runs in the background while the
-   * loop goes on: the state machine's copy (on a worker thread for SQLite, which then names the
+   * loop goes on: the state machine's copy (on the thread pool for SQLite, which then names the
    * index it holds; made at once for state machines without `snapshotInBackground`) and its
    * write to the snapshot store. Why: the copy of a database of a few hundred MB took about a
    * second, and a loop waiting on it sent no heartbeats, so followers elected another primary

@@ -1,11 +1,12 @@
 /**
- * Background snapshots (`snapshotInBackground`): the copy is made on a worker thread while
- * entries keep being applied on the main thread. What a node relies on: the copy says which
+ * Background snapshots (`snapshotInBackground`): the copy is made on Node's thread pool (SQLite's
+ * online backup) while entries keep being applied on the main thread. What a node relies on: the copy says which
  * index it holds, it holds exactly the state at that index (byte-identical once the later
  * entries are applied to it, as a member restored from it would do), and the main thread was
  * not held up while the copy was made.
  */
 import assert from "node:assert/strict";
+import { pbkdf2 } from "node:crypto";
 import { describe, it } from "node:test";
 import { chunksOf, collect, databaseHash, kvEntry, openMachine, sqlEntry } from "./fixture.ts";
 
@@ -23,7 +24,8 @@ describe("a background snapshot of the SQLite state machine", () => {
     for (let i = 0; i < 20_000; i++) entries.push(kvEntry({ op: "put", key: `k/${i}`, value }));
     for (let i = 0; i < 200; i++) {
       entries.push(sqlEntry({ sql: "INSERT INTO t (v) VALUES (?)", params: [`row ${i}`] }));
-      entries.push(sqlEntry("CREATE TABLE IF NOT EXISTS later (x)"));
+      // Each one changes the schema cookie, which the copy's header must name as of its index.
+      entries.push(sqlEntry(`CREATE TABLE later_${i} (x)`));
     }
     let applied = 0;
     const applyNext = (count: number) => {
@@ -37,7 +39,7 @@ describe("a background snapshot of the SQLite state machine", () => {
     applyNext(20_001);
 
     const copying = source.machine.snapshotInBackground();
-    // Applies go on while the worker copies (about 40 MB): the main thread is free.
+    // Applies go on while the copy is made (about 40 MB): the main thread is free.
     let turns = 0;
     let done = false;
     void copying.finally(() => {
@@ -59,6 +61,44 @@ describe("a background snapshot of the SQLite state machine", () => {
     // The rest of the log applied to the copy gives the source's database, byte for byte.
     applyNext(entries.length);
     for (let index = copy.index + 1; index <= applied; index++)
+      target.machine.apply(entries[index - 1] as Uint8Array, index);
+    assert.equal(databaseHash(target.dataDir), databaseHash(source.dataDir));
+  });
+
+  it("names the schema cookie as of its index when the copy starts after later entries", async (t) => {
+    const source = openMachine();
+    const target = openMachine();
+    t.after(() => {
+      source.remove();
+      target.remove();
+    });
+    const entries: Uint8Array[] = [];
+    for (let i = 0; i < 2000; i++) entries.push(kvEntry({ op: "put", key: `k/${i}`, value }));
+    for (let i = 0; i < 50; i++) entries.push(sqlEntry(`CREATE TABLE t_${i} (x)`));
+    const apply = (from: number, to: number) => {
+      source.machine.beginBatch();
+      for (let index = from; index <= to; index++)
+        source.machine.apply(entries[index - 1] as Uint8Array, index);
+      source.machine.endBatch();
+    };
+    apply(1, 2000);
+    // Node's thread pool is busy (as with log writes), so the copy starts late: DDL entries are
+    // applied and committed before it reads, and its header must carry their schema cookie.
+    const poolSize = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+    const busy = Array.from(
+      { length: poolSize },
+      () => new Promise((resolve) => pbkdf2("x", "y", 300_000, 32, "sha256", resolve)),
+    );
+    const copying = source.machine.snapshotInBackground();
+    apply(2001, 2030);
+    await Promise.all(busy);
+    const copy = await copying;
+    assert.ok(copy.index > 2000, `the copy started after the DDL entries (it holds entry ${copy.index})`);
+
+    const bytes = await collect(copy.chunks);
+    await target.machine.restore(chunksOf(bytes), bytes.length);
+    apply(2031, entries.length);
+    for (let index = copy.index + 1; index <= entries.length; index++)
       target.machine.apply(entries[index - 1] as Uint8Array, index);
     assert.equal(databaseHash(target.dataDir), databaseHash(source.dataDir));
   });

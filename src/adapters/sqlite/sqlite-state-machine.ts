@@ -34,11 +34,10 @@ import { readQueryProblem, replicationProblem } from "./sql-rewrite.ts";
 import {
   alignSnapshotHeader,
   checkDatabaseFile,
+  copyDatabaseInBackground,
   fsyncDirectory,
   readCopyAppliedIndex,
-  readSchemaCookie,
   streamFileThenDelete,
-  vacuumIntoOnWorker,
   writeChunksToFile,
 } from "./sqlite-snapshot-file.ts";
 import { isEnvironmentalFailure, sqliteErrorCode, toSqlValue } from "./sqlite-values.ts";
@@ -107,6 +106,13 @@ export class SqliteStateMachine implements StateMachine {
   #applied = 0;
   #userSqlActive = false;
   #snapshotCount = 0;
+  /**
+   * While background copies run: the schema cookie after each entry that may have changed the
+   * schema, from the copy's start on, ascending by index (see #cookieAt). A backup copy carries
+   * a cookie of its own, so the source's is put back into its header.
+   */
+  #copyCookies: { index: number; cookie: number }[] = [];
+  #copiesInFlight = 0;
 
   constructor(options: SqliteStateMachineOptions) {
     this.#dataDir = options.dataDir;
@@ -199,6 +205,8 @@ export class SqliteStateMachine implements StateMachine {
       );
     }
     this.#applied = index;
+    if (this.#copiesInFlight > 0 && decoded.ok && decoded.command.kind !== "kv")
+      this.#copyCookies.push({ index, cookie: this.#schemaCookie() });
     if (decoded.ok && decoded.command.kind === "cluster" && result.ok) this.#clusterChangedInBatch = true;
     if (!this.#batching || alone) this.#commitBatch();
     return result;
@@ -434,26 +442,49 @@ export class SqliteStateMachine implements StateMachine {
   }
 
   /**
-   * The same copy as {@link snapshot}, made on a worker thread's own connection so that applies
-   * (and the node's event loop) go on meanwhile: about a second per 200 MB, long enough to lose
-   * the primary role when the loop waits on it. The copy's own `_conclave_meta` says which index
-   * it holds, and its schema cookie (one above the source's, see alignSnapshotHeader) which
-   * cookie the source had then.
+   * A copy like {@link snapshot}'s, made off the event loop so that applies (and the node's
+   * heartbeats) go on meanwhile: SQLite's online backup on Node's thread pool, through its own
+   * read-only connection (copyDatabaseInBackground). Copying takes about a second per 200 MB,
+   * long enough to lose the primary role if the loop waited on it. The copy's own
+   * `_conclave_meta` says which index it holds. It keeps the source's pages, so its bytes are
+   * the source's (a VACUUM INTO copy is rebuilt and compacted instead).
    */
   async snapshotInBackground(): Promise<StateMachineSnapshot & { readonly index: number }> {
     this.#commitBatch();
     this.#snapshotCount += 1;
     const path = join(this.#dataDir, `snapshot-${process.pid}-${this.#snapshotCount}.tmp`);
+    if (this.#copiesInFlight === 0)
+      this.#copyCookies = [{ index: this.#applied, cookie: this.#schemaCookie() }];
+    this.#copiesInFlight += 1;
     try {
-      await vacuumIntoOnWorker(this.#path, path);
+      await copyDatabaseInBackground(this.#path, path);
       const index = readCopyAppliedIndex(path);
-      alignSnapshotHeader(path, readSchemaCookie(path) - 1);
+      alignSnapshotHeader(path, this.#cookieAt(index));
       const sizeBytes = statSync(path).size;
       return { index, sizeBytes, chunks: streamFileThenDelete(path, sizeBytes) };
     } catch (error) {
       rmSync(path, { force: true });
       throw error;
+    } finally {
+      this.#copiesInFlight -= 1;
+      if (this.#copiesInFlight === 0) this.#copyCookies = [];
     }
+  }
+
+  #schemaCookie(): number {
+    const { schema_version: cookie } = this.#sql("PRAGMA schema_version").get() as { schema_version: number };
+    return cookie;
+  }
+
+  /** The schema cookie the database had with entry `index` applied, during a background copy. */
+  #cookieAt(index: number): number {
+    const known = this.#copyCookies.findLast((point) => point.index <= index);
+    if (known === undefined)
+      throw new ConclaveError(
+        "CONCLAVE_SNAPSHOT_FAILED",
+        `the copy holds entry ${index}, from before the copy started (a snapshot was restored meanwhile); the next snapshot replaces it`,
+      );
+    return known.cookie;
   }
 
   /** Replaces the database with a snapshot: written to a temp file, fsynced, checked, renamed over. */
@@ -478,6 +509,8 @@ export class SqliteStateMachine implements StateMachine {
     this.cluster.attach(this.#db);
     this.#idempotency.attach(this.#db);
     this.#applied = this.#readAppliedIndex();
+    if (this.#copiesInFlight > 0)
+      this.#copyCookies = [{ index: this.#applied, cookie: this.#schemaCookie() }];
     assert(
       this.#applied === restoredIndex,
       "the restored database reads back the applied index it was checked with",
