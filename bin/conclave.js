@@ -5,7 +5,7 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { runWithNode24 } from "../scripts/node24.mjs";
-import { missingServerNodeFlags } from "../scripts/server-node-flags.mjs";
+import { missingServerEnvironment, missingServerNodeFlags } from "../scripts/server-node-flags.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 // In a checkout we run the TypeScript sources; Node will not strip types under
@@ -15,21 +15,24 @@ const built = join(root, "dist", "cli", "main.js");
 const entry = existsSync(source) && !root.split(/[\\/]/).includes("node_modules") ? source : built;
 
 const major = Number(process.versions.node.split(".")[0]);
-// A server runs with the V8 flags of scripts/server-node-flags.mjs (a smaller young generation).
-// They only act on the command line, so the process replaces itself (execve keeps the PID, so
-// service managers and scripts that signal it by PID are unaffected).
-const serverFlags =
-  process.argv[2] === "start" ? missingServerNodeFlags(process.execArgv, process.env.NODE_OPTIONS) : [];
-if (major >= 24 && serverFlags.length > 0 && typeof process.execve === "function") {
+// A server runs with the V8 flags and malloc settings of scripts/server-node-flags.mjs. They
+// only act from the start of a process, so the process replaces itself (execve keeps the PID,
+// so service managers and scripts that signal it by PID are unaffected).
+const starting = process.argv[2] === "start";
+const serverFlags = starting ? missingServerNodeFlags(process.execArgv, process.env.NODE_OPTIONS) : [];
+const serverVariables = starting ? missingServerEnvironment(process.env) : {};
+const serverEnv = { ...process.env, ...serverVariables };
+const reexec = serverFlags.length > 0 || Object.keys(serverVariables).length > 0;
+if (major >= 24 && reexec && typeof process.execve === "function") {
   process.execve(
     process.execPath,
     [process.execPath, ...process.execArgv, ...serverFlags, ...process.argv.slice(1)],
-    process.env,
+    serverEnv,
   );
 }
 if (major >= 24) {
   const { runCli } = await import(entry);
   process.exitCode = await runCli(process.argv.slice(2));
 } else {
-  runWithNode24([...serverFlags, entry, ...process.argv.slice(2)]);
+  runWithNode24([...serverFlags, entry, ...process.argv.slice(2)], serverEnv);
 }

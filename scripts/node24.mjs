@@ -75,8 +75,8 @@ function fail(message) {
 }
 
 /** Runs node24 with args, forwarding stdio, SIGTERM/SIGINT/SIGHUP and the exit status. */
-export function runWithNode24(args) {
-  const child = spawn(node24Path(), args, { stdio: "inherit" });
+export function runWithNode24(args, env = process.env) {
+  const child = spawn(node24Path(), args, { stdio: "inherit", env });
   for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"]) {
     // A terminal's Ctrl-C reaches the whole process group; the child decides how to stop,
     // and we leave when it does.

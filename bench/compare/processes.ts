@@ -32,10 +32,12 @@ export function spawnServer(
   args: readonly string[],
   logFile: string,
   cwd: string,
+  extraEnvironment: Readonly<Record<string, string>> = {},
 ): ChildProcess {
   const fd = openSync(logFile, "a");
   try {
-    const child = spawn(command, args, { cwd, stdio: ["ignore", fd, fd], env: serverEnvironment() });
+    const env = { ...serverEnvironment(), ...extraEnvironment };
+    const child = spawn(command, args, { cwd, stdio: ["ignore", fd, fd], env });
     live.add(child);
     child.once("exit", () => live.delete(child));
     return child;

@@ -4,7 +4,9 @@
  * the node.
  */
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
+import { serverEnvironment, serverNodeFlags } from "../../scripts/server-node-flags.mjs";
 import { ProcessCluster, waitFor } from "./node-processes.ts";
 
 describe("a one-node cluster", { timeout: 30_000 }, () => {
@@ -43,5 +45,16 @@ describe("a one-node cluster", { timeout: 30_000 }, () => {
       assert.equal(typeof entry.msg, "string");
       assert.equal(typeof entry.time, "number");
     }
+  });
+
+  it("runs in the PID it was started as, with the server's V8 flags and malloc settings", () => {
+    // bin/conclave.js re-executes itself (execve) to add them: same PID, so signals still reach it.
+    const pid = cluster.node("n1").child.pid;
+    assert.ok(pid !== undefined);
+    const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    for (const flag of serverNodeFlags) assert.ok(argv.includes(flag), `${flag} in ${argv.join(" ")}`);
+    const environment = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
+    for (const [name, value] of Object.entries(serverEnvironment))
+      assert.ok(environment.includes(`${name}=${value}`), `${name}=${value} in the environment`);
   });
 });
