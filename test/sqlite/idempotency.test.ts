@@ -189,6 +189,25 @@ describe("idempotency keys", () => {
     }
   });
 
+  it("a restored member forgets the snapshot's keys once they leave the window", async () => {
+    const window = 3;
+    const source = openWindowed(window);
+    const target = openWindowed(window);
+    try {
+      source.machine.apply(putA("in-snapshot"), 1);
+      const bytes = await collect(source.machine.snapshot().chunks);
+      // The target saw no keyed write before the restore (its table was empty).
+      target.machine.apply(kvEntry({ op: "delete", key: "zz" }), 1);
+      await target.machine.restore(chunksOf(bytes), bytes.length);
+      for (let index = 2; index <= 1 + window; index++)
+        target.machine.apply(kvEntry({ op: "delete", key: "zz" }), index);
+      assert.equal(replayed(target.machine.apply(putA("in-snapshot"), 2 + window)), false, "past the window");
+    } finally {
+      source.remove();
+      target.remove();
+    }
+  });
+
   it("replicas applying a random log of keyed writes (retries, reuses, failures; any batching) agree", () => {
     const keyedArbitrary = fc
       .record({

@@ -9,7 +9,7 @@ import {
   lockReleaseCommand,
 } from "../../src/adapters/sqlite/kv-lock.ts";
 import type { KvChange } from "../../src/adapters/sqlite/kv-store.ts";
-import { kvEntry, openMachine } from "./fixture.ts";
+import { chunksOf, collect, kvEntry, openMachine } from "./fixture.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 
@@ -207,5 +207,36 @@ describe("KV store", () => {
     run(encodeCommand(lockAcquireCommand("job", leaseB)));
     run(kvEntry({ op: "lease-expire", nowMs: 1000 }));
     assert.equal(isLockOwner(machine.kv, "job", leaseB), true, "the expired owner's key is gone");
+  });
+
+  it("a member restored from a snapshot continues from the snapshot's revision and history", async (t) => {
+    const source = openMachine(undefined, { kvHistoryRevisionsMax: 5 });
+    const target = openMachine(undefined, { kvHistoryRevisionsMax: 5 });
+    t.after(() => {
+      source.remove();
+      target.remove();
+    });
+    for (let index = 1; index <= 8; index++)
+      source.machine.apply(kvEntry({ op: "put", key: `s${index}`, value: bytes("v") }), index);
+    // The target has read (and may keep) its own, higher revision and compaction point.
+    for (let index = 1; index <= 30; index++)
+      target.machine.apply(kvEntry({ op: "put", key: `t${index}`, value: bytes("v") }), index);
+    assert.equal(target.machine.kv.revision, 30);
+    assert.equal(target.machine.kv.watches.changesSince(10).ok, false);
+
+    const bytesOfSnapshot = await collect(source.machine.snapshot().chunks);
+    await target.machine.restore(chunksOf(bytesOfSnapshot), bytesOfSnapshot.length);
+    assert.equal(target.machine.kv.revision, 8);
+    const since = target.machine.kv.watches.changesSince(3);
+    assert.ok(since.ok, "revisions after 3 are kept (history of 5)");
+    assert.deepEqual(
+      since.changes.map((change) => change.revision),
+      [4, 5, 6, 7, 8],
+    );
+    assert.deepEqual(target.machine.apply(kvEntry({ op: "put", key: "next", value: bytes("v") }), 9), {
+      ok: true,
+      revision: 9,
+      created: true,
+    });
   });
 });

@@ -54,6 +54,12 @@ export type KeyLookup =
 export class IdempotencyTable {
   readonly #statements: StatementCache;
   readonly #windowEntries: number;
+  /**
+   * The lowest entry index recorded: null when the table is empty, undefined when not known.
+   * Never above the truth (a rolled-back record only makes it low), so prune skips its DELETE
+   * only when there is nothing to delete — on every entry when no write carries a key.
+   */
+  #oldest: number | null | undefined = undefined;
 
   constructor(db: DatabaseSync, windowEntries = idempotencyWindowEntriesDefault) {
     assert(Number.isSafeInteger(windowEntries) && windowEntries >= 1, "the window is a positive integer");
@@ -63,6 +69,7 @@ export class IdempotencyTable {
 
   attach(db: DatabaseSync): void {
     this.#statements.attach(db);
+    this.#oldest = undefined;
   }
 
   #sql(text: string): StatementSync {
@@ -93,6 +100,7 @@ export class IdempotencyTable {
     this.#sql(
       "INSERT INTO _conclave_idempotency (key, request_sha256, result, entry_index) VALUES (?, ?, ?, ?)",
     ).run(key, requestSha256, kept, index);
+    if (this.#oldest === null) this.#oldest = index;
   }
 
   /**
@@ -101,7 +109,16 @@ export class IdempotencyTable {
    * when there is nothing to delete.
    */
   prune(index: number): void {
-    this.#sql("DELETE FROM _conclave_idempotency WHERE entry_index <= ?").run(index - this.#windowEntries);
+    const cutoff = index - this.#windowEntries;
+    if (this.#oldest === undefined) {
+      const row = this.#sql("SELECT min(entry_index) AS oldest FROM _conclave_idempotency").get() as {
+        oldest: number | null;
+      };
+      this.#oldest = row.oldest;
+    }
+    if (this.#oldest === null || this.#oldest > cutoff) return;
+    this.#sql("DELETE FROM _conclave_idempotency WHERE entry_index <= ?").run(cutoff);
+    this.#oldest = undefined;
   }
 }
 

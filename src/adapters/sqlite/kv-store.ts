@@ -70,6 +70,8 @@ export class KvStore {
   /** The revision this entry writes at (current + 1), fixed at the entry's first change. */
   #entryRevision: number | null = null;
   #entryChanges: KvChange[] = [];
+  /** The revision in `_conclave_kv_meta`, once read (null: read it). */
+  #revision: number | null = null;
 
   constructor(db: DatabaseSync, historyRevisionsMax: number) {
     this.#statements = new StatementCache(db);
@@ -80,6 +82,7 @@ export class KvStore {
   attach(db: DatabaseSync): void {
     this.#statements.attach(db);
     this.#history.attach(db);
+    this.#revision = null;
     this.abandonEntry();
   }
 
@@ -94,8 +97,12 @@ export class KvStore {
 
   /** The current revision (bumped once per entry that changes a key). */
   get revision(): number {
-    return (this.#sql("SELECT revision FROM _conclave_kv_meta WHERE id = 0").get() as { revision: number })
-      .revision;
+    // Cached: read on every write and every read answer. Only finishEntry changes it (a failed
+    // entry never reaches it), and a restore re-attaches, which forgets the cache.
+    this.#revision ??= (
+      this.#sql("SELECT revision FROM _conclave_kv_meta WHERE id = 0").get() as { revision: number }
+    ).revision;
+    return this.#revision;
   }
 
   /** Local read of one key. */
@@ -168,6 +175,7 @@ export class KvStore {
     const changes = this.#entryChanges;
     if (this.#entryRevision !== null) {
       this.#sql("UPDATE _conclave_kv_meta SET revision = ? WHERE id = 0").run(this.#entryRevision);
+      this.#revision = this.#entryRevision;
       this.#history.compact(this.#entryRevision);
     }
     this.#entryRevision = null;

@@ -41,6 +41,8 @@ export class KvWatchHistory {
   readonly #historyRevisionsMax: number;
   readonly #listeners = new Set<KvChangeListener>();
   readonly #statements: StatementCache;
+  /** The compacted revision in `_conclave_kv_meta`, once read (null: read it). */
+  #compacted: number | null = null;
 
   /** `historyRevisionsMax` must be the same on every member (it decides what is deleted). */
   constructor(db: DatabaseSync, historyRevisionsMax: number) {
@@ -51,6 +53,7 @@ export class KvWatchHistory {
   /** Switches to a reopened connection (after a restore). */
   attach(db: DatabaseSync): void {
     this.#statements.attach(db);
+    this.#compacted = null;
   }
 
   /** Records one change; `seq` orders the changes of one revision. */
@@ -66,15 +69,17 @@ export class KvWatchHistory {
     if (compactTo <= this.#compactedRevision()) return;
     this.#statements.get("DELETE FROM _conclave_kv_history WHERE revision <= ?").run(compactTo);
     this.#statements.get("UPDATE _conclave_kv_meta SET compacted_revision = ? WHERE id = 0").run(compactTo);
+    this.#compacted = compactTo;
   }
 
+  /** Cached after the first read (checked on every put): only compact() changes it. */
   #compactedRevision(): number {
-    const row = this.#statements
-      .get("SELECT compacted_revision FROM _conclave_kv_meta WHERE id = 0")
-      .get() as {
-      compacted_revision: number;
-    };
-    return row.compacted_revision;
+    this.#compacted ??= (
+      this.#statements.get("SELECT compacted_revision FROM _conclave_kv_meta WHERE id = 0").get() as {
+        compacted_revision: number;
+      }
+    ).compacted_revision;
+    return this.#compacted;
   }
 
   /**
