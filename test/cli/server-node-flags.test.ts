@@ -20,7 +20,7 @@ describe("the server's node flags and environment", () => {
   it("keeps the operator's own values, from the command line, NODE_OPTIONS or the environment", () => {
     assert.deepEqual(missingServerNodeFlags(["--max-semi-space-size=16"], "--heap-growing-percent=50"), []);
     assert.deepEqual(missingServerNodeFlags([], "--inspect --max-semi-space-size"), [
-      "--heap-growing-percent=30",
+      "--heap-growing-percent=100",
     ]);
     assert.deepEqual(missingServerEnvironment({ MALLOC_TRIM_THRESHOLD_: "0" }), {
       MALLOC_MMAP_THRESHOLD_: "131072",
