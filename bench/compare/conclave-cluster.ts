@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { serverEnvironment, serverNodeFlags } from "../../scripts/server-node-flags.mjs";
+import { missingServerEnvironment, serverNodeFlags } from "../../scripts/server-node-flags.mjs";
 import { type BenchCluster, clusterStartMsMax, controlJson } from "./cluster.ts";
 import type { Endpoint } from "./http-client.ts";
 import {
@@ -171,7 +171,7 @@ export class ConclaveCluster implements BenchCluster {
       repoRoot,
       // The malloc settings `conclave start` sets for itself (scripts/server-node-flags.mjs);
       // the variables the bench itself was started with win, so they can be tried out.
-      { ...serverEnvironment, ...pick(process.env, Object.keys(serverEnvironment)) },
+      missingServerEnvironment(process.env),
     );
   }
 
@@ -238,14 +238,4 @@ export class ConclaveCluster implements BenchCluster {
     );
     if (this.#root !== "") removeTempDir(this.#root);
   }
-}
-
-/** The variables of `environment` among `names` that are set. */
-function pick(environment: NodeJS.ProcessEnv, names: readonly string[]): Record<string, string> {
-  return Object.fromEntries(
-    names.flatMap((name) => {
-      const value = environment[name];
-      return value === undefined ? [] : [[name, value]];
-    }),
-  );
 }

@@ -12,14 +12,20 @@ import { chunksOf, collect, databaseHash, kvEntry, openMachine, sqlEntry } from 
 
 const value = new Uint8Array(2000).fill(65);
 
+/** A machine to copy and one to restore the copy into, both removed after the test. */
+function sourceAndTarget(t: { after: (fn: () => void) => void }) {
+  const source = openMachine();
+  const target = openMachine();
+  t.after(() => {
+    source.remove();
+    target.remove();
+  });
+  return { source, target };
+}
+
 describe("a background snapshot of the SQLite state machine", () => {
   it("holds the state at the index it names, while applies go on", async (t) => {
-    const source = openMachine();
-    const target = openMachine();
-    t.after(() => {
-      source.remove();
-      target.remove();
-    });
+    const { source, target } = sourceAndTarget(t);
     const entries: Uint8Array[] = [sqlEntry("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")];
     for (let i = 0; i < 20_000; i++) entries.push(kvEntry({ op: "put", key: `k/${i}`, value }));
     for (let i = 0; i < 200; i++) {
@@ -66,12 +72,7 @@ describe("a background snapshot of the SQLite state machine", () => {
   });
 
   it("names the schema cookie as of its index when the copy starts after later entries", async (t) => {
-    const source = openMachine();
-    const target = openMachine();
-    t.after(() => {
-      source.remove();
-      target.remove();
-    });
+    const { source, target } = sourceAndTarget(t);
     const entries: Uint8Array[] = [];
     for (let i = 0; i < 2000; i++) entries.push(kvEntry({ op: "put", key: `k/${i}`, value }));
     for (let i = 0; i < 50; i++) entries.push(sqlEntry(`CREATE TABLE t_${i} (x)`));
