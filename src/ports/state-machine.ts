@@ -28,6 +28,11 @@ export interface StateMachineSnapshot {
   /** Total bytes `chunks` yields. */
   readonly sizeBytes: number;
   readonly chunks: AsyncIterable<Uint8Array>;
+  /**
+   * Optional: a file that holds exactly these bytes and may be handed to the snapshot store
+   * instead of reading `chunks` (which are then never read; the store takes the file over).
+   */
+  readonly file?: string;
 }
 
 /** A deterministic, replicated state machine. See the module comment for the contract. */

@@ -114,6 +114,12 @@ export interface SnapshotStore {
   /** Starts writing a snapshot described by `meta`. */
   begin(meta: SnapshotMeta): Promise<SnapshotWriter>;
   /**
+   * Optional: stores the file at `path`, which holds exactly the snapshot's data, as snapshot
+   * `meta` by taking the file over (moved, not copied); the file is gone afterwards, also on
+   * failure. Stores without it get the data through `begin`.
+   */
+  adopt?(meta: SnapshotMeta, path: string): Promise<void>;
+  /**
    * Reads up to `bytesMax` bytes of the snapshot's data at `offset` (synchronous: the core reads
    * chunks while it builds messages). Returns an empty array at the end.
    * Throws `CONCLAVE_SNAPSHOT_NOT_FOUND` when that snapshot is no longer retained.

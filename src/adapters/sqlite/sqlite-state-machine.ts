@@ -438,7 +438,7 @@ export class SqliteStateMachine implements StateMachine {
     this.#db.exec(`VACUUM INTO '${path.replaceAll("'", "''")}'`);
     alignSnapshotHeader(path, schemaCookie);
     const sizeBytes = statSync(path).size;
-    return { sizeBytes, chunks: streamFileThenDelete(path, sizeBytes) };
+    return { sizeBytes, chunks: streamFileThenDelete(path, sizeBytes), file: path };
   }
 
   /**
@@ -461,7 +461,7 @@ export class SqliteStateMachine implements StateMachine {
       const index = readCopyAppliedIndex(path);
       alignSnapshotHeader(path, this.#cookieAt(index));
       const sizeBytes = statSync(path).size;
-      return { index, sizeBytes, chunks: streamFileThenDelete(path, sizeBytes) };
+      return { index, sizeBytes, chunks: streamFileThenDelete(path, sizeBytes), file: path };
     } catch (error) {
       rmSync(path, { force: true });
       throw error;

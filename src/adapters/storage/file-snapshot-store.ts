@@ -81,8 +81,29 @@ export class FileSnapshotStore implements SnapshotStore {
   }
 
   async begin(meta: SnapshotMeta): Promise<SnapshotWriter> {
+    const writer = this.#newWriter(meta);
+    await writer.start();
+    return writer;
+  }
+
+  /**
+   * Stores the file at `path` (exactly the snapshot's data) as snapshot `meta` without copying
+   * it: it is moved here, its description appended, and it is fsynced and published.
+   */
+  async adopt(meta: SnapshotMeta, path: string): Promise<void> {
+    const writer = this.#newWriter(meta);
+    try {
+      await writer.startFromFile(path);
+      await writer.finish();
+    } catch (error) {
+      await writer.abort();
+      throw error;
+    }
+  }
+
+  #newWriter(meta: SnapshotMeta): FileSnapshotWriter {
     this.#guard.assertUsable();
-    assert(this.#opened, "FileSnapshotStore.begin before open");
+    assert(this.#opened, "FileSnapshotStore used before open");
     const writer = new FileSnapshotWriter(
       meta,
       this.directory,
@@ -94,7 +115,6 @@ export class FileSnapshotStore implements SnapshotStore {
       () => this.#writers.delete(writer),
     );
     this.#writers.add(writer);
-    await writer.start();
     return writer;
   }
 
