@@ -4,7 +4,7 @@
  * any byte of its single write leaves either the old state or one that the next start finishes.
  */
 import assert from "node:assert/strict";
-import { mkdir, readdir, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import {
@@ -18,7 +18,7 @@ import { openNodeIdentity, readNodeIdentity } from "../../src/config/node-identi
 import { isConclaveError } from "../../src/lib/errors.ts";
 import type { RaftStorage, RecoveredState } from "../../src/ports/storage.ts";
 import type { Entry, HardState, Membership } from "../../src/raft/types.ts";
-import { temporaryDirectory } from "./storage-harnesses.ts";
+import { segmentRecords, tearWrite, temporaryDirectory } from "./storage-harnesses.ts";
 
 const ids = { fromId: "standalone", toId: "n1" };
 const standaloneMembership: Membership = { voters: ["standalone"], learners: [] };
@@ -163,14 +163,14 @@ describe("adoptStandaloneMembership", () => {
       const before = standaloneLog(standaloneMembership, 4);
       await store(createFileStorage(directory), before, hardState);
       const segment = join(directory, "log", (await readdir(join(directory, "log")))[0] ?? "");
-      const sizeBefore = (await stat(segment)).size;
+      const sizeBefore = (await segmentRecords(segment)).endBytes;
       await adoptStandaloneMembership(createFileStorage(directory), ids, directory, [removeRow]);
-      const sizeAfter = (await stat(segment)).size;
+      const sizeAfter = (await segmentRecords(segment)).endBytes;
       assert.ok(sizeAfter > sizeBefore);
       const adopted = await copyOf(directory);
       for (let cut = sizeBefore; cut <= sizeAfter; cut++) {
         await restore(directory, adopted);
-        await truncate(segment, cut); // what a power cut during the write can leave
+        await tearWrite(segment, cut, sizeAfter); // what a power cut during the write can leave
         const recovered = await reopen(createFileStorage(directory));
         assert.deepEqual(
           recovered.entries.slice(0, before.length),

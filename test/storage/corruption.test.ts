@@ -11,9 +11,8 @@ import { createFileStorage, type FileStorageOptions } from "../../src/adapters/s
 import { type ConclaveError, isConclaveError } from "../../src/lib/errors.ts";
 import type { RecoveredState } from "../../src/ports/storage.ts";
 import { entryRange, snapshotMeta, writeSnapshot } from "./storage-compliance.ts";
-import { temporaryDirectory } from "./storage-harnesses.ts";
+import { segmentRecords, tearWrite, temporaryDirectory } from "./storage-harnesses.ts";
 
-const SEGMENT_HEADER_BYTES = 32;
 const RECORD_HEADER_BYTES = 12;
 
 /** A data directory holding entries 1..count (synced in batches of 10), closed. */
@@ -37,13 +36,7 @@ async function segmentPaths(directory: string): Promise<string[]> {
 
 /** Byte offsets where each record of a segment starts. */
 async function recordOffsets(path: string): Promise<number[]> {
-  const bytes = await readFile(path);
-  const offsets: number[] = [];
-  for (let offset = SEGMENT_HEADER_BYTES; offset < bytes.length; ) {
-    offsets.push(offset);
-    offset += RECORD_HEADER_BYTES + bytes.readUInt32LE(offset);
-  }
-  return offsets;
+  return (await segmentRecords(path)).offsets;
 }
 
 async function flipByte(path: string, offset: number): Promise<void> {
@@ -124,19 +117,25 @@ test("a damaged last record is a torn write: it is cut off, open succeeds, and a
 });
 
 test("a write cut anywhere inside the last record is cut back to the last whole record", async () => {
-  const directory = await writtenLog(30);
-  try {
-    const [segment] = await segmentPaths(directory);
-    assert.ok(segment !== undefined);
-    const lastRecord = (await recordOffsets(segment)).at(-1) ?? 0;
-    const end = (await stat(segment)).size;
-    for (const cut of [end - 1, lastRecord + RECORD_HEADER_BYTES, lastRecord + 5]) {
-      await truncate(segment, cut);
-      assert.deepEqual((await openDirectory(directory)).entries, entryRange(1, 29, 1));
-      assert.equal((await stat(segment)).size, lastRecord);
+  for (const how of ["the file ends at the cut", "zeros after the cut (pre-sized file)"]) {
+    const directory = await writtenLog(30);
+    try {
+      const [segment] = await segmentPaths(directory);
+      assert.ok(segment !== undefined);
+      const { offsets, endBytes: end } = await segmentRecords(segment);
+      const lastRecord = offsets.at(-1) ?? 0;
+      assert.ok((await stat(segment)).size > end, "the active segment is pre-sized");
+      const written = await readFile(segment);
+      for (const cut of [end - 1, lastRecord + RECORD_HEADER_BYTES, lastRecord + 5]) {
+        await writeFile(segment, written);
+        if (how === "the file ends at the cut") await truncate(segment, cut);
+        else await tearWrite(segment, cut, end);
+        assert.deepEqual((await openDirectory(directory)).entries, entryRange(1, 29, 1), `${how}, at ${cut}`);
+        assert.equal((await stat(segment)).size, lastRecord, `${how}, at ${cut}`);
+      }
+    } finally {
+      await rm(directory, { recursive: true, force: true });
     }
-  } finally {
-    await rm(directory, { recursive: true, force: true });
   }
 });
 
@@ -186,6 +185,46 @@ test("a damaged snapshot file stops open", async () => {
     await assert.rejects(openDirectory(directory), (error) =>
       isConclaveError(error, "CONCLAVE_STORAGE_CORRUPT"),
     );
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
+});
+
+test("the active segment is pre-sized with zeros: reopened, it reads to its last record and appends right after it", async () => {
+  const directory = await writtenLog(20);
+  try {
+    const [segment] = await segmentPaths(directory);
+    assert.ok(segment !== undefined);
+    const written = await segmentRecords(segment);
+    assert.equal(written.offsets.length, 20);
+    const { size } = await stat(segment);
+    assert.ok(
+      size > written.endBytes && size >= 1024 * 1024,
+      `pre-sized: ${size} bytes for ${written.endBytes} of records`,
+    );
+    const storage = createFileStorage(directory);
+    assert.deepEqual((await storage.open()).entries, entryRange(1, 20, 1));
+    storage.append(entryRange(21, 25, 1));
+    await storage.sync();
+    await storage.close();
+    const after = await segmentRecords(segment);
+    assert.equal(after.offsets.length, 25, "the new records follow the old ones, no zeros between");
+    assert.deepEqual((await openDirectory(directory)).entries, entryRange(1, 25, 1));
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
+});
+
+test("a rolled segment is trimmed to its records; one left with zeros by a crash still reads", async () => {
+  const options = { segmentBytesMax: 300 };
+  const directory = await writtenLog(60, options);
+  try {
+    const segments = await segmentPaths(directory);
+    assert.ok(segments.length >= 3, "expected several segments");
+    const first = segments[0] ?? "";
+    assert.equal((await stat(first)).size, (await segmentRecords(first)).endBytes);
+    await truncate(first, (await stat(first)).size + 4096); // a crash between the roll and the trim
+    assert.deepEqual((await openDirectory(directory, options)).entries, entryRange(1, 60, 1));
   } finally {
     await rm(directory, { recursive: true, force: true });
   }

@@ -4,13 +4,13 @@
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { open, rm, stat } from "node:fs/promises";
+import { open, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { createFileStorage } from "../../src/adapters/storage/file-storage.ts";
 import { isConclaveError } from "../../src/lib/errors.ts";
 import { entryRange, snapshotMeta, writeSnapshot } from "./storage-compliance.ts";
-import { temporaryDirectory } from "./storage-harnesses.ts";
+import { segmentRecords, temporaryDirectory } from "./storage-harnesses.ts";
 
 let mountPoint = "";
 let mountProblem: string | null = null;
@@ -60,7 +60,7 @@ test("a full disk rejects sync with CONCLAVE_DISK_FULL, loses nothing, and recov
   storage.setHardState({ term: 1, vote: "n1", commit: 100 });
   await storage.sync();
   const segmentPath = join(dataDirectory, "log", "00000000000000000001.seg");
-  const syncedBytes = (await stat(segmentPath)).size;
+  const syncedBytes = (await segmentRecords(segmentPath)).endBytes;
 
   const filler = await fillDisk(mountPoint);
   // 200 entries of 300 bytes: more than any space left in the last partial page.
@@ -73,7 +73,11 @@ test("a full disk rejects sync with CONCLAVE_DISK_FULL, loses nothing, and recov
     assert.ok(Number(error.details.bytesNeeded) > 0);
     return true;
   });
-  assert.equal((await stat(segmentPath)).size, syncedBytes, "the partial write was not cut back");
+  assert.equal(
+    (await segmentRecords(segmentPath)).endBytes,
+    syncedBytes,
+    "the partial write was not cut back",
+  );
 
   const snapshotError = await writeSnapshot(storage.snapshots, snapshotMeta(100, 1, 512 * 1024)).catch(
     (e) => e,

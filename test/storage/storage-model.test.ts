@@ -4,7 +4,7 @@
  * against the file storage and the memory storage, compared with a model of what must survive.
  */
 import assert from "node:assert/strict";
-import { readdir, readFile, stat, truncate, writeFile } from "node:fs/promises";
+import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
 import fc from "fast-check";
@@ -12,7 +12,7 @@ import { reconcileHardState } from "../../src/adapters/storage/raft-storage.ts";
 import type { RaftStorage } from "../../src/ports/storage.ts";
 import type { Entry, HardState, SnapshotMeta } from "../../src/raft/types.ts";
 import { commandEntry, type StorageLocation, snapshotMeta, writeSnapshot } from "./storage-compliance.ts";
-import { fileHarness, memoryHarness } from "./storage-harnesses.ts";
+import { fileHarness, memoryHarness, segmentRecords, tearWrite } from "./storage-harnesses.ts";
 
 type Operation =
   | { kind: "append"; count: number; back: number; newTerm: boolean; dataBytes: number }
@@ -221,7 +221,7 @@ function fileTearing(directory: string): Tearing {
     async before() {
       const sizes = new Map<string, number>();
       for (const name of await readdir(logDirectory))
-        sizes.set(name, (await stat(join(logDirectory, name))).size);
+        sizes.set(name, (await segmentRecords(join(logDirectory, name))).endBytes);
       return sizes;
     },
     async tear(sizesBefore, cutFraction, tearHardState) {
@@ -229,9 +229,10 @@ function fileTearing(directory: string): Tearing {
       if (last !== undefined) {
         const path = join(logDirectory, last);
         const startBytes = sizesBefore.get(last) ?? 32;
-        const endBytes = (await stat(path)).size;
-        if (endBytes > startBytes)
-          await truncate(path, startBytes + Math.floor(cutFraction * (endBytes - startBytes)));
+        const { endBytes } = await segmentRecords(path);
+        const cutBytes = startBytes + Math.floor(cutFraction * (endBytes - startBytes));
+        // The active segment is pre-sized: what the write did not get to disk reads as zeros.
+        if (endBytes > startBytes) await tearWrite(path, cutBytes, endBytes);
       }
       if (tearHardState) {
         const path = join(directory, "hardstate");

@@ -8,6 +8,12 @@
  * thread pool instead of two with the main thread in between (measured: that gap was up to
  * ~2 ms per batch on a busy 2-core machine, the largest single item in a write's latency). A
  * failed O_DSYNC write is treated like a failed fsync: fail-stop, never retried.
+ *
+ * The active segment's file is also kept longer than its records (`presizeBytes` of zeros, not
+ * allocated): a write inside the file's size does not change it, so the disk does not have to
+ * commit the file system's journal for every write (measured with three processes writing at
+ * once, as three members on one disk do: O_DSYNC writes of 300 B took 0.37 ms at p50 when they
+ * grew the file, 0.27 ms when they did not). Recovery reads a zero tail as the segment's end.
  */
 import { constants } from "node:fs";
 import { type FileHandle, mkdir, open, unlink } from "node:fs/promises";
@@ -32,9 +38,12 @@ import { SerialQueue } from "./serial-queue.ts";
 export interface FileLogStoreOptions {
   /** A segment is rolled once the next batch would take it past this size. */
   readonly segmentBytesMax?: number;
+  /** How far the active segment's file is extended past its records when a write reaches its end (0: never). */
+  readonly presizeBytes?: number;
 }
 
 export const SEGMENT_BYTES_MAX_DEFAULT = 64 * 1024 * 1024;
+export const PRESIZE_BYTES_DEFAULT = 1024 * 1024;
 
 /** Flags of the active segment's handle: every write is durable when it returns. */
 const SEGMENT_WRITE_FLAGS = constants.O_RDWR | constants.O_DSYNC;
@@ -43,12 +52,14 @@ const SEGMENT_WRITE_FLAGS = constants.O_RDWR | constants.O_DSYNC;
 export class FileLogStore implements LogStore {
   readonly directory: string;
   readonly #segmentBytesMax: number;
+  readonly #presizeBytes: number;
   readonly #guard: DiskGuard;
   readonly #queue = new SerialQueue();
   #segments: LogSegment[] = [];
   #terms = new TermRuns();
-  /** Handle of the last segment, open for writing. */
+  /** Handle of the last segment, open for writing, and that file's size (its records and zeros). */
   #active: FileHandle | null = null;
+  #activeFileBytes = 0;
   #opened = false;
   /** Index of the first entry held, or the next index when the log is empty. */
   #startIndex = 1;
@@ -64,6 +75,7 @@ export class FileLogStore implements LogStore {
   constructor(directory: string, options: FileLogStoreOptions = {}) {
     this.directory = directory;
     this.#segmentBytesMax = options.segmentBytesMax ?? SEGMENT_BYTES_MAX_DEFAULT;
+    this.#presizeBytes = options.presizeBytes ?? PRESIZE_BYTES_DEFAULT;
     this.#guard = new DiskGuard(directory);
   }
 
@@ -79,8 +91,7 @@ export class FileLogStore implements LogStore {
     this.#startIndex = first?.index ?? this.#segments[0]?.firstIndex ?? 1;
     this.#lastIndex = last?.index ?? this.#startIndex - 1;
     const lastSegment = this.#segments.at(-1);
-    if (lastSegment !== undefined)
-      this.#active = await open(join(this.directory, lastSegment.fileName), SEGMENT_WRITE_FLAGS);
+    if (lastSegment !== undefined) await this.#openActive(lastSegment);
     this.#opened = true;
     return { entries: recovered.entries };
   }
@@ -195,6 +206,7 @@ export class FileLogStore implements LogStore {
     assert(active !== null, "no active segment");
     const startBytes = segment.sizeBytes;
     const path = join(this.directory, segment.fileName);
+    await this.#presize(active, path, startBytes + batch.length);
     await this.#guard.write(
       `write to ${path}`,
       batch.length,
@@ -210,7 +222,10 @@ export class FileLogStore implements LogStore {
           doneBytes += bytesWritten;
         }
       },
-      () => active.truncate(startBytes),
+      async () => {
+        await active.truncate(startBytes);
+        this.#activeFileBytes = startBytes;
+      },
     );
     let offset = startBytes;
     for (const record of this.#pending) {
@@ -219,6 +234,32 @@ export class FileLogStore implements LogStore {
     }
     segment.sizeBytes = offset;
     this.#pending = [];
+  }
+
+  /**
+   * Makes the active segment's file at least `endBytes` long, `presizeBytes` beyond when it has
+   * to grow: zeros the file system does not allocate until written. The new size is made durable
+   * at once, so the writes inside it change no metadata but their blocks.
+   */
+  async #presize(active: FileHandle, path: string, endBytes: number): Promise<void> {
+    if (endBytes <= this.#activeFileBytes || this.#presizeBytes === 0) return;
+    const sizeBytes = endBytes + this.#presizeBytes;
+    const previousBytes = this.#activeFileBytes;
+    await this.#guard.write(
+      `extending ${path}`,
+      0,
+      () => active.truncate(sizeBytes),
+      () => active.truncate(previousBytes),
+    );
+    await this.#guard.flush(active, path);
+    this.#activeFileBytes = sizeBytes;
+  }
+
+  /** Opens `segment` for writing as the active one. */
+  async #openActive(segment: LogSegment): Promise<void> {
+    const handle = await open(join(this.directory, segment.fileName), SEGMENT_WRITE_FLAGS);
+    this.#active = handle;
+    this.#activeFileBytes = (await handle.stat()).size;
   }
 
   /** Creates a segment whose header is durable before any record is written to it. */
@@ -243,11 +284,31 @@ export class FileLogStore implements LogStore {
     await this.#guard.flush(created, path);
     this.#directoryDirty = true;
     await this.#flushDirectory();
-    await this.#active?.close();
+    await this.#closeActiveTrimmed();
     this.#active = created;
+    this.#activeFileBytes = SEGMENT_HEADER_BYTES;
     const segment = new LogSegment(firstIndex, fileName, SEGMENT_HEADER_BYTES);
     this.#segments.push(segment);
     return segment;
+  }
+
+  /**
+   * Closes the active segment, cut back to its records first: a segment that is no longer written
+   * keeps no zeros (not synced: a zero tail left by a crash reads the same).
+   */
+  async #closeActiveTrimmed(): Promise<void> {
+    const active = this.#active;
+    const segment = this.#segments.at(-1);
+    if (active === null) return;
+    this.#active = null;
+    try {
+      if (segment !== undefined && this.#activeFileBytes > segment.sizeBytes)
+        await active.truncate(segment.sizeBytes);
+    } catch (error) {
+      throw this.#guard.fail(error, `trimming ${join(this.directory, segment?.fileName ?? "")}`);
+    } finally {
+      await active.close();
+    }
   }
 
   /**
@@ -276,6 +337,7 @@ export class FileLogStore implements LogStore {
         throw this.#guard.fail(error, `truncating ${path}`);
       }
       segment.truncateFrom(index, cutBytes);
+      this.#activeFileBytes = cutBytes;
       await this.#guard.flush(active, path);
     }
   }
@@ -287,8 +349,7 @@ export class FileLogStore implements LogStore {
     this.#active = null;
     await this.#unlink(segment);
     const previous = this.#segments.at(-1);
-    if (previous !== undefined)
-      this.#active = await open(join(this.directory, previous.fileName), SEGMENT_WRITE_FLAGS);
+    if (previous !== undefined) await this.#openActive(previous);
   }
 
   async #unlink(segment: LogSegment): Promise<void> {

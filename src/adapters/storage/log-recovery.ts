@@ -6,6 +6,8 @@
  * one batch at the end of the last segment, and segment headers are made durable before any
  * record, so the only bytes a crash can leave half-written are the tail of the last segment.
  * Damage followed by an intact record cannot be such a tail, so it is reported as corruption.
+ * Zeros from a record boundary to the end of a file are the unwritten part of a pre-sized
+ * segment (see file-log-store.ts): the segment ends there, in any segment.
  */
 import { open, readdir, readFile, unlink } from "node:fs/promises";
 import { join } from "node:path";
@@ -16,6 +18,7 @@ import { LogSegment, TermRuns } from "./log-index.ts";
 import {
   decodeSegmentHeader,
   intactRecordFollows,
+  isZeroFrom,
   parseSegmentFileName,
   RECORD_HEADER_BYTES,
   readRecord,
@@ -76,6 +79,7 @@ function scanSegment(
   while (offset < bytes.length) {
     const record = readRecord(bytes, offset);
     if (!("body" in record)) {
+      if (isZeroFrom(bytes, offset)) break; // the pre-sized, never written end of the file
       if (!isLast)
         throw corruptStorageError(path, offset, `${record.problem} (in a segment that is not the last)`);
       if (intactRecordFollows(bytes, offset)) {

@@ -7,7 +7,9 @@
  * ```
  *
  * The record header has its own checksum so that a damaged length is caught before it is used
- * (a bad length would otherwise make good records after it look like a torn tail).
+ * (a bad length would otherwise make good records after it look like a torn tail). After the last
+ * record the file may hold zeros (a pre-sized segment); a record is never empty, so zeros never
+ * read as one.
  */
 import { crc32 } from "node:zlib";
 
@@ -112,4 +114,15 @@ export function intactRecordFollows(bytes: Buffer, offset: number): boolean {
     if ("body" in found) return true;
   }
   return false;
+}
+
+const zeroBlock = Buffer.alloc(64 * 1024);
+
+/** True when every byte from `offset` to the end of `bytes` is zero (a pre-sized segment's unwritten end). */
+export function isZeroFrom(bytes: Buffer, offset: number): boolean {
+  for (let position = offset; position < bytes.length; position += zeroBlock.length) {
+    const part = bytes.subarray(position, position + zeroBlock.length);
+    if (!part.equals(zeroBlock.subarray(0, part.length))) return false;
+  }
+  return true;
 }
