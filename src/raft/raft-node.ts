@@ -270,7 +270,7 @@ export class RaftNode {
       this.commit > this.applied ||
       // Only a leader's ready() consumes a pending broadcast (a leader that stepped down may leave it set).
       (this.pendingBroadcast && this.role === "leader") ||
-      this.reads.hasOutput() ||
+      this.reads.hasOutput(this) ||
       this.#chunksOut.length > 0 ||
       this.snapshotToInstall !== null ||
       !sameHardState(this.#hardState(), this.#persisted) ||

@@ -3,7 +3,10 @@
  *
  * ReadIndex: the leader notes its commit index, then confirms it is still leader by a heartbeat
  * round that a quorum acknowledges; the read is served once the state machine has applied that
- * index. Reads arriving together share one round. A new leader first commits an entry of its own
+ * index. Reads arriving together share one round, and so do reads arriving while a round is in
+ * flight: the next round starts once that one is confirmed (or at the next tick, should its
+ * messages be lost), as etcd's server keeps one ReadIndex in flight. A round sent after a read
+ * arrived confirms it, whichever round that is. A new leader first commits an entry of its own
  * term (its no-op): only then is its commit index known to include every committed write.
  *
  * Lease (optional): after a quorum acknowledged a round sent at tick s, no other leader can be
@@ -28,6 +31,8 @@ interface PendingRead {
 
 export class ReadTracker {
   #round = 0;
+  /** The newest round a quorum acknowledged. */
+  #confirmedRound = 0;
   #roundSentTick = new Map<number, number>();
   /** Reads waiting for the leader's first commit in its term. */
   #awaitingCommit: number[] = [];
@@ -68,7 +73,14 @@ export class ReadTracker {
   }
 
   startRoundIfNeeded(node: RaftNode): void {
-    if (this.#awaitingRound.length > 0) this.broadcastHeartbeat(node);
+    if (this.#canStartRound(node)) this.broadcastHeartbeat(node);
+  }
+
+  /** Reads wait, and no round sent in this tick is still unconfirmed. */
+  #canStartRound(node: RaftNode): boolean {
+    if (this.#awaitingRound.length === 0) return false;
+    const inFlight = this.#round > this.#confirmedRound && this.#roundSentTick.get(this.#round) === node.now;
+    return !inFlight;
   }
 
   /** Sends a heartbeat round to every peer; reads waiting for a round join it. */
@@ -109,6 +121,7 @@ export class ReadTracker {
     acked.sort((a, b) => b - a);
     const confirmed = acked[quorumSize(acked.length) - 1] ?? 0;
     if (confirmed === 0) return;
+    this.#confirmedRound = Math.max(this.#confirmedRound, confirmed);
     const sentTick = this.#roundSentTick.get(confirmed);
     if (sentTick !== undefined && (this.#leaseStartTick === null || sentTick > this.#leaseStartTick)) {
       this.#leaseStartTick = sentTick;
@@ -128,6 +141,7 @@ export class ReadTracker {
     this.#awaitingRound = [];
     this.#pending = [];
     this.#roundSentTick.clear();
+    this.#confirmedRound = this.#round;
     this.#leaseStartTick = null;
     this.#leaseRevoked = false;
   }
@@ -137,8 +151,8 @@ export class ReadTracker {
     this.#leaseRevoked = true;
   }
 
-  hasOutput(): boolean {
-    return this.#ready.length > 0 || this.#failed.length > 0 || this.#awaitingRound.length > 0;
+  hasOutput(node: RaftNode): boolean {
+    return this.#ready.length > 0 || this.#failed.length > 0 || this.#canStartRound(node);
   }
 
   takeReady(): ReadState[] {

@@ -135,3 +135,35 @@ test("a restarted voter does not help elect a new leader while the old leader's 
   cluster.tickUntil(() => ["b", "c"].includes(cluster.leader() ?? ""), 100);
   assert.ok(["b", "c"].includes(cluster.leader() ?? ""), "b or c leads once a's lease is over");
 });
+
+test("reads arriving while a round is in flight share the next round, sent once that one is confirmed", () => {
+  const cluster = new Cluster({ voters: ["a", "b", "c"], raft: { heartbeatTicks: 3 } });
+  cluster.elect("a");
+  cluster.tickAll(3);
+  cluster.deliverAll();
+  const first = cluster.read("a", "x");
+  const heartbeats = () => cluster.pending().filter((message) => message.type === "heartbeat").length;
+  assert.equal(heartbeats(), 2, "the first read starts a round");
+  const second = cluster.read("a", "x");
+  const third = cluster.read("a", "x");
+  assert.equal(heartbeats(), 2, "no second round while the first is unconfirmed");
+  cluster.deliverAll();
+  for (const read of [first, second, third])
+    assert.equal(cluster.readOutcome("a", read.requestId).status, "served");
+});
+
+test("reads behind a round whose messages were lost get a new round at the next tick", () => {
+  const cluster = new Cluster({ voters: ["a", "b", "c"], raft: { heartbeatTicks: 3 } });
+  cluster.elect("a");
+  cluster.tickAll(3);
+  cluster.deliverAll();
+  cluster.drop((message) => message.type === "heartbeat", 2);
+  const lost = cluster.read("a", "x");
+  const waiting = cluster.read("a", "x");
+  cluster.deliverAll();
+  assert.equal(cluster.readOutcome("a", waiting.requestId).status, "pending");
+  cluster.tickAll(1); // not a heartbeat tick: the waiting read starts its own round
+  cluster.deliverAll();
+  assert.equal(cluster.readOutcome("a", waiting.requestId).status, "served");
+  assert.equal(cluster.readOutcome("a", lost.requestId).status, "served", "a later round confirms it too");
+});
