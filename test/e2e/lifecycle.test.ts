@@ -8,7 +8,7 @@ import { after, before, describe, it } from "node:test";
 import { authorizedFetch } from "./api-token.ts";
 import { ProcessCluster, waitFor } from "./node-processes.ts";
 
-describe("node process lifecycle and admission", { timeout: 30_000 }, () => {
+describe("node process lifecycle and admission", { timeout: 60_000 }, () => {
   let cluster: ProcessCluster;
 
   before(async () => {
@@ -32,7 +32,8 @@ describe("node process lifecycle and admission", { timeout: 30_000 }, () => {
     cluster.start("n1");
     cluster.start("n2");
     cluster.start("n3", { cookie: randomBytes(32).toString("base64url") });
-    const leader = await waitFor("a leader of n1 and n2", 10_000, () => cluster.leader(["n1", "n2"]));
+    // 20 s: the three processes start from the TypeScript sources while other test files run.
+    const leader = await waitFor("a leader of n1 and n2", 20_000, () => cluster.leader(["n1", "n2"]));
     // The leader dials n3 to send heartbeats; n3 dials both to campaign. Each dialer checks the
     // acceptor's proof first, so each side logs the refusal of its own connection attempts.
     await waitFor(
