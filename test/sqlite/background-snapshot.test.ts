@@ -7,6 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { pbkdf2 } from "node:crypto";
+import { statSync } from "node:fs";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { chunksOf, collect, databaseHash, kvEntry, openMachine, sqlEntry } from "./fixture.ts";
 
@@ -69,6 +71,42 @@ describe("a background snapshot of the SQLite state machine", () => {
     for (let index = copy.index + 1; index <= applied; index++)
       target.machine.apply(entries[index - 1] as Uint8Array, index);
     assert.equal(databaseHash(target.dataDir), databaseHash(source.dataDir));
+  });
+
+  it("holds back SQLite's automatic checkpoints while a copy runs, and resumes them after", async (t) => {
+    const { source } = sourceAndTarget(t);
+    let applied = 0;
+    const applyPuts = (count: number) => {
+      source.machine.beginBatch();
+      for (let i = 0; i < count; i++) {
+        applied += 1;
+        source.machine.apply(kvEntry({ op: "put", key: `k/${applied}`, value }), applied);
+      }
+      source.machine.endBatch();
+    };
+    const database = join(source.dataDir, "db.sqlite");
+    const written = () => {
+      const { size, mtimeMs } = statSync(database);
+      return `${size}/${mtimeMs}`;
+    };
+    const wal = () => statSync(`${database}-wal`).size;
+    applyPuts(3000); // ~6 MB: past the 1,000-page threshold, so checkpoints have run
+    // The thread pool is busy, so the copy is pending while entries are applied.
+    const poolSize = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+    const busy = Array.from(
+      { length: poolSize },
+      () => new Promise((resolve) => pbkdf2("x", "y", 300_000, 32, "sha256", resolve)),
+    );
+    const copying = source.machine.snapshotInBackground();
+    const before = written();
+    for (let batch = 0; batch < 30; batch++) applyPuts(100); // ~6 MB more, in 30 commits
+    assert.equal(written(), before, "no checkpoint wrote to the database file during the copy");
+    assert.ok(wal() > 5_000_000, `the WAL holds what was applied meanwhile (${wal()} bytes)`);
+    await Promise.all(busy);
+    const copy = await copying;
+    await collect(copy.chunks); // deletes the copy
+    applyPuts(10);
+    assert.notEqual(written(), before, "the first commit after the copy checkpoints");
   });
 
   it("names the schema cookie as of its index when the copy starts after later entries", async (t) => {
