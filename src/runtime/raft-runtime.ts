@@ -128,6 +128,8 @@ export class RaftRuntime {
   readonly #forwarder: Forwarder;
   /** A snapshot being written to the snapshot store in the background, if any. */
   #snapshotTask: Promise<void> | null = null;
+  /** Snapshots started since this runtime started (the first one comes earlier: see below). */
+  #snapshotsStarted = 0;
   /** A snapshot written in the background whose log compaction the loop has still to do. */
   #snapshotWritten: SnapshotMeta | null = null;
   /** Index of the newest snapshot this node holds (taken or installed); older ones compact nothing. */
@@ -502,7 +504,15 @@ export class RaftRuntime {
     const applier = this.#applier;
     assert(applier !== null, "snapshot before start");
     if (this.#snapshotTask !== null || this.#snapshotWritten !== null) return;
-    if (!applier.snapshotDue(this.#options.snapshotEveryEntries ?? 8192)) return;
+    const every = this.#options.snapshotEveryEntries ?? 8192;
+    // Every member applies the same entries, so with one threshold they would all copy their
+    // database at the same index, at the same moment: on one machine (a dev cluster, the
+    // benchmarks) five copies at once filled the disk and stalled every member. Each member takes
+    // its first snapshot earlier by a share of the interval drawn from its id, and the next ones
+    // every `every` entries after it, so they stay apart.
+    const threshold = this.#snapshotsStarted === 0 ? every - snapshotPhase(this.id, every) : every;
+    if (!applier.snapshotDue(threshold)) return;
+    this.#snapshotsStarted += 1;
     this.#snapshotTask = applier.takeSnapshot().then(
       (meta) => {
         this.#snapshotTask = null;
@@ -598,4 +608,11 @@ export function committedAtStart(initial: RaftInitialState, stateMachineApplied:
   if (committed === stored) return initial;
   const hardState = initial.hardState ?? { term: 0, vote: null, commit: 0 };
   return { ...initial, hardState: { ...hardState, commit: committed } };
+}
+
+/** A member's offset in [0, ¾ × everyEntries) for its first snapshot, from its id (FNV-1a). */
+export function snapshotPhase(id: string, everyEntries: number): number {
+  let hash = 2166136261;
+  for (let at = 0; at < id.length; at++) hash = Math.imul(hash ^ id.charCodeAt(at), 16777619) >>> 0;
+  return hash % Math.max(1, Math.floor((everyEntries * 3) / 4));
 }

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { isConclaveError } from "../../src/lib/errors.ts";
+import { snapshotPhase } from "../../src/runtime/raft-runtime.ts";
 import { encodeKvCommand, type KvResult } from "./kv-test-machine.ts";
 import { RuntimeCluster } from "./runtime-cluster.ts";
 
@@ -104,6 +105,24 @@ describe("RaftRuntime over in-memory adapters", { timeout: 30_000 }, () => {
     const again = await c.electLeader();
     await c.await(again.runtime.readIndex());
     for (const [i, key] of acknowledged.entries()) assert.equal(text(again.machine.read(key)), `value${i}`);
+  });
+
+  it("members take their first snapshots at different indexes, so that they do not all copy at once", async () => {
+    // First snapshots at 100 − phase: 30, 48 and 92 for a, b and c (snapshotPhase).
+    const c = cluster(["a", "b", "c"], { snapshotEveryEntries: 100, snapshotKeepEntries: 0 });
+    await c.startAll();
+    const leader = await c.electLeader();
+    for (let i = 0; i < 60; i++) await c.await(leader.runtime.propose(put(`p${i}`, `${i}`)));
+    const commit = leader.runtime.status().commit;
+    await c.run(() => [...c.members.values()].every((m) => m.runtime.status().applied >= commit));
+    const compactedTo = Object.fromEntries(
+      [...c.members.values()].map((m) => [m.id, m.runtime.status().firstIndex - 1]),
+    );
+    // c's first threshold (92) is not reached yet; a and b compacted at theirs (or just after).
+    assert.equal(compactedTo.c, 0, JSON.stringify(compactedTo));
+    assert.ok((compactedTo.a ?? 0) >= 30 && (compactedTo.a ?? 0) < 48, JSON.stringify(compactedTo));
+    assert.ok((compactedTo.b ?? 0) >= 48, JSON.stringify(compactedTo));
+    assert.equal(snapshotPhase("a", 100), 70);
   });
 
   it("a lagging member catches up by the leader's snapshot after the log was compacted", async () => {
