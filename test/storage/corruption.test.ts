@@ -139,13 +139,18 @@ test("a write cut anywhere inside the last record is cut back to the last whole 
   }
 });
 
-test("damage at the end of a segment that is not the last is corruption, not a torn write", async () => {
+/** 60 entries in 300-byte segments: the directory, its segment files and the first one. */
+async function rolledLog() {
   const options = { segmentBytesMax: 300 };
   const directory = await writtenLog(60, options);
+  const segments = await segmentPaths(directory);
+  assert.ok(segments.length >= 3, "expected several segments");
+  return { options, directory, segments, first: segments[0] ?? "" };
+}
+
+test("damage at the end of a segment that is not the last is corruption, not a torn write", async () => {
+  const { options, directory, segments, first } = await rolledLog();
   try {
-    const segments = await segmentPaths(directory);
-    assert.ok(segments.length >= 3, "expected several segments");
-    const first = segments[0] ?? "";
     const lastRecord = (await recordOffsets(first)).at(-1) ?? 0;
     await flipByte(first, lastRecord + RECORD_HEADER_BYTES + 1);
     await assert.rejects(openDirectory(directory, options), expectCorrupt(first, lastRecord));
@@ -216,12 +221,8 @@ test("the active segment is pre-sized with zeros: reopened, it reads to its last
 });
 
 test("a rolled segment is trimmed to its records; one left with zeros by a crash still reads", async () => {
-  const options = { segmentBytesMax: 300 };
-  const directory = await writtenLog(60, options);
+  const { options, directory, first } = await rolledLog();
   try {
-    const segments = await segmentPaths(directory);
-    assert.ok(segments.length >= 3, "expected several segments");
-    const first = segments[0] ?? "";
     assert.equal((await stat(first)).size, (await segmentRecords(first)).endBytes);
     await truncate(first, (await stat(first)).size + 4096); // a crash between the roll and the trim
     assert.deepEqual((await openDirectory(directory, options)).entries, entryRange(1, 60, 1));
