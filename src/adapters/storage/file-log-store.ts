@@ -43,7 +43,7 @@ export interface FileLogStoreOptions {
 }
 
 export const SEGMENT_BYTES_MAX_DEFAULT = 64 * 1024 * 1024;
-export const PRESIZE_BYTES_DEFAULT = 1024 * 1024;
+const PRESIZE_BYTES_DEFAULT = 1024 * 1024;
 
 /** Flags of the active segment's handle: every write is durable when it returns. */
 const SEGMENT_WRITE_FLAGS = constants.O_RDWR | constants.O_DSYNC;

@@ -13,7 +13,8 @@
  * `magic | version u32 = 1 | metaBytes u32 | meta | data | crc32 u32`.
  *
  * The trailing CRC covers every byte before it. A snapshot is written to `<name>.tmp`, checked by
- * reading it back, fsynced, renamed into place and the directory fsynced: after a crash a
+ * reading it back (a file taken over is read once for its CRC, then only its description is read
+ * back), fsynced, renamed into place and the directory fsynced: after a crash a
  * `.snap` file is always complete, and `.tmp` leftovers are deleted at open.
  */
 import { constants } from "node:fs";
@@ -51,7 +52,7 @@ export function parseSnapshotFileName(name: string): { term: number; index: numb
 }
 
 /** What follows the data in a version 2 file, up to (not including) the CRC. */
-export function encodeSnapshotDescription(meta: SnapshotMeta): Buffer {
+function encodeSnapshotDescription(meta: SnapshotMeta): Buffer {
   const encodedMeta = encodeSnapshotMeta(meta);
   const description = Buffer.alloc(encodedMeta.length + V2_FIXED_TRAILER_BYTES);
   encodedMeta.copy(description, 0);
