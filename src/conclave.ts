@@ -535,11 +535,16 @@ class Node implements ConclaveNode {
     this.#apiToken.stop();
     this.#leaseExpiry.stop();
     this.#leaderContact.stop();
-    if (this.#server !== null) await this.#server.stop();
-    this.#server = null;
-    await this.runtime.stop();
-    this.#machine.close();
-    this.#lock.release();
+    try {
+      if (this.#server !== null) await this.#server.stop();
+      this.#server = null;
+      await this.runtime.stop();
+      this.#machine.close();
+    } finally {
+      // Even a stop that failed half-way leaves the directory to the next start: this process
+      // no longer writes to it.
+      this.#lock.release();
+    }
     this.#logger.info({}, "node stopped");
     this.#logger.flush();
   }

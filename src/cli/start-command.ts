@@ -9,25 +9,34 @@ import { loadConfig } from "../config/load.ts";
 import { createNode } from "../index.ts";
 import { ConclaveError } from "../lib/errors.ts";
 
+type Outcome = { signal: string } | { fatal: Error };
+
 export function registerStartCommand(program: Command): void {
   program
     .command("start")
     .description("run a node until SIGTERM or SIGINT")
     .option("-c, --config <file>", "the node's TOML configuration file (see examples/conclave.toml)")
     .action(async (options: { config?: string }) => {
+      // The signal handlers come first: a SIGTERM that arrives while the node is still starting
+      // (opening storage, replaying its log) would otherwise end the process at once, leaving
+      // its data-directory LOCK behind and an fsync possibly half done. Such a signal is kept,
+      // and the node stops as soon as it has started.
+      let onOutcome: (outcome: Outcome) => void = () => {};
+      const outcome = new Promise<Outcome>((resolve) => {
+        onOutcome = resolve;
+      });
+      const onSignal = (signal: string): void => onOutcome({ signal });
+      process.once("SIGTERM", onSignal);
+      process.once("SIGINT", onSignal);
       const config = await loadConfig(options.config === undefined ? {} : { file: options.config });
       const node = await createNode(config);
+      node.on("fatal", ({ error }) => onOutcome({ fatal: error }));
       await node.start();
-      const outcome = await new Promise<{ signal: string } | { fatal: Error }>((resolve) => {
-        const onSignal = (signal: string): void => resolve({ signal });
-        process.once("SIGTERM", onSignal);
-        process.once("SIGINT", onSignal);
-        node.on("fatal", ({ error }) => resolve({ fatal: error }));
-      });
+      const result = await outcome;
       await node.stop();
-      if ("fatal" in outcome) {
-        const code = (outcome.fatal as Partial<ConclaveError>).code ?? "CONCLAVE_FATAL";
-        throw new ConclaveError(code, `the node stopped: ${outcome.fatal.message}`);
+      if ("fatal" in result) {
+        const code = (result.fatal as Partial<ConclaveError>).code ?? "CONCLAVE_FATAL";
+        throw new ConclaveError(code, `the node stopped: ${result.fatal.message}`);
       }
     });
 }

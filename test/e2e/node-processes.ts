@@ -266,18 +266,19 @@ export class ProcessCluster {
   }
 }
 
-/** Polls `check` every 50 ms until it returns a value other than null/false, or fails after `timeoutMs`. */
+/** Polls `check` every `everyMs` until it returns a value other than null/false, or fails after `timeoutMs`. */
 export async function waitFor<T>(
   what: string,
   timeoutMs: number,
   check: () => Promise<T | null | false>,
+  everyMs = 50,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();
     if (value !== null && value !== false) return value;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await delay(50);
+    await delay(everyMs);
   }
 }
 

@@ -4,7 +4,8 @@
  * the node.
  */
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { serverEnvironment, serverNodeFlags } from "../../scripts/server-node-flags.mjs";
 import { ProcessCluster, waitFor } from "./node-processes.ts";
@@ -45,6 +46,26 @@ describe("a one-node cluster", { timeout: 30_000 }, () => {
       assert.equal(typeof entry.msg, "string");
       assert.equal(typeof entry.time, "number");
     }
+  });
+
+  it("a SIGTERM while it is still starting stops it cleanly and releases its data directory", async () => {
+    cluster.signal("n1", "SIGTERM");
+    assert.equal((await cluster.node("n1").exited).code, 0);
+    const lock = join(cluster.spec("n1").dataDir, "LOCK");
+    const node = cluster.start("n1", { bootstrapAlone: true });
+    // The LOCK appears when the node has its data directory and is opening storage: stop it there.
+    await waitFor("n1 to take its data directory", 10_000, async () => existsSync(lock), 1);
+    cluster.signal("n1", "SIGTERM");
+    const exit = await node.exited;
+    assert.deepEqual(exit, { code: 0, signal: null }, node.output.join("\n"));
+    assert.equal(existsSync(lock), false, "the LOCK was removed");
+    cluster.start("n1", { bootstrapAlone: true });
+    await waitFor(
+      "n1 to lead after the interrupted start",
+      10_000,
+      async () => (await cluster.status("n1"))?.role === "leader",
+    );
+    assert.equal(await (await cluster.get("n1", "k")).text(), "v1");
   });
 
   it("runs in the PID it was started as, with the server's V8 flags and malloc settings", () => {
