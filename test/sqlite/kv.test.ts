@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { describe, it } from "node:test";
 import type { KvOperation } from "../../src/adapters/sqlite/commands.ts";
 import { encodeCommand } from "../../src/adapters/sqlite/commands.ts";
@@ -9,7 +11,7 @@ import {
   lockReleaseCommand,
 } from "../../src/adapters/sqlite/kv-lock.ts";
 import type { KvChange } from "../../src/adapters/sqlite/kv-store.ts";
-import { chunksOf, collect, kvEntry, openMachine } from "./fixture.ts";
+import { chunksOf, collect, kvEntry, openMachine, temporaryDirectory } from "./fixture.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 
@@ -91,6 +93,68 @@ describe("KV store", () => {
       ["app/a", "app/b"],
     );
     assert.equal(machine.kv.range("").length, 6);
+  });
+
+  it("stores a 1 KB value in its table's leaf page, with no overflow page of its own", (t) => {
+    // A WITHOUT ROWID row over ~1,000 bytes spilled into a 4 KiB overflow page, in the KV table
+    // and again in the history: about 2.3 pages per 1 KB put, each written to the WAL and at the
+    // checkpoint. Rowid tables hold such rows in the leaf: about 0.7 pages per put.
+    const opened = openMachine(undefined, { kvHistoryRevisionsMax: 1000 });
+    t.after(opened.remove);
+    const pageCount = () => {
+      const db = new DatabaseSync(join(opened.dataDir, "db.sqlite"), { readOnly: true });
+      try {
+        return (db.prepare("PRAGMA page_count").get() as { page_count: number }).page_count;
+      } finally {
+        db.close();
+      }
+    };
+    const before = pageCount();
+    const value = new Uint8Array(1000).fill(120);
+    const puts = 300;
+    for (let i = 0; i < puts; i++)
+      opened.machine.apply(kvEntry({ op: "put", key: `k/${(i * 7919) % puts}`, value }), i + 1);
+    const pagesPerPut = (pageCount() - before) / puts;
+    assert.ok(pagesPerPut < 1.2, `${pagesPerPut.toFixed(2)} pages per 1 KB put`);
+    assert.deepEqual(opened.machine.kv.get("k/7")?.value, value);
+  });
+
+  it("a database made by an earlier release, with WITHOUT ROWID tables, keeps working as it is", (t) => {
+    const directory = temporaryDirectory();
+    t.after(directory.remove);
+    const old = new DatabaseSync(join(directory.path, "db.sqlite"));
+    old.exec(`PRAGMA journal_mode = WAL;
+      CREATE TABLE _conclave_kv (key BLOB PRIMARY KEY, value BLOB NOT NULL, create_revision INTEGER NOT NULL,
+        mod_revision INTEGER NOT NULL, version INTEGER NOT NULL, lease INTEGER NOT NULL) WITHOUT ROWID;
+      CREATE TABLE _conclave_kv_history (revision INTEGER NOT NULL, seq INTEGER NOT NULL, key BLOB NOT NULL,
+        type TEXT NOT NULL, value BLOB, PRIMARY KEY (revision, seq)) WITHOUT ROWID;`);
+    old.close();
+    const opened = openMachine(directory.path, { kvHistoryRevisionsMax: 2 });
+    t.after(() => opened.machine.close());
+    let index = 0;
+    for (const key of ["b", "a", "c"])
+      opened.machine.apply(kvEntry({ op: "put", key, value: bytes(key) }), ++index);
+    opened.machine.apply(kvEntry({ op: "delete", key: "b" }), ++index);
+    assert.deepEqual(
+      opened.machine.kv.range("").map((kv) => kv.key),
+      ["a", "c"],
+    );
+    const history = opened.machine.kv.watches.changesSince(2, "", 10);
+    assert.ok(history.ok);
+    assert.deepEqual(
+      history.changes.map((change) => [change.revision, change.key, change.type]),
+      [
+        [3, "c", "put"],
+        [4, "b", "delete"],
+      ],
+    );
+    const layout = new DatabaseSync(join(directory.path, "db.sqlite"), { readOnly: true });
+    t.after(() => layout.close());
+    const tables = layout
+      .prepare("SELECT sql FROM sqlite_master WHERE name IN ('_conclave_kv', '_conclave_kv_history')")
+      .all() as { sql: string }[];
+    assert.equal(tables.length, 2);
+    for (const table of tables) assert.match(table.sql, /WITHOUT ROWID/);
   });
 
   it("txn runs the success or the failure branch atomically, like etcd", (t) => {

@@ -1,7 +1,17 @@
 /**
  * The KV store's tables, inside the replicated database. Keys are BLOBs (UTF-8 bytes) so that a
  * prefix range is a plain byte range (`key >= prefix AND key < prefixEnd`) served by the
- * primary key. Every name starts with `_conclave`, which replicated SQL may not touch.
+ * primary key's index. Every name starts with `_conclave`, which replicated SQL may not touch.
+ *
+ * `_conclave_kv` and `_conclave_kv_history` are rowid tables, not `WITHOUT ROWID`: with 4 KiB
+ * pages a `WITHOUT ROWID` row longer than about 1,000 bytes spills into an overflow page of its
+ * own, so a 1 KB value cost a leaf page and a nearly empty overflow page in each table, all
+ * written to the WAL and again at the checkpoint. A rowid table keeps rows up to about 4,000
+ * bytes in the leaf; new rows append at the table's end, and only the small index entry goes
+ * where the key sorts. Measured on the apply path (scratch benchmark, 16 puts per batch):
+ * random keys with 1 KB values 98.8 → 30.1 µs per put and gets 38.3 → 11.9 µs; 100 B values
+ * 29.5 → 24.7 µs per put. Databases created before this keep their `WITHOUT ROWID` tables
+ * (`IF NOT EXISTS`); the content and every answer are the same, only the file layout differs.
  */
 import type { DatabaseSync } from "node:sqlite";
 
@@ -13,7 +23,7 @@ CREATE TABLE IF NOT EXISTS _conclave_kv (
   mod_revision INTEGER NOT NULL,
   version INTEGER NOT NULL,
   lease INTEGER NOT NULL
-) WITHOUT ROWID;
+);
 CREATE INDEX IF NOT EXISTS _conclave_kv_by_lease ON _conclave_kv (lease) WHERE lease <> 0;
 CREATE TABLE IF NOT EXISTS _conclave_kv_lease (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -28,7 +38,7 @@ CREATE TABLE IF NOT EXISTS _conclave_kv_history (
   type TEXT NOT NULL,
   value BLOB,
   PRIMARY KEY (revision, seq)
-) WITHOUT ROWID;
+);
 CREATE TABLE IF NOT EXISTS _conclave_kv_meta (
   id INTEGER PRIMARY KEY CHECK (id = 0),
   revision INTEGER NOT NULL,
