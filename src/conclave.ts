@@ -244,6 +244,7 @@ async function wireNode(
     ...raftTiming(timing, options.tickIntervalMs),
     bootstrap: bootstrapMembership(config, raftId),
     callTimeoutMsDefault: config.cluster.syncTimeoutMs,
+    snapshotEveryEntries: config.cluster.snapshotEveryEntries,
   });
   const services = new ClusterServices({
     channel: transport,

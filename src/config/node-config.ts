@@ -40,6 +40,11 @@ export interface ClusterSettings {
   readonly bind: string;
   readonly timing: TimingProfileName;
   readonly syncTimeoutMs: number;
+  /**
+   * Entries applied between two snapshots of the database (the log before a snapshot, less the
+   * last 1,024 entries, is then deleted). Fewer: less log on disk and in memory, more copies.
+   */
+  readonly snapshotEveryEntries: number;
 }
 
 /** `[http]`: the HTTP API. */

@@ -120,6 +120,11 @@ export const clusterSectionShape = {
     "milliseconds from 100 to 600000",
     "15000",
   ),
+  snapshot_every_entries: setting(
+    z.int().min(64).max(1_000_000).default(8192),
+    "a whole number of log entries from 64 to 1000000",
+    "8192",
+  ),
 };
 
 /** `http` section: the HTTP API and health endpoints. */
@@ -190,6 +195,7 @@ const clusterSection = z.strictObject(clusterSectionShape).transform((s) => ({
   bind: s.bind,
   timing: s.timing,
   syncTimeoutMs: s.sync_timeout_ms,
+  snapshotEveryEntries: s.snapshot_every_entries,
 }));
 
 const httpSection = z

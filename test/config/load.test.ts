@@ -61,6 +61,7 @@ describe("defaults", () => {
         bind: "0.0.0.0",
         timing: "lan",
         syncTimeoutMs: 15000,
+        snapshotEveryEntries: 8192,
       },
       http: { port: 4380, bind: "127.0.0.1", tokenFile: undefined },
       tls: { enabled: false, cert: undefined, key: undefined, ca: undefined, requireClientCert: false },
@@ -104,6 +105,7 @@ port = 4000
 bind = "10.0.0.6"
 timing = "wan"
 sync_timeout_ms = 5000
+snapshot_every_entries = 100000
 
 [http]
 port = 8080
@@ -137,6 +139,7 @@ level = "debug"
     assert.equal(config.cluster.bind, "10.0.0.6");
     assert.equal(config.cluster.timing, "wan");
     assert.equal(config.cluster.syncTimeoutMs, 5000);
+    assert.equal(config.cluster.snapshotEveryEntries, 100_000);
     assert.deepEqual(
       config.cluster.members.map((m) => [m.nodeName, m.host, m.port]),
       [
@@ -183,13 +186,19 @@ describe("bad values name the key, the value, where it came from and the fix", (
   });
 
   it("out of range, above and below", async () => {
-    const file = await tomlFile(`[node]\nprimary_priority = 101\nsegment = 0\n`);
+    const file = await tomlFile(
+      `[node]\nprimary_priority = 101\nsegment = 0\n[cluster]\nsnapshot_every_entries = 10\n`,
+    );
     const message = await invalidMessage({ file, env: clusterEnv });
     assert.match(
       message,
       /node\.primary_priority = 101 .*must be at most 100\. Expected a whole number from 0 to 100/,
     );
     assert.match(message, /node\.segment = 0 .*must be at least 1\. Expected a whole number from 1 to 9/);
+    assert.match(
+      message,
+      /cluster\.snapshot_every_entries = 10 .*must be at least 64\. Expected a whole number of log entries from 64 to 1000000/,
+    );
   });
 
   it("a value outside an enumeration", async () => {
