@@ -19,7 +19,10 @@ describe("the HTTP API on a 3-node cluster", { timeout: 60_000 }, () => {
     postJson(`${node.url}/v1/sql/execute`, { statements });
 
   before(async () => {
-    cluster = await InProcessCluster.start(3);
+    // 50 ms ticks (elections after 0.4–0.6 s): three members share this process's event loop, and
+    // with 10 ms ticks a stall of ~100 ms on a loaded CI machine (the db-hash test runs three
+    // VACUUM INTO on this loop) moved leadership between tests.
+    cluster = await InProcessCluster.start(3, { tickIntervalMs: 50 });
     leader = await cluster.leader();
     const created = await execute(leader, [
       { sql: "CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER NOT NULL)" },
@@ -135,6 +138,7 @@ describe("the HTTP API on a 3-node cluster", { timeout: 60_000 }, () => {
   });
 
   it("a cut-off member serves stale reads with none, refuses them past maxStalenessMs", async () => {
+    leader = await cluster.leader();
     const [cutOff] = cluster.followers(leader);
     assert.ok(cutOff);
     await cluster.converged();
