@@ -20,6 +20,11 @@
 // and freed memory stays in the process. Fixed thresholds give it back. Read by glibc when the
 // process starts, so they are set in the environment of the exec; other C libraries ignore them.
 //
+// MALLOC_ARENA_MAX=2: glibc gives each thread that allocates (libuv's pool, V8's helpers) an
+// arena of its own, up to 8 per core, and each arena keeps freed memory. Two arenas: highest
+// RSS per node while 1,000,000 keys are written 139.0-141.5 MB in two runs, against 141.5-146.3
+// MB without (same puts/s within noise; docs/benchmarks.md, session 7).
+//
 // Together, while 200,000 keys of 100 B are written: 134 MB mean and 157 MB peak RSS per node,
 // against 162-172 MB and 194-209 MB without them, at the same puts/s within noise.
 
@@ -30,6 +35,7 @@ export const serverNodeFlags = ["--max-semi-space-size=4", "--heap-growing-perce
 export const serverEnvironment = {
   MALLOC_MMAP_THRESHOLD_: "131072",
   MALLOC_TRIM_THRESHOLD_: "131072",
+  MALLOC_ARENA_MAX: "2",
 };
 
 /**

@@ -24,6 +24,7 @@ describe("the server's node flags and environment", () => {
     ]);
     assert.deepEqual(missingServerEnvironment({ MALLOC_TRIM_THRESHOLD_: "0" }), {
       MALLOC_MMAP_THRESHOLD_: "131072",
+      MALLOC_ARENA_MAX: "2",
     });
   });
 });
