@@ -170,10 +170,9 @@ export function handleSnapshotResponse(node: RaftNode, message: SnapshotResponse
 
 /** Advances the commit index to what a quorum of voters holds, counting only current-term entries (§5.4.2). */
 export function maybeCommit(node: RaftNode): void {
-  const matches = node.membership.voters.map((voter) =>
+  const quorumIndex = quorumMatchIndex(node.membership.voters, (voter) =>
     voter === node.id ? node.log.lastIndex() : (node.progress.get(voter)?.match ?? 0),
   );
-  const quorumIndex = quorumMatchIndex(matches);
   if (quorumIndex <= node.commit) return;
   const oldTermAllowed = node.settings.mutations.has("commit-old-term-entries");
   if (node.log.term(quorumIndex) !== node.term && !oldTermAllowed) return;
