@@ -5,7 +5,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -16,14 +16,52 @@ import { authorizedFetch, writeTestTokenFile } from "./api-token.ts";
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const binary = join(repoRoot, "bin", "conclave.js");
 
-/** A port that was free a moment ago (the OS picked it). */
+/**
+ * Ports handed out by freePort() to any test process on this machine: one file per port holding
+ * the PID that took it. Test files run two at a time, and a port is often bound seconds after it
+ * was picked (a joiner starts late): without this, another file's node could bind it meanwhile,
+ * and a test would talk to that node (CI once saw a joiner answer SECONDARY: it was someone
+ * else's member).
+ */
+const portReservations = join(tmpdir(), "conclave-test-ports");
+
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Reserves `port` for this process; false when a running test process holds it. */
+function reservePort(port: number): boolean {
+  const file = join(portReservations, String(port));
+  try {
+    writeFileSync(file, String(process.pid), { flag: "wx" });
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+  }
+  const holder = Number(readFileSync(file, "utf8"));
+  if (holder === process.pid || (Number.isSafeInteger(holder) && holder > 0 && processRuns(holder)))
+    return false;
+  writeFileSync(file, String(process.pid)); // the holder has exited: the port is free to take
+  return true;
+}
+
+/** A port that was free a moment ago (the OS picked it) and that no other running test process took. */
 export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address !== "object") throw new Error("no port");
-  return address.port;
+  mkdirSync(portReservations, { recursive: true });
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const address = server.address();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    if (address === null || typeof address !== "object") throw new Error("no port");
+    if (reservePort(address.port)) return address.port;
+  }
+  throw new Error("no free port that another test process has not taken");
 }
 
 export interface NodeSpec {
