@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { processRuns } from "../../src/adapters/storage/data-dir-lock.ts";
 import { authorizedFetch, writeTestTokenFile } from "./api-token.ts";
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -24,15 +25,6 @@ const binary = join(repoRoot, "bin", "conclave.js");
  * else's member).
  */
 const portReservations = join(tmpdir(), "conclave-test-ports");
-
-function processRuns(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 /** Reserves `port` for this process; false when a running test process holds it. */
 function reservePort(port: number): boolean {

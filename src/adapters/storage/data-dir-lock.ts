@@ -15,7 +15,8 @@ export interface DataDirLock {
   release(): void;
 }
 
-function processRuns(pid: number): boolean {
+/** True while process `pid` exists (EPERM: it does, under another user). */
+export function processRuns(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
