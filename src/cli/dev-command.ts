@@ -45,7 +45,7 @@ export function registerDevCommand(program: Command): void {
     .option("--fresh", "wipe the dev data directory first")
     .option("--cluster-port <port>", "cluster port of the first node (node k uses port + k − 1)", "4370")
     .option("--http-port <port>", "HTTP port of the first node (node k uses port + k − 1)", "4380")
-    .option("--ready-timeout-ms <ms>", "how long to wait for a primary", "30000")
+    .option("--ready-timeout-ms <ms>", "how long to wait for a primary and every node to answer", "30000")
     .action(async (options: DevOptions) => {
       await runDev(options);
     });
@@ -90,7 +90,7 @@ async function runDev(options: DevOptions): Promise<void> {
     process.on("SIGTERM", stop);
   });
   for (const node of nodes) startNode(node);
-  const rows = await waitForPrimary(nodes, readyTimeoutMs);
+  const rows = await waitForCluster(nodes, readyTimeoutMs);
   if (rows === null) {
     await stopAll(nodes);
     throw new ConclaveError(
@@ -195,8 +195,15 @@ async function stopAll(nodes: readonly DevNode[]): Promise<void> {
   );
 }
 
-async function waitForPrimary(nodes: readonly DevNode[], timeoutMs: number): Promise<NodeStatusRow[] | null> {
+/**
+ * Waits for a primary and for every node to answer, so that the table shows the whole cluster
+ * and Ctrl-C never lands on a node still starting (CI once saw the table printed while one node
+ * had not yet opened its data directory). Past the deadline: the last rows that had a primary,
+ * with the missing nodes DOWN, or null when there was none.
+ */
+async function waitForCluster(nodes: readonly DevNode[], timeoutMs: number): Promise<NodeStatusRow[] | null> {
   const deadline = Date.now() + timeoutMs;
+  let withPrimary: NodeStatusRow[] | null = null;
   while (Date.now() < deadline) {
     const crashed = nodes.find((n) => n.process?.exitCode !== null && n.process?.exitCode !== undefined);
     if (crashed) {
@@ -207,10 +214,13 @@ async function waitForPrimary(nodes: readonly DevNode[], timeoutMs: number): Pro
       );
     }
     const rows = await Promise.all(nodes.map((node) => fetchStatus(node)));
-    if (rows.some((row) => row.state === "PRIMARY")) return rows;
+    if (rows.some((row) => row.state === "PRIMARY")) {
+      if (rows.every((row) => row.state !== "DOWN")) return rows;
+      withPrimary = rows;
+    }
     await new Promise((done) => setTimeout(done, 200));
   }
-  return null;
+  return withPrimary;
 }
 
 async function fetchStatus(node: DevNode): Promise<NodeStatusRow> {
