@@ -66,7 +66,8 @@ const matchScratch: number[] = [];
  * The highest index replicated on a quorum of `voters`, given each one's match index. It runs on
  * every proposal and every answer, so it sorts into a reused buffer (insertion sort: a handful of
  * voters) instead of allocating: mapping, copying and `Array.prototype.sort` cost ~1.2 KB per
- * put on a primary (V8's sampling heap profiler).
+ * put on a primary (V8's sampling heap profiler). The buffer is shared by every node in the
+ * process, which is safe because a call runs to its end: `matchOf` only reads, never re-enters.
  */
 export function quorumMatchIndex(voters: readonly NodeId[], matchOf: (voter: NodeId) => number): number {
   const count = voters.length;

@@ -43,7 +43,8 @@ async function writeAndList(root: string, name: string, puts: number, every?: nu
     await waitFor("the node to lead", 10_000, async () => node.isPrimary);
     for (let i = 0; i < puts; i++) await node.kv.put(`key/${i}`, `value ${i}`);
     const applied = node.runtime.status().applied;
-    // Snapshots are written in the background: wait until the expected count is there.
+    // Snapshots are written in the background: wait until one lies within `every` entries of
+    // the last applied one (waitFor fails the test when none does within 10 s).
     if (every !== undefined)
       await waitFor(
         "the snapshots",
