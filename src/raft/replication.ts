@@ -52,6 +52,11 @@ function sendTo(node: RaftNode, peer: NodeId, progress: Progress): void {
     const entries = hasEntries
       ? log.slice(progress.next, log.lastIndex(), settings.appendEntriesMax, settings.appendBytesMax)
       : [];
+    // A commit update to a streaming follower needs no answer: replicate state counts no
+    // in-flight slot for it, and heartbeats carry liveness. Its answer cost the follower a send
+    // and the leader a wake-up per commit, i.e. per write at one write in flight. After a lost
+    // acknowledgement (sentCommit = -1, see handleHeartbeatResponse) the answer is what we need.
+    const commitOnly = entries.length === 0 && progress.state === "replicate" && progress.sentCommit >= 0;
     node.send({
       type: "append",
       from: node.id,
@@ -61,6 +66,7 @@ function sendTo(node: RaftNode, peer: NodeId, progress: Progress): void {
       prevTerm,
       entries,
       commit: node.commit,
+      commitOnly,
     });
     progress.sentCommit = node.commit;
     progress.sent(
@@ -242,6 +248,7 @@ export function handleAppend(node: RaftNode, message: AppendRequest): void {
   const matchIndex = Math.max(lastNew, Math.min(node.commit, log.lastIndex()));
   const newCommit = Math.min(message.commit, lastNew);
   if (newCommit > node.commit) node.commit = newCommit;
+  if (message.commitOnly === true && message.entries.length === 0) return;
   reply({ success: true, matchIndex, lastIndex: log.lastIndex() });
 }
 

@@ -71,6 +71,12 @@ export interface AppendRequest extends MessageBase {
   readonly prevTerm: number;
   readonly entries: readonly Entry[];
   readonly commit: number;
+  /**
+   * True when the append only tells a follower in replicate state a newer commit index: it
+   * holds no entries and the leader waits for no answer, so a follower whose log matches does
+   * not reply (a rejection is still sent). Absent (from an older leader) means reply.
+   */
+  readonly commitOnly: boolean;
 }
 
 export interface AppendResponse extends MessageBase {

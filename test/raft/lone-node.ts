@@ -89,9 +89,9 @@ export function makeLeader(node: RaftNode, granters: readonly NodeId[] = ["b"]):
 
 export function appendMessage(
   fields: Pick<AppendRequest, "from" | "to" | "term" | "prevIndex" | "prevTerm"> &
-    Partial<Pick<AppendRequest, "entries" | "commit">>,
+    Partial<Pick<AppendRequest, "entries" | "commit" | "commitOnly">>,
 ): AppendRequest {
-  return { type: "append", entries: [], commit: 0, ...fields };
+  return { type: "append", entries: [], commit: 0, commitOnly: false, ...fields };
 }
 
 export function voteMessage(

@@ -261,6 +261,52 @@ test("§5.3 the commit index reaches followers with the next append or heartbeat
   );
 });
 
+test("a commit-only append moves the follower's commit without an answer; a mismatch or a plain empty append is answered", () => {
+  const follower = loneNode("a", { log: logOf([1, 1, 1]) });
+  const update = { from: "b", to: "a", term: 1, prevIndex: 3, prevTerm: 1, commit: 3 } as const;
+  follower.step(appendMessage({ ...update, commitOnly: true }));
+  const quiet = drain(follower);
+  assert.equal(follower.status().commit, 3);
+  assert.deepEqual(quiet.messages, [], "the leader waits for no answer to a commit update");
+  assert.deepEqual(
+    quiet.committed.map((entry) => entry.index),
+    [2, 3],
+  );
+  // The follower's log does not hold prevIndex 4: the leader must hear of it.
+  follower.step(appendMessage({ ...update, prevIndex: 4, commitOnly: true }));
+  const [rejection] = drain(follower).messages;
+  assert.equal(rejection?.type === "append-response" && rejection.success, false);
+  // Without the flag (an older leader, or one retrying a lost acknowledgement) the answer comes.
+  follower.step(appendMessage(update));
+  const [answer] = drain(follower).messages;
+  assert.deepEqual(answer?.type === "append-response" && [answer.success, answer.matchIndex], [true, 3]);
+});
+
+test("a leader marks only commit updates to a streaming follower as commit-only", () => {
+  const leader = loneNode("a");
+  makeLeader(leader);
+  leader.step(appendOk("b", 2, 2));
+  leader.step(appendOk("c", 2, 2));
+  const appends = drain(leader).messages.filter((message) => message.type === "append");
+  assert.deepEqual(
+    appends.map((message) => [message.to, message.entries.length, message.commitOnly]),
+    [
+      ["b", 0, true],
+      ["c", 0, true],
+    ],
+    "the no-op's commit reaches b and c as commit-only appends",
+  );
+  leader.propose(encodeCommand("x", "1"));
+  const withEntries = drain(leader).messages.filter((message) => message.type === "append");
+  assert.deepEqual(
+    withEntries.map((message) => [message.to, message.entries.length, message.commitOnly]),
+    [
+      ["b", 1, false],
+      ["c", 1, false],
+    ],
+  );
+});
+
 test("§5.3 a follower refuses an append whose previous entry does not match, and keeps its log", () => {
   const follower = loneNode("a", { log: logOf([1, 1, 1]) });
   follower.step(

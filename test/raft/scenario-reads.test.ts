@@ -29,7 +29,6 @@ test("a read issued before the new leader's no-op commits waits for it, then is 
       t=18 b→c append-ok term=3 match=4
       t=18 b→c heartbeat-ok term=3 last=4
       t=18 c read#1 served index=4
-      t=18 b→c append-ok term=3 match=4
     `),
   );
   assert.deepEqual(cluster.readOutcome(leader, read.requestId), { status: "served", index: 4, value: "1" });

@@ -29,10 +29,8 @@ test("appends lost in replicate state are resent after a heartbeat, with no new 
       t=1 a→c append term=2 prev=2/2 n=1 commit=2
       t=1 b→a append-ok term=2 match=3
       t=1 c→a append-ok term=2 match=3
-      t=1 a→b append term=2 prev=3/2 n=0 commit=3
-      t=1 a→c append term=2 prev=3/2 n=0 commit=3
-      t=1 b→a append-ok term=2 match=3
-      t=1 c→a append-ok term=2 match=3
+      t=1 a→b append term=2 prev=3/2 n=0 commit=3 commit-only
+      t=1 a→c append term=2 prev=3/2 n=0 commit=3 commit-only
     `),
   );
   for (const id of ["a", "b", "c"]) assert.deepEqual(cluster.applied(id), { x: "1" });

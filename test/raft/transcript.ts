@@ -17,7 +17,7 @@ export function describeMessage(message: Message): string {
     case "vote-response":
       return `${head} ${message.preVote ? "pre-vote" : "vote"} ${message.granted ? "granted" : "rejected"} term=${message.term}`;
     case "append":
-      return `${head} append term=${message.term} prev=${message.prevIndex}/${message.prevTerm} n=${message.entries.length} commit=${message.commit}`;
+      return `${head} append term=${message.term} prev=${message.prevIndex}/${message.prevTerm} n=${message.entries.length} commit=${message.commit}${message.commitOnly ? " commit-only" : ""}`;
     case "append-response":
       return message.success
         ? `${head} append-ok term=${message.term} match=${message.matchIndex}`
