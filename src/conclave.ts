@@ -245,6 +245,7 @@ async function wireNode(
     bootstrap: bootstrapMembership(config, raftId),
     callTimeoutMsDefault: config.cluster.syncTimeoutMs,
     snapshotEveryEntries: config.cluster.snapshotEveryEntries,
+    snapshotEveryBytes: config.cluster.snapshotEveryBytes,
   });
   const services = new ClusterServices({
     channel: transport,

@@ -45,6 +45,12 @@ export interface ClusterSettings {
    * last 1,024 entries, is then deleted). Fewer: less log on disk and in memory, more copies.
    */
   readonly snapshotEveryEntries: number;
+  /**
+   * …or sooner, once the commands applied since the last snapshot hold this many bytes
+   * (`snapshot_every_mib`): the log keeps them in memory until then, so this bounds a node's
+   * memory when values are large. Less: less memory, more copies of the database.
+   */
+  readonly snapshotEveryBytes: number;
 }
 
 /** `[http]`: the HTTP API. */

@@ -125,6 +125,11 @@ export const clusterSectionShape = {
     "a whole number of log entries from 64 to 1000000",
     "8192",
   ),
+  snapshot_every_mib: setting(
+    z.int().min(1).max(4096).default(64),
+    "a whole number of MiB from 1 to 4096",
+    "64",
+  ),
 };
 
 /** `http` section: the HTTP API and health endpoints. */
@@ -196,6 +201,7 @@ const clusterSection = z.strictObject(clusterSectionShape).transform((s) => ({
   timing: s.timing,
   syncTimeoutMs: s.sync_timeout_ms,
   snapshotEveryEntries: s.snapshot_every_entries,
+  snapshotEveryBytes: s.snapshot_every_mib * 1024 * 1024,
 }));
 
 const httpSection = z

@@ -138,6 +138,24 @@ export class RaftLog {
   }
 
   /** Discards entries up to `index` (inclusive), which must be applied and covered by a snapshot. */
+  /**
+   * Where to compact to, keeping up to `entriesMax` entries and about `bytesMax` bytes of them
+   * behind `upTo` (for followers slightly behind): the lowest index in [upTo - entriesMax, upTo]
+   * whose kept entries fit, never below the current compaction point.
+   */
+  compactionPointKeeping(upTo: number, entriesMax: number, bytesMax: number): number {
+    const lowest = Math.max(this.baseIndex, upTo - entriesMax);
+    let point = Math.max(this.baseIndex, Math.min(upTo, this.lastIndex()));
+    let bytes = 0;
+    while (point > lowest) {
+      const entry = this.entry(point) as Entry;
+      bytes += entryBytes(entry);
+      if (bytes > bytesMax) break;
+      point -= 1;
+    }
+    return point;
+  }
+
   compact(index: number, membershipAtIndex: Membership): void {
     if (index <= this.baseIndex) return;
     assert(index <= this.lastIndex(), () => `compact to ${index} beyond last ${this.lastIndex()}`);

@@ -243,6 +243,11 @@ export class RaftNode {
     if (this.role !== "leader") startElection(this, this.settings.preVote, false);
   }
 
+  /** Where {@link compact} may cut behind a snapshot at `index`, keeping at most that many entries and bytes. */
+  compactionPointKeeping(index: number, entriesMax: number, bytesMax: number): number {
+    return this.log.compactionPointKeeping(index, entriesMax, bytesMax);
+  }
+
   /**
    * Tells the core that the state machine took a snapshot described by `meta` (index ≤ applied),
    * so the log up to `compactIndex` (default: meta.index) may be discarded.

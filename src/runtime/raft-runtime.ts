@@ -64,8 +64,15 @@ export interface RaftRuntimeOptions {
   readonly bootstrap?: Membership | null;
   /** A snapshot of the state machine is taken every this many applied entries (default 8192). */
   readonly snapshotEveryEntries?: number;
+  /**
+   * …or sooner, once the commands applied since the last one hold this many bytes (default
+   * 64 MiB): the log keeps them in memory until a snapshot lets it be compacted.
+   */
+  readonly snapshotEveryBytes?: number;
   /** Entries kept in the log behind a snapshot, so slightly slow followers need no snapshot (default 1024). */
   readonly snapshotKeepEntries?: number;
+  /** …and at most this many bytes of them (default 8 MiB). */
+  readonly snapshotKeepBytes?: number;
   /** Default timeout of `propose` and `readIndex` (default 15000 ms). */
   readonly callTimeoutMsDefault?: number;
   /** Peer messages queued while a Ready is in hand; more are dropped (Raft resends) (default 16384). */
@@ -118,6 +125,8 @@ export class RaftRuntime {
   #ticks: TickClock | null = null;
   #tickTimer: TimerHandle | null = null;
   #inbox: Message[] = [];
+  /** When each message of `#inbox` arrived (clock ms), in the same order. */
+  #inboxArrivalMs: number[] = [];
   #calls: QueuedCall[] = [];
   #loop: Promise<void> | null = null;
   #loopScheduled = false;
@@ -392,6 +401,7 @@ export class RaftRuntime {
     }
     if (this.#inbox.length >= (this.#options.inboxMessagesMax ?? 16_384)) return; // Raft resends
     this.#inbox.push(message);
+    this.#inboxArrivalMs.push(this.#options.clock.now());
     this.#schedule();
   }
 
@@ -427,6 +437,9 @@ export class RaftRuntime {
       while (this.#state === "running") {
         this.#feed(raft);
         await this.#compactToWrittenSnapshot(raft);
+        // A snapshot that came due while the last one was written starts now, even when the
+        // node is idle (no Ready would otherwise bring the loop past this point).
+        this.#startSnapshotIfDue();
         if (!raft.hasReady()) break;
         // Read before ready(): whether the core kept log entries after a snapshot it will install.
         const lastIndex = raft.status().lastIndex;
@@ -442,18 +455,33 @@ export class RaftRuntime {
   }
 
   #feed(raft: RaftNode): void {
-    const ticks = this.#ticks?.take(this.#options.clock.now()) ?? 0;
-    // Ticks first: a node that was paused learns how much time passed before it acts on anything.
-    for (let i = 0; i < ticks; i++) raft.tick();
+    // Time and messages in the order they happened: the ticks up to each message's arrival,
+    // then the message. A node that was paused (GC, SIGSTOP) received nothing meanwhile, so it
+    // learns how much time passed before it acts on anything. But a loop that waited on a slow
+    // disk for longer than an election timeout received its leader's heartbeats (or, as the
+    // leader, its followers' answers) during the wait: with all ticks first, a follower
+    // campaigned and a leader stepped down by check-quorum although every message came in time
+    // (seen with three members copying 300–600 MB snapshots onto one disk at once).
     const inbox = this.#inbox;
+    const arrivals = this.#inboxArrivalMs;
     this.#inbox = [];
-    for (const message of inbox) raft.step(message);
+    this.#inboxArrivalMs = [];
+    for (let at = 0; at < inbox.length; at++) {
+      this.#tickUntil(raft, arrivals[at] as number);
+      raft.step(inbox[at] as Message);
+    }
+    this.#tickUntil(raft, this.#options.clock.now());
     const calls = this.#calls;
     this.#calls = [];
     for (const call of calls) call.run(raft);
     this.#proposals.prune();
     this.#reads.prune();
     this.#forwarder.prune();
+  }
+
+  #tickUntil(raft: RaftNode, atMs: number): void {
+    const ticks = this.#ticks?.take(atMs) ?? 0;
+    for (let i = 0; i < ticks; i++) raft.tick();
   }
 
   async #handleReady(ready: Ready, lastIndexBeforeReady: number): Promise<void> {
@@ -511,7 +539,8 @@ export class RaftRuntime {
     // its first snapshot earlier by a share of the interval drawn from its id, and the next ones
     // every `every` entries after it, so they stay apart.
     const threshold = this.#snapshotsStarted === 0 ? every - snapshotPhase(this.id, every) : every;
-    if (!applier.snapshotDue(threshold)) return;
+    if (!applier.snapshotDue(threshold, this.#options.snapshotEveryBytes ?? snapshotEveryBytesDefault))
+      return;
     this.#snapshotsStarted += 1;
     this.#snapshotTask = applier.takeSnapshot().then(
       (meta) => {
@@ -535,8 +564,11 @@ export class RaftRuntime {
     // A newer snapshot installed from the leader meanwhile already reset the log past this one.
     if (meta.index <= this.#snapshotIndex) return;
     this.#snapshotIndex = meta.index;
-    const keep = this.#options.snapshotKeepEntries ?? 1024;
-    const compactIndex = Math.max(0, meta.index - keep);
+    const compactIndex = raft.compactionPointKeeping(
+      meta.index,
+      this.#options.snapshotKeepEntries ?? 1024,
+      this.#options.snapshotKeepBytes ?? snapshotKeepBytesDefault,
+    );
     raft.compact(meta, compactIndex);
     await this.#options.storage.compact(compactIndex);
     this.#status = raft.status();
@@ -566,6 +598,7 @@ export class RaftRuntime {
     this.#calls = [];
     for (const call of calls) call.reject(error());
     this.#inbox = [];
+    this.#inboxArrivalMs = [];
   }
 
   async #closeIo(): Promise<void> {
@@ -574,6 +607,10 @@ export class RaftRuntime {
     await this.#options.storage.close().catch(() => {});
   }
 }
+
+/** See RaftRuntimeOptions.snapshotEveryBytes and snapshotKeepBytes. */
+export const snapshotEveryBytesDefault = 64 * 1024 * 1024;
+const snapshotKeepBytesDefault = 8 * 1024 * 1024;
 
 /** Messages only a leader sends, which promise nothing about the sender's own disk. */
 const sentBeforeSync: ReadonlySet<Message["type"]> = new Set([

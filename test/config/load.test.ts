@@ -62,6 +62,7 @@ describe("defaults", () => {
         timing: "lan",
         syncTimeoutMs: 15000,
         snapshotEveryEntries: 8192,
+        snapshotEveryBytes: 64 * 1024 * 1024,
       },
       http: { port: 4380, bind: "127.0.0.1", tokenFile: undefined },
       tls: { enabled: false, cert: undefined, key: undefined, ca: undefined, requireClientCert: false },
@@ -106,6 +107,7 @@ bind = "10.0.0.6"
 timing = "wan"
 sync_timeout_ms = 5000
 snapshot_every_entries = 100000
+snapshot_every_mib = 16
 
 [http]
 port = 8080
@@ -140,6 +142,7 @@ level = "debug"
     assert.equal(config.cluster.timing, "wan");
     assert.equal(config.cluster.syncTimeoutMs, 5000);
     assert.equal(config.cluster.snapshotEveryEntries, 100_000);
+    assert.equal(config.cluster.snapshotEveryBytes, 16 * 1024 * 1024);
     assert.deepEqual(
       config.cluster.members.map((m) => [m.nodeName, m.host, m.port]),
       [
@@ -187,7 +190,7 @@ describe("bad values name the key, the value, where it came from and the fix", (
 
   it("out of range, above and below", async () => {
     const file = await tomlFile(
-      `[node]\nprimary_priority = 101\nsegment = 0\n[cluster]\nsnapshot_every_entries = 10\n`,
+      `[node]\nprimary_priority = 101\nsegment = 0\n[cluster]\nsnapshot_every_entries = 10\nsnapshot_every_mib = 0\n`,
     );
     const message = await invalidMessage({ file, env: clusterEnv });
     assert.match(
@@ -198,6 +201,10 @@ describe("bad values name the key, the value, where it came from and the fix", (
     assert.match(
       message,
       /cluster\.snapshot_every_entries = 10 .*must be at least 64\. Expected a whole number of log entries from 64 to 1000000/,
+    );
+    assert.match(
+      message,
+      /cluster\.snapshot_every_mib = 0 .*must be at least 1\. Expected a whole number of MiB from 1 to 4096/,
     );
   });
 

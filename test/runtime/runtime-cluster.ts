@@ -26,6 +26,10 @@ export interface Member {
   readonly fatal: RuntimeEvents["fatal"][];
   /** Calls of storage.sync() since the member was created. */
   syncs: number;
+  /** While set, every storage.sync() waits for it (a slow disk); see RuntimeCluster.holdSyncs. */
+  syncGate: Promise<void> | null;
+  /** Vote and pre-vote requests the member sent (it campaigned). */
+  voteRequests: number;
 }
 
 export class RuntimeCluster {
@@ -47,6 +51,8 @@ export class RuntimeCluster {
         machine: new KvStateMachine(),
         fatal: [],
         syncs: 0,
+        syncGate: null,
+        voteRequests: 0,
       };
       this.members.set(id, member);
       this.#build(member);
@@ -80,6 +86,19 @@ export class RuntimeCluster {
     member.machine = machine;
     this.#build(member);
     await member.runtime.start();
+  }
+
+  /** Makes the member's disk hang: its syncs wait until the returned release is called. */
+  holdSyncs(id: string): () => void {
+    const member = this.member(id);
+    let release = (): void => {};
+    member.syncGate = new Promise<void>((resolve) => {
+      release = () => {
+        member.syncGate = null;
+        resolve();
+      };
+    });
+    return release;
   }
 
   /** Moves time tick by tick (letting IO run between ticks) until `done()` or `ticksMax` ticks. */
@@ -134,10 +153,16 @@ export class RuntimeCluster {
       port: 1,
     }));
     transport.setPeers(peers);
+    const send = transport.send.bind(transport);
+    transport.send = (to, message) => {
+      if ((message as { type?: unknown }).type === "vote") member.voteRequests++;
+      return send(to, message);
+    };
     const storage = member.disk.storage();
     const sync = storage.sync.bind(storage);
-    storage.sync = () => {
+    storage.sync = async () => {
       member.syncs++;
+      if (member.syncGate !== null) await member.syncGate;
       return sync();
     };
     member.runtime = new RaftRuntime({

@@ -196,6 +196,28 @@ describe("RaftRuntime over in-memory adapters", { timeout: 30_000 }, () => {
     assert.ok(caughtUp, "the node that had a full disk caught up");
   });
 
+  it("a follower whose disk hangs for several election timeouts does not campaign: its leader's heartbeats came in time", async () => {
+    const c = cluster(["a", "b", "c"]);
+    await c.startAll();
+    const leader = await c.electLeader();
+    const follower = [...c.members.values()].find((member) => member.id !== leader.id);
+    assert.ok(follower);
+    const roles: string[] = [];
+    follower.runtime.on("role-changed", (event) => roles.push(event.role));
+    const { term } = leader.runtime.status();
+    const votesBefore = follower.voteRequests;
+    // The follower's loop waits on its disk with the next write; heartbeats keep arriving.
+    const release = c.holdSyncs(follower.id);
+    await c.await(leader.runtime.propose(put("during", "1")));
+    await c.run(() => false, 40); // 4 election timeouts (10 ticks each)
+    release();
+    await c.run(() => text(follower.machine.read("during")) === "1");
+    assert.equal(follower.voteRequests, votesBefore, "the follower asked for no (pre-)vote");
+    assert.deepEqual(roles, [], "the follower never left the follower role");
+    assert.equal(follower.runtime.status().term, term);
+    assert.equal(leader.runtime.status().role, "leader");
+  });
+
   it("a leader paused longer than an election timeout catches up on its ticks and steps down before serving a read", async () => {
     const c = cluster(["a", "b", "c"]);
     await c.startAll();
