@@ -15,6 +15,7 @@ import { type BenchCluster, clusterStartMsMax, controlJson } from "./cluster.ts"
 import type { Endpoint } from "./http-client.ts";
 import {
   freePort,
+  isRunning,
   killProcess,
   makeTempDir,
   removeTempDir,
@@ -122,10 +123,25 @@ export class ConclaveCluster implements BenchCluster {
     }
     for (let at = 0; at < this.size; at++) this.#spawn(at);
     await waitFor("a Conclave primary agreed by every member", clusterStartMsMax, async () => {
+      this.#failIfAMemberExited();
       const statuses = await Promise.all(this.#members.map((_, at) => this.#status(at)));
       const answering = statuses.every((status) => typeof status?.leader === "string");
       return answering && (await this.leader()) !== null ? true : null;
     });
+  }
+
+  /**
+   * A member that exited while the cluster starts never answers: fail at once with the end of
+   * its log instead of after the start timeout. (Seen once: a port that freePort handed out was
+   * taken meanwhile by an outgoing connection's local port; the caller starts a new cluster.)
+   */
+  #failIfAMemberExited(): void {
+    for (const member of this.#members) {
+      if (member.child === null || isRunning(member.child)) continue;
+      const log = join(this.#root, `${member.name}.log`);
+      const tail = existsSync(log) ? readFileSync(log, "utf8").slice(-600) : "(no log)";
+      throw new MemberExitedError(`Conclave member ${member.name} exited while the cluster started: ${tail}`);
+    }
   }
 
   #member(at: number): Member {
@@ -239,3 +255,6 @@ export class ConclaveCluster implements BenchCluster {
     if (this.#root !== "") removeTempDir(this.#root);
   }
 }
+
+/** A member process exited during start (see ConclaveCluster.start): worth one more try. */
+export class MemberExitedError extends Error {}

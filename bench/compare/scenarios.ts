@@ -5,7 +5,7 @@
  */
 import { setTimeout as delay } from "node:timers/promises";
 import type { BenchCluster } from "./cluster.ts";
-import { ConclaveCluster } from "./conclave-cluster.ts";
+import { ConclaveCluster, MemberExitedError } from "./conclave-cluster.ts";
 import {
   type ConclaveDriver,
   conclaveDriver,
@@ -75,14 +75,19 @@ async function startCluster(
   size: number,
   options: CompareOptions,
 ): Promise<BenchCluster> {
-  const cluster = system === "etcd" ? new EtcdCluster(size, options.etcdTiming) : new ConclaveCluster(size);
-  try {
-    await cluster.start();
-  } catch (error) {
-    await cluster.stop();
-    throw error;
+  for (let attempt = 1; ; attempt++) {
+    const cluster = system === "etcd" ? new EtcdCluster(size, options.etcdTiming) : new ConclaveCluster(size);
+    try {
+      await cluster.start();
+      return cluster;
+    } catch (error) {
+      await cluster.stop();
+      // A member that died at start (a port taken between freePort and its bind) gets a new
+      // cluster on new ports, twice at most; anything else is a failure of the run.
+      if (!(error instanceof MemberExitedError) || attempt >= 3) throw error;
+      process.stderr.write(`${system}: ${error.message.split("\n")[0]}; starting a new cluster\n`);
+    }
   }
-  return cluster;
 }
 
 interface SystemUnderTest {
