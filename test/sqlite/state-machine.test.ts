@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { cpSync, rmSync } from "node:fs";
 import { describe, it } from "node:test";
 import { Packr } from "msgpackr";
 import {
@@ -177,6 +178,40 @@ describe("appliedIndex", () => {
     assert.equal(again.error.code, "CONCLAVE_ALREADY_APPLIED");
     assert.deepEqual(reopened.query("SELECT count(*) AS n FROM t").rows, [{ n: 1 }]);
     reopened.close();
+  });
+
+  it("plain KV writes record the applied index and the KV revision with their batch's commit, never ahead of the data", (t) => {
+    const { machine, dataDir, remove } = openMachine();
+    t.after(remove);
+    const put = (key: string): Uint8Array => kvEntry({ op: "put", key, value: new Uint8Array([1]) });
+    // A batch of plain puts and a delete, then a lone put outside any batch.
+    machine.beginBatch();
+    machine.apply(put("a"), 1);
+    machine.apply(put("b"), 2);
+    machine.apply(kvEntry({ op: "delete", key: "a" }), 3);
+    machine.endBatch();
+    machine.apply(put("c"), 4);
+    // A batch that never commits (the process dies first): neither its data nor its index stay.
+    machine.beginBatch();
+    machine.apply(put("lost"), 5);
+    const crashedCopy = `${dataDir}-crashed`;
+    cpSync(dataDir, crashedCopy, { recursive: true }); // the files as a crash would leave them
+    t.after(() => rmSync(crashedCopy, { recursive: true, force: true }));
+    machine.endBatch();
+    machine.close();
+    const reopened = openMachine(dataDir).machine;
+    assert.equal(reopened.appliedIndex, 5);
+    assert.equal(reopened.kv.revision, 5, "every write bumped the revision once");
+    assert.deepEqual(
+      reopened.kv.range("").map((kv) => kv.key),
+      ["b", "c", "lost"],
+    );
+    reopened.close();
+    const afterCrash = openMachine(crashedCopy).machine;
+    assert.equal(afterCrash.appliedIndex, 4, "the uncommitted batch's index is not recorded");
+    assert.equal(afterCrash.kv.revision, 4);
+    assert.equal(afterCrash.kv.get("lost"), null);
+    afterCrash.close();
   });
 });
 

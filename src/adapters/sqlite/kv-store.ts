@@ -72,6 +72,8 @@ export class KvStore {
   #entryChanges: KvChange[] = [];
   /** The revision in `_conclave_kv_meta`, once read (null: read it). */
   #revision: number | null = null;
+  /** The cached revision is ahead of `_conclave_kv_meta` until {@link flushRevision}. */
+  #revisionUnwritten = false;
 
   constructor(db: DatabaseSync, historyRevisionsMax: number) {
     this.#statements = new StatementCache(db);
@@ -83,6 +85,7 @@ export class KvStore {
     this.#statements.attach(db);
     this.#history.attach(db);
     this.#revision = null;
+    this.#revisionUnwritten = false;
     this.abandonEntry();
   }
 
@@ -174,13 +177,22 @@ export class KvStore {
   finishEntry(): KvChange[] {
     const changes = this.#entryChanges;
     if (this.#entryRevision !== null) {
-      this.#sql("UPDATE _conclave_kv_meta SET revision = ? WHERE id = 0").run(this.#entryRevision);
+      // Written to _conclave_kv_meta once per transaction, by flushRevision before its commit:
+      // one UPDATE per put was a fifth of the CPU of applying one.
       this.#revision = this.#entryRevision;
+      this.#revisionUnwritten = true;
       this.#history.compact(this.#entryRevision);
     }
     this.#entryRevision = null;
     this.#entryChanges = [];
     return changes;
+  }
+
+  /** Writes the revision of the entries finished since the last call (inside the open transaction). */
+  flushRevision(): void {
+    if (!this.#revisionUnwritten) return;
+    this.#sql("UPDATE _conclave_kv_meta SET revision = ? WHERE id = 0").run(this.#revision);
+    this.#revisionUnwritten = false;
   }
 
   /** Forgets the entry's pending changes (its transaction was rolled back). */

@@ -23,6 +23,7 @@ import {
   type DatabaseCommand,
   decodeCommand,
   type KeyedCommand,
+  type KvCommand,
   type SqlStatement,
   type SqlValue,
 } from "./commands.ts";
@@ -106,6 +107,8 @@ export class SqliteStateMachine implements StateMachine {
   #reader: DatabaseSync | null = null;
   #statements = new Map<string, StatementSync>();
   #applied = 0;
+  /** The applied index the open transaction has written to _conclave_meta. */
+  #metaIndex = 0;
   #userSqlActive = false;
   #snapshotCount = 0;
   /**
@@ -188,11 +191,16 @@ export class SqliteStateMachine implements StateMachine {
     let result: ApplyResult;
     try {
       const inBatch = this.#db.isTransaction;
-      this.#beginEntry(index);
-      result = decoded.ok
-        ? this.#applyCommand(decoded.command, index)
-        : { ok: false, error: decoded.problem };
-      this.#batchChanges.push(...this.#endEntry(index, result.ok, inBatch));
+      if (decoded.ok && isPlainKvWrite(decoded.command)) {
+        result = this.#applyPlainKvWrite(decoded.command);
+      } else {
+        this.#beginEntry(index);
+        this.#metaIndex = index;
+        result = decoded.ok
+          ? this.#applyCommand(decoded.command, index)
+          : { ok: false, error: decoded.problem };
+        this.#batchChanges.push(...this.#endEntry(index, result.ok, inBatch));
+      }
       // After the entry's savepoint, so that an entry that failed still prunes.
       this.#idempotency.prune(index);
     } catch (error) {
@@ -231,8 +239,34 @@ export class SqliteStateMachine implements StateMachine {
     this.#commitBatch();
   }
 
+  /**
+   * A put without a lease or a delete: it cannot fail except in the database itself (fail-stop),
+   * so it needs no savepoint of its own, and it reads neither last_insert_rowid() nor changes(),
+   * so the applied index is written once per batch, at its commit (see #commitBatch), not
+   * before every entry; the KV revision too (KvStore.flushRevision). Measured with this and
+   * that (scratch benchmark, three runs each): 20.0–22.1 → 17.4–18.2 µs of CPU per put in
+   * batches of 16, 26.3–32.6 → 24.4–29.1 µs in batches of 4.
+   */
+  #applyPlainKvWrite(command: KvCommand): ApplyResult {
+    if (!this.#db.isTransaction) this.#sql("BEGIN IMMEDIATE").run();
+    const result = this.kv.apply(command);
+    assert(result.ok, "a put without a lease or a delete always succeeds");
+    this.#batchChanges.push(...this.kv.finishEntry());
+    return result;
+  }
+
   #commitBatch(): void {
-    if (this.#db.isTransaction) this.#sql("COMMIT").run();
+    if (this.#db.isTransaction) {
+      this.kv.flushRevision();
+      // Plain KV writes leave the applied index to the commit (see #applyPlainKvWrite).
+      if (this.#metaIndex !== this.#applied) {
+        this.#sql("INSERT OR REPLACE INTO _conclave_meta (id, applied_index) VALUES (0, ?)").run(
+          this.#applied,
+        );
+        this.#metaIndex = this.#applied;
+      }
+      this.#sql("COMMIT").run();
+    }
     const changes = this.#batchChanges;
     this.#batchChanges = [];
     if (changes.length > 0) this.kv.watches.notify(changes);
@@ -543,4 +577,12 @@ export class SqliteStateMachine implements StateMachine {
     if (this.#db.isOpen) this.#commitBatch();
     this.#closeConnections();
   }
+}
+
+/** A put without a lease, or a delete: a KV write that cannot fail (see #applyPlainKvWrite). */
+function isPlainKvWrite(command: DatabaseCommand): command is KvCommand {
+  return (
+    command.kind === "kv" &&
+    (command.op === "delete" || (command.op === "put" && command.lease === undefined))
+  );
 }
