@@ -609,7 +609,7 @@ export class RaftRuntime {
 }
 
 /** See RaftRuntimeOptions.snapshotEveryBytes and snapshotKeepBytes. */
-export const snapshotEveryBytesDefault = 64 * 1024 * 1024;
+const snapshotEveryBytesDefault = 64 * 1024 * 1024;
 const snapshotKeepBytesDefault = 8 * 1024 * 1024;
 
 /** Messages only a leader sends, which promise nothing about the sender's own disk. */
