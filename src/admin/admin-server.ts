@@ -1,8 +1,8 @@
 /**
- * The node's HTTP server: a Hono app (routes from the route modules below) served by node:http
- * through `@hono/node-server`'s request listener. Every error answer is JSON
- * `{ error, code, … }`; an unexpected error is logged and answered 500 "internal error" — never a
- * stack trace.
+ * The node's HTTP server on node:http: the data routes (KV and SQL) on the plain router
+ * (plain-router.ts, measured cheaper), everything else on a Hono app served through
+ * `@hono/node-server`'s request listener. Every error answer is JSON `{ error, code, … }`; an
+ * unexpected error is logged and answered 500 "internal error" — never a stack trace.
  *
  * @example
  * ```ts
@@ -21,24 +21,26 @@ import { registerClusterAdminRoutes } from "./cluster-admin-routes.ts";
 import { registerDebugRoutes } from "./debug-routes.ts";
 import { answerJson } from "./direct-answer.ts";
 import { registerHealthRoutes } from "./health-routes.ts";
-import { HttpFailure } from "./http-failure.ts";
+import { failureBody } from "./http-failure.ts";
 import { registerKvRoutes } from "./kv-routes.ts";
 import { registerLeaseRoutes } from "./lease-routes.ts";
+import { type PlainRouteModule, PlainRouter, servePlain } from "./plain-router.ts";
 import { registerSqlRoutes } from "./sql-routes.ts";
 import { registerStatusRoutes } from "./status-routes.ts";
 import { registerWatchRoutes } from "./watch-routes.ts";
 
-/** The route modules, in order. Add a module here to add routes. */
+/** The Hono route modules, in order. Add a module here to add routes. */
 export const routeModules: readonly RouteModule[] = [
   registerHealthRoutes,
   registerStatusRoutes,
   registerClusterAdminRoutes,
-  registerSqlRoutes,
-  registerKvRoutes,
   registerLeaseRoutes,
   registerWatchRoutes,
   registerDebugRoutes,
 ];
+
+/** The plain route modules: the data routes clients call most (plain-router.ts says why). */
+export const plainRouteModules: readonly PlainRouteModule[] = [registerSqlRoutes, registerKvRoutes];
 
 /** A listening admin server. */
 export interface AdminServer {
@@ -59,9 +61,8 @@ export function createAdminApp(context: AdminContext, modules: readonly RouteMod
     ),
   );
   app.onError((error, c) => {
-    if (error instanceof HttpFailure) return answerJson(c, error.body, error.status);
-    context.logger.warn({ error: String(error), path: new URL(c.req.url).pathname }, "HTTP request failed");
-    return c.json({ error: "internal error", code: "CONCLAVE_INTERNAL" }, 500);
+    const { status, body } = failureBody(context, error, new URL(c.req.url).pathname);
+    return answerJson(c, body, status);
   });
   return app;
 }
@@ -72,9 +73,12 @@ export function startAdminServer(
   listen: { readonly host: string; readonly port: number },
 ): Promise<AdminServer> {
   const app = createAdminApp(context);
+  const router = new PlainRouter();
+  for (const register of plainRouteModules) register(router, context);
   // overrideGlobalObjects: false — an embedding application keeps its own global Request/Response.
   const listener = getRequestListener(app.fetch, { overrideGlobalObjects: false });
   const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (request, response) => {
+    if (servePlain(router, context, request, response)) return;
     // HTTP/1.0 health checks (HAProxy's plain `option httpchk GET /health/primary`) send no Host;
     // the router needs one to build the URL, so use the address we listen on.
     request.headers.host ??= `${listen.host}:${listen.port}`;

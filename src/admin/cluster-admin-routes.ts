@@ -18,6 +18,7 @@ import { isConclaveError } from "../lib/errors.ts";
 import type { AdminContext, RouteModule } from "./admin-context.ts";
 import { HttpFailure, runtimeFailure } from "./http-failure.ts";
 import { readJsonBody } from "./request-body.ts";
+import { honoRequest } from "./route-request.ts";
 
 const bodyBytesMax = 4096;
 const joinTimeoutMsDefault = 30_000;
@@ -185,7 +186,7 @@ function failure(context: AdminContext, error: unknown): HttpFailure {
 
 async function objectBody(c: Context): Promise<Record<string, unknown>> {
   if ((c.req.header("content-length") ?? "0") === "0" && c.req.raw.body === null) return {};
-  const body = await readJsonBody(c, bodyBytesMax, "cluster commands");
+  const body = await readJsonBody(honoRequest(c), bodyBytesMax, "cluster commands");
   if (body === null || typeof body !== "object" || Array.isArray(body)) {
     throw new HttpFailure(400, "CONCLAVE_BAD_REQUEST", "the body must be a JSON object");
   }

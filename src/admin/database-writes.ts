@@ -5,7 +5,6 @@
  */
 
 import { createHash } from "node:crypto";
-import type { Context } from "hono";
 import type {
   DatabaseApplyResult,
   DatabaseCommand,
@@ -14,8 +13,8 @@ import type {
   StatementResult,
 } from "../ports/database.ts";
 import type { AdminContext } from "./admin-context.ts";
-import { setAnswerHeader } from "./direct-answer.ts";
 import { HttpFailure, orHttpFailure } from "./http-failure.ts";
+import type { RouteRequest } from "./route-request.ts";
 
 /** A committed and applied command. */
 export interface AppliedWrite {
@@ -34,7 +33,7 @@ export async function proposeCommand(
   command: Exclude<DatabaseCommand, { kind: "keyed" }>,
   idempotency: Idempotency | null = null,
 ): Promise<AppliedWrite> {
-  const key = idempotency === null ? null : idempotencyKeyOf(idempotency.c);
+  const key = idempotency === null ? null : idempotencyKeyOf(idempotency.from);
   const keyed: DatabaseCommand =
     key === null || (command.kind !== "sql" && command.kind !== "kv")
       ? command
@@ -47,20 +46,20 @@ export async function proposeCommand(
   );
   const result = outcome.result as DatabaseApplyResult & { replayed?: boolean };
   if (result.replayed === true && idempotency !== null)
-    setAnswerHeader(idempotency.c, "Idempotency-Replayed", "true");
+    idempotency.from.setAnswerHeader("Idempotency-Replayed", "true");
   return { index: outcome.index, term: outcome.term, result };
 }
 
 /** The request a write came from, for its idempotency key. */
 export interface Idempotency {
-  readonly c: Context;
+  readonly from: RouteRequest;
   /** What the client asked for (before the primary rewrote anything); hashed with the key. */
   readonly request?: unknown;
 }
 
 /** The `Idempotency-Key` header, or null; 400 when it is not 1–128 visible ASCII characters. */
-export function idempotencyKeyOf(c: Context): string | null {
-  const key = c.req.header("idempotency-key");
+export function idempotencyKeyOf(request: RouteRequest): string | null {
+  const key = request.header("idempotency-key");
   if (key === undefined) return null;
   if (!/^[\x21-\x7e]{1,128}$/.test(key)) {
     throw new HttpFailure(

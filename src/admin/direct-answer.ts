@@ -46,19 +46,6 @@ export function answerJson(c: Context, body: unknown, status = 200): Response {
   return writeDirect(c, outgoing, status, "application/json", JSON.stringify(body));
 }
 
-/** Sends raw bytes with `status` and `headers` (content-type included). */
-export function answerBytes(
-  c: Context,
-  body: Uint8Array,
-  status: number,
-  headers: Record<string, string>,
-): Response {
-  const outgoing = (c.env as NodeBindings | undefined)?.outgoing;
-  if (outgoing === undefined) return c.body(body as Uint8Array<ArrayBuffer>, status as 200, headers);
-  const { "content-type": contentType = "application/octet-stream", ...rest } = headers;
-  return writeDirect(c, outgoing, status, contentType, body, rest);
-}
-
 function writeDirect(
   c: Context,
   outgoing: ServerResponse,

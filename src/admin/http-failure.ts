@@ -99,3 +99,17 @@ export async function orHttpFailure<T>(context: AdminContext, run: () => Promise
     throw runtimeFailure(context, error);
   }
 }
+
+/**
+ * The status and JSON body answering a route's error: an HttpFailure's own; anything else is
+ * logged (with the path) and answered 500 "internal error", never with a stack trace.
+ */
+export function failureBody(
+  context: AdminContext,
+  error: unknown,
+  path: string,
+): { readonly status: number; readonly body: Readonly<Record<string, unknown>> } {
+  if (error instanceof HttpFailure) return { status: error.status, body: error.body };
+  context.logger.warn({ error: String(error), path }, "HTTP request failed");
+  return { status: 500, body: { error: "internal error", code: "CONCLAVE_INTERNAL" } };
+}

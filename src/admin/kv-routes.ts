@@ -11,16 +11,16 @@
  * - `POST /v1/kv/txn` `{ compare, success, failure }` → `{ revision, succeeded, results }`.
  * Keys are 1–1024 UTF-8 bytes, percent-encoded in the path (slashes allowed).
  */
-import type { Context } from "hono";
 import { z } from "zod";
 import type { KvCompare, KvTxnOperation } from "../ports/database.ts";
-import type { AdminContext, RouteModule } from "./admin-context.ts";
+import type { AdminContext } from "./admin-context.ts";
 import { proposeKv } from "./database-writes.ts";
-import { answerBytes, answerJson } from "./direct-answer.ts";
 import { HttpFailure, orHttpFailure } from "./http-failure.ts";
 import { bytesFromBase64, keyValueToJson, txnResultsToJson } from "./json-values.ts";
+import type { PlainRequest, PlainRouteModule, PlainRouter } from "./plain-router.ts";
 import { ensureReadable, queryReadOptions } from "./read-consistency.ts";
-import { integerParam, readBodyBytes, readJsonBody } from "./request-body.ts";
+import { integerParam, readJsonBody } from "./request-body.ts";
+import { jsonAnswer } from "./route-request.ts";
 import { parseBody } from "./sql-routes.ts";
 
 /** Largest `POST /v1/kv/txn` body: a full 4 MiB command with its values in base64. */
@@ -28,11 +28,10 @@ export const kvTxnBodyBytesMax = 6 * 1024 * 1024;
 const keyPathPrefix = "/v1/kv/";
 
 /** The key of a `/v1/kv/<key>` request: percent-decoded and checked (400 when invalid). */
-function keyOf(c: Context, context: AdminContext): string {
-  const path = new URL(c.req.url).pathname;
+function keyOf(request: PlainRequest, context: AdminContext): string {
   let key: string;
   try {
-    key = decodeURIComponent(path.slice(keyPathPrefix.length));
+    key = decodeURIComponent(request.path.slice(keyPathPrefix.length));
   } catch {
     throw new HttpFailure(400, "CONCLAVE_BAD_REQUEST", "the key is not valid percent-encoding");
   }
@@ -97,37 +96,41 @@ function toCompare(raw: z.infer<typeof compareSchema>, where: string): KvCompare
   return { key: raw.key, target: "value", operator: raw.operator, value };
 }
 
-function registerKeyRoutes(app: Parameters<RouteModule>[0], context: AdminContext): void {
+function registerKeyRoutes(router: PlainRouter, context: AdminContext): void {
   const { database } = context;
-  app.get("/v1/kv/*", async (c) => {
-    const key = keyOf(c, context);
-    await ensureReadable(context, queryReadOptions(c));
+  router.add("GET", `${keyPathPrefix}*`, async (request) => {
+    const key = keyOf(request, context);
+    await ensureReadable(context, queryReadOptions(request));
     const kv = database.kvGet(key);
     const revision = database.kvRevision();
     if (kv === null) throw new HttpFailure(404, "CONCLAVE_KEY_NOT_FOUND", `no key ${key}`, { revision });
-    if (c.req.query("format") === "json") return answerJson(c, { ...keyValueToJson(kv), revision });
-    return answerBytes(c, kv.value, 200, {
-      "content-type": "application/octet-stream",
-      "x-conclave-revision": String(revision),
-      "x-conclave-mod-revision": String(kv.modRevision),
-      "x-conclave-create-revision": String(kv.createRevision),
-      "x-conclave-version": String(kv.version),
-      "x-conclave-lease": String(kv.lease),
-    });
+    if (request.query("format") === "json") return jsonAnswer({ ...keyValueToJson(kv), revision });
+    return {
+      status: 200,
+      contentType: "application/octet-stream",
+      body: kv.value,
+      headers: {
+        "x-conclave-revision": String(revision),
+        "x-conclave-mod-revision": String(kv.modRevision),
+        "x-conclave-create-revision": String(kv.createRevision),
+        "x-conclave-version": String(kv.version),
+        "x-conclave-lease": String(kv.lease),
+      },
+    };
   });
 
-  app.put("/v1/kv/*", async (c) => {
-    const key = keyOf(c, context);
-    const lease = integerParam(c, "lease", null);
-    const prevRevision = integerParam(c, "prevRevision", null);
-    const value = await readBodyBytes(c, database.limits.kvValueBytesMax, "a KV value");
+  router.add("PUT", `${keyPathPrefix}*`, async (request) => {
+    const key = keyOf(request, context);
+    const lease = integerParam(request, "lease", null);
+    const prevRevision = integerParam(request, "prevRevision", null);
+    const value = await request.bodyBytes(database.limits.kvValueBytesMax, "a KV value");
     const leaseField = lease === null || lease === 0 ? {} : { lease };
     const { index, term, result } = await proposeKv(
       context,
       prevRevision === null
         ? { op: "put", key, value, ...leaseField }
         : { op: "cas", key, expect: { modRevision: prevRevision }, value, ...leaseField },
-      { c },
+      { from: request },
     );
     if (result.succeeded === false) {
       // Forwarded from a secondary: read the key once this member applied the entry too.
@@ -140,36 +143,40 @@ function registerKeyRoutes(app: Parameters<RouteModule>[0], context: AdminContex
         { modRevision, revision: result.revision },
       );
     }
-    return answerJson(c, { revision: result.revision, created: result.created ?? null, index, term });
+    return jsonAnswer({ revision: result.revision, created: result.created ?? null, index, term });
   });
 
-  app.delete("/v1/kv/*", async (c) => {
-    const key = keyOf(c, context);
-    const { index, term, result } = await proposeKv(context, { op: "delete", key }, { c });
-    return answerJson(c, { revision: result.revision, deleted: result.deleted ?? 0, index, term });
+  router.add("DELETE", `${keyPathPrefix}*`, async (request) => {
+    const key = keyOf(request, context);
+    const { index, term, result } = await proposeKv(context, { op: "delete", key }, { from: request });
+    return jsonAnswer({ revision: result.revision, deleted: result.deleted ?? 0, index, term });
   });
 }
 
-export const registerKvRoutes: RouteModule = (app, context) => {
+export const registerKvRoutes: PlainRouteModule = (router, context) => {
   const { database } = context;
-  app.get("/v1/kv", async (c) => {
-    const prefix = c.req.query("prefix") ?? "";
+  router.add("GET", "/v1/kv", async (request) => {
+    const prefix = request.query("prefix") ?? "";
     if (Buffer.byteLength(prefix, "utf8") > database.limits.kvKeyBytesMax)
       checkKey(prefix, context, "the prefix");
     const limitMax = database.limits.kvRangeLimitMax;
-    const limit = Math.min(integerParam(c, "limit", limitMax), limitMax);
-    await ensureReadable(context, queryReadOptions(c));
+    const limit = Math.min(integerParam(request, "limit", limitMax), limitMax);
+    await ensureReadable(context, queryReadOptions(request));
     const found = database.kvRange(prefix, Math.min(limit + 1, limitMax));
     const kvs = found.slice(0, limit);
-    return c.json({
+    return jsonAnswer({
       revision: database.kvRevision(),
       kvs: kvs.map(keyValueToJson),
       more: found.length > limit,
     });
   });
 
-  app.post("/v1/kv/txn", async (c) => {
-    const body = parseBody(txnSchema, await readJsonBody(c, kvTxnBodyBytesMax, "a KV transaction"), "txn");
+  router.add("POST", "/v1/kv/txn", async (request) => {
+    const body = parseBody(
+      txnSchema,
+      await readJsonBody(request, kvTxnBodyBytesMax, "a KV transaction"),
+      "txn",
+    );
     const { index, term, result } = await proposeKv(
       context,
       {
@@ -178,9 +185,9 @@ export const registerKvRoutes: RouteModule = (app, context) => {
         success: body.success.map((operation, at) => toOperation(operation, `success.${at}`)),
         failure: body.failure.map((operation, at) => toOperation(operation, `failure.${at}`)),
       },
-      { c },
+      { from: request },
     );
-    return c.json({
+    return jsonAnswer({
       revision: result.revision,
       succeeded: result.succeeded === true,
       results: txnResultsToJson(result.results),
@@ -189,5 +196,5 @@ export const registerKvRoutes: RouteModule = (app, context) => {
     });
   });
 
-  registerKeyRoutes(app, context);
+  registerKeyRoutes(router, context);
 };

@@ -14,6 +14,7 @@ import type { RouteModule } from "./admin-context.ts";
 import { proposeKv } from "./database-writes.ts";
 import { HttpFailure } from "./http-failure.ts";
 import { readJsonBody } from "./request-body.ts";
+import { honoRequest } from "./route-request.ts";
 import { parseBody } from "./sql-routes.ts";
 
 const leaseBodyBytesMax = 4096;
@@ -35,14 +36,14 @@ export const registerLeaseRoutes: RouteModule = (app, context) => {
   app.post("/v1/leases", async (c) => {
     const { ttlMs } = parseBody(
       grantSchema,
-      await readJsonBody(c, leaseBodyBytesMax, "a lease request"),
+      await readJsonBody(honoRequest(c), leaseBodyBytesMax, "a lease request"),
       "lease",
     );
     // The key's request is what the client sent, not the primary's clock reading.
     const { result } = await proposeKv(
       context,
       { op: "lease-grant", ttlMs, nowMs: context.wallClockMs() },
-      { c, request: { op: "lease-grant", ttlMs } },
+      { from: honoRequest(c), request: { op: "lease-grant", ttlMs } },
     );
     return c.json({ leaseId: result.leaseId, expiresAtMs: result.expiresAtMs, ttlMs });
   });
@@ -52,14 +53,14 @@ export const registerLeaseRoutes: RouteModule = (app, context) => {
     const { result } = await proposeKv(
       context,
       { op: "lease-keepalive", leaseId, nowMs: context.wallClockMs() },
-      { c, request: { op: "lease-keepalive", leaseId } },
+      { from: honoRequest(c), request: { op: "lease-keepalive", leaseId } },
     );
     return c.json({ leaseId, expiresAtMs: result.expiresAtMs });
   });
 
   app.delete("/v1/leases/:id", async (c) => {
     const leaseId = leaseIdOf(c);
-    const { result } = await proposeKv(context, { op: "lease-revoke", leaseId }, { c });
+    const { result } = await proposeKv(context, { op: "lease-revoke", leaseId }, { from: honoRequest(c) });
     return c.json({ leaseId, deletedKeys: result.deletedKeys, revision: result.revision });
   });
 };

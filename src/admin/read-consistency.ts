@@ -13,10 +13,10 @@
  *   once it is applied here.
  * `local` is accepted as an older name of `none`.
  */
-import type { Context } from "hono";
 import type { AdminContext } from "./admin-context.ts";
 import { HttpFailure, notPrimaryFailure, orHttpFailure } from "./http-failure.ts";
 import { integerParam } from "./request-body.ts";
+import type { RouteRequest } from "./route-request.ts";
 
 export type Consistency = "none" | "weak" | "linearizable" | "strong";
 
@@ -45,8 +45,8 @@ export function readOptions(consistency: unknown, maxStalenessMs: number | null)
 }
 
 /** The read options of a GET request's query string. */
-export function queryReadOptions(c: Context): ReadOptions {
-  return readOptions(c.req.query("consistency"), integerParam(c, "maxStalenessMs", null));
+export function queryReadOptions(request: RouteRequest): ReadOptions {
+  return readOptions(request.query("consistency"), integerParam(request, "maxStalenessMs", null));
 }
 
 /** Waits until a local read gives the asked consistency; throws an HttpFailure when it cannot. */

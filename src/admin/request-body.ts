@@ -7,16 +7,20 @@ import type { IncomingMessage } from "node:http";
 import type { Context } from "hono";
 import { nodeIncoming } from "./direct-answer.ts";
 import { HttpFailure } from "./http-failure.ts";
+import type { RouteRequest } from "./route-request.ts";
 
-/** The body as bytes, at most `limitBytes`; `what` names the limit in the 413 message. */
-export async function readBodyBytes(c: Context, limitBytes: number, what: string): Promise<Uint8Array> {
-  const tooLarge = () =>
-    new HttpFailure(
-      413,
-      "CONCLAVE_BODY_TOO_LARGE",
-      `the body is larger than ${limitBytes} bytes (the limit for ${what})`,
-      { limitBytes },
-    );
+function bodyTooLarge(limitBytes: number, what: string): HttpFailure {
+  return new HttpFailure(
+    413,
+    "CONCLAVE_BODY_TOO_LARGE",
+    `the body is larger than ${limitBytes} bytes (the limit for ${what})`,
+    { limitBytes },
+  );
+}
+
+/** A Hono request's body as bytes, at most `limitBytes`; `what` names the limit in the 413 message. */
+export async function readHonoBody(c: Context, limitBytes: number, what: string): Promise<Uint8Array> {
+  const tooLarge = () => bodyTooLarge(limitBytes, what);
   const declared = Number(c.req.header("content-length") ?? 0);
   if (declared > limitBytes) throw tooLarge();
   const incoming = nodeIncoming(c);
@@ -37,6 +41,18 @@ export async function readBodyBytes(c: Context, limitBytes: number, what: string
     chunks.push(value);
   }
   return Buffer.concat(chunks);
+}
+
+/** node:http's request body as bytes, at most `limitBytes`; `what` names the limit in the 413 message. */
+export function readNodeBody(
+  incoming: IncomingMessage,
+  limitBytes: number,
+  what: string,
+): Promise<Uint8Array> {
+  const tooLarge = () => bodyTooLarge(limitBytes, what);
+  const declared = Number(incoming.headers["content-length"] ?? 0);
+  if (declared > limitBytes) return Promise.reject(tooLarge());
+  return readIncoming(incoming, limitBytes, tooLarge);
 }
 
 /**
@@ -83,8 +99,12 @@ function readIncoming(
 }
 
 /** The body parsed as JSON (at most `limitBytes`); 400 when it is not JSON. */
-export async function readJsonBody(c: Context, limitBytes: number, what: string): Promise<unknown> {
-  const bytes = await readBodyBytes(c, limitBytes, what);
+export async function readJsonBody(
+  request: RouteRequest,
+  limitBytes: number,
+  what: string,
+): Promise<unknown> {
+  const bytes = await request.bodyBytes(limitBytes, what);
   const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8");
   try {
     return JSON.parse(text) as unknown;
@@ -95,10 +115,10 @@ export async function readJsonBody(c: Context, limitBytes: number, what: string)
 }
 
 /** A non-negative integer query parameter, or `fallback` when absent; 400 when malformed. */
-export function integerParam(c: Context, name: string, fallback: number): number;
-export function integerParam(c: Context, name: string, fallback: null): number | null;
-export function integerParam(c: Context, name: string, fallback: number | null): number | null {
-  const text = c.req.query(name);
+export function integerParam(request: RouteRequest, name: string, fallback: number): number;
+export function integerParam(request: RouteRequest, name: string, fallback: null): number | null;
+export function integerParam(request: RouteRequest, name: string, fallback: number | null): number | null {
+  const text = request.query(name);
   if (text === undefined || text === "") return fallback;
   if (!/^\d{1,15}$/.test(text)) {
     throw new HttpFailure(

@@ -12,13 +12,13 @@
  */
 import { z } from "zod";
 import type { SqlStatement } from "../ports/database.ts";
-import type { RouteModule } from "./admin-context.ts";
 import { proposeSql } from "./database-writes.ts";
-import { answerJson } from "./direct-answer.ts";
 import { HttpFailure, orHttpFailure } from "./http-failure.ts";
 import { rowsToJson, sqlValueFromJson, sqlValueToJson } from "./json-values.ts";
+import type { PlainRouteModule } from "./plain-router.ts";
 import { ensureReadable, readOptions } from "./read-consistency.ts";
 import { readJsonBody } from "./request-body.ts";
+import { jsonAnswer } from "./route-request.ts";
 
 /** Largest SQL request body (execute or query). */
 export const sqlBodyBytesMax = 4 * 1024 * 1024;
@@ -53,10 +53,14 @@ function toStatement(raw: { sql: string; params?: unknown[] | undefined }, index
   };
 }
 
-export const registerSqlRoutes: RouteModule = (app, context) => {
+export const registerSqlRoutes: PlainRouteModule = (router, context) => {
   const { database } = context;
-  app.post("/v1/sql/execute", async (c) => {
-    const body = parseBody(executeSchema, await readJsonBody(c, sqlBodyBytesMax, "a SQL request"), "execute");
+  router.add("POST", "/v1/sql/execute", async (request) => {
+    const body = parseBody(
+      executeSchema,
+      await readJsonBody(request, sqlBodyBytesMax, "a SQL request"),
+      "execute",
+    );
     if (body.statements.length > database.limits.sqlStatementsPerCommandMax) {
       throw new HttpFailure(
         400,
@@ -66,8 +70,11 @@ export const registerSqlRoutes: RouteModule = (app, context) => {
     }
     const statements = body.statements.map(toStatement);
     const prepared = await orHttpFailure(context, () => database.prepareSql(statements));
-    const { index, term, results } = await proposeSql(context, prepared, { c, request: statements });
-    return answerJson(c, {
+    const { index, term, results } = await proposeSql(context, prepared, {
+      from: request,
+      request: statements,
+    });
+    return jsonAnswer({
       results: results.map((one) => ({
         rowsChanged: one.rowsChanged,
         lastInsertRowid: sqlValueToJson(one.lastInsertRowid),
@@ -77,12 +84,16 @@ export const registerSqlRoutes: RouteModule = (app, context) => {
     });
   });
 
-  app.post("/v1/sql/query", async (c) => {
-    const body = parseBody(querySchema, await readJsonBody(c, sqlBodyBytesMax, "a SQL request"), "query");
+  router.add("POST", "/v1/sql/query", async (request) => {
+    const body = parseBody(
+      querySchema,
+      await readJsonBody(request, sqlBodyBytesMax, "a SQL request"),
+      "query",
+    );
     const options = readOptions(body.consistency, body.maxStalenessMs ?? null);
     const params = (body.params ?? []).map((value, at) => sqlValueFromJson(value, `params.${at}`));
     await ensureReadable(context, options);
     const { rows, truncated } = await orHttpFailure(context, () => database.query(body.sql, params));
-    return answerJson(c, { rows: rowsToJson(rows), truncated });
+    return jsonAnswer({ rows: rowsToJson(rows), truncated });
   });
 };

@@ -13,6 +13,7 @@ import type { AdminContext, RouteModule } from "./admin-context.ts";
 import { HttpFailure, orHttpFailure } from "./http-failure.ts";
 import { changeToJson } from "./json-values.ts";
 import { integerParam } from "./request-body.ts";
+import { honoRequest } from "./route-request.ts";
 
 /** Changes read from the history per step of a catch-up. */
 const catchUpPageChangesMax = 1000;
@@ -127,7 +128,7 @@ class Watch {
 export const registerWatchRoutes: RouteModule = (app, context) => {
   app.get("/v1/watch", async (c) => {
     const prefix = c.req.query("prefix") ?? "";
-    const fromRevision = integerParam(c, "fromRevision", null);
+    const fromRevision = integerParam(honoRequest(c), "fromRevision", null);
     const cursor =
       fromRevision === null || fromRevision === 0 ? context.database.kvRevision() : fromRevision - 1;
     const watch = new Watch(context, prefix, cursor);

@@ -1,0 +1,138 @@
+/**
+ * The plain router in front of Hono (src/admin/plain-router.ts), over a real node:http server:
+ * which route a request reaches, what falls through to Hono, the token check, HEAD, the query
+ * and header views, and error answers (one JSON shape, never a stack trace).
+ */
+import assert from "node:assert/strict";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { after, before, describe, it } from "node:test";
+import type { AdminContext } from "../../src/admin/admin-context.ts";
+import { HttpFailure } from "../../src/admin/http-failure.ts";
+import { PlainRouter, servePlain } from "../../src/admin/plain-router.ts";
+import { jsonAnswer } from "../../src/admin/route-request.ts";
+
+const token = "cnc_test-token";
+
+describe("the plain router", () => {
+  const warnings: { fields: unknown; message: string }[] = [];
+  const context = {
+    apiToken: { check: (presented: string | undefined) => presented === token },
+    logger: { warn: (fields: unknown, message: string) => warnings.push({ fields, message }) },
+  } as unknown as AdminContext;
+  let server: Server;
+  let base: string;
+  const call = (path: string, init: RequestInit = {}) =>
+    fetch(`${base}${path}`, {
+      ...init,
+      headers: { authorization: `Bearer ${token}`, ...(init.headers as Record<string, string>) },
+    });
+
+  before(async () => {
+    const router = new PlainRouter();
+    router.add("GET", "/v1/things/*", async (request) => jsonAnswer({ route: "thing", path: request.path }));
+    router.add("GET", "/v1/things/special/*", async () => jsonAnswer({ route: "special" }));
+    router.add("GET", "/v1/things/list", async () => jsonAnswer({ route: "list" }));
+    router.add("PUT", "/v1/things/*", async (request) => {
+      const body = Buffer.from(await request.bodyBytes(8, "a thing")).toString();
+      return jsonAnswer({
+        route: "put",
+        body,
+        n: request.query("n") ?? null,
+        header: request.header("x-note"),
+      });
+    });
+    router.add("GET", "/v1/bytes", async () => ({
+      status: 200,
+      contentType: "application/octet-stream",
+      body: new Uint8Array([1, 2, 3]),
+      headers: { "x-extra": "yes" },
+    }));
+    router.add("POST", "/v1/fail/expected", async (request) => {
+      request.setAnswerHeader("x-kept", "1");
+      throw new HttpFailure(409, "CONCLAVE_TEST", "it conflicts", { detail: 7 });
+    });
+    router.add("POST", "/v1/fail/unexpected", async () => {
+      throw new TypeError("secret internals at line 42");
+    });
+    server = createServer((request, response) => {
+      if (servePlain(router, context, request, response)) return;
+      response.writeHead(404, { "content-type": "text/plain" });
+      response.end("fell through");
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  it("routes exact paths first, then the longest prefix, by method; the rest falls through", async () => {
+    assert.deepEqual(await (await call("/v1/things/list")).json(), { route: "list" });
+    assert.deepEqual(await (await call("/v1/things/special/x")).json(), { route: "special" });
+    assert.deepEqual(await (await call("/v1/things/a%2Fb")).json(), {
+      route: "thing",
+      path: "/v1/things/a%2Fb",
+    });
+    assert.deepEqual(await (await call("/v1/other/../things/z")).json(), {
+      route: "thing",
+      path: "/v1/things/z",
+    });
+    for (const [path, method] of [
+      ["/v1/things/x", "DELETE"],
+      ["/v1/nothing", "GET"],
+      ["/health/live", "GET"],
+    ] as const) {
+      const answer = await call(path, { method });
+      assert.equal(answer.status, 404, `${method} ${path}`);
+      assert.equal(await answer.text(), "fell through");
+    }
+  });
+
+  it("checks the token on every route, with the same 401 as Hono's middleware", async () => {
+    const answer = await fetch(`${base}/v1/things/x`);
+    assert.equal(answer.status, 401);
+    assert.equal(answer.headers.get("www-authenticate"), 'Bearer realm="conclave"');
+    assert.equal(((await answer.json()) as { code: string }).code, "CONCLAVE_UNAUTHORIZED");
+  });
+
+  it("reads the body within its limit, decoded query parameters and headers", async () => {
+    const answer = await call("/v1/things/k?n=a%20b&n=second", {
+      method: "PUT",
+      body: "12345678",
+      headers: { "X-Note": "hello" },
+    });
+    assert.deepEqual(await answer.json(), { route: "put", body: "12345678", n: "a b", header: "hello" });
+    const tooLarge = await call("/v1/things/k", { method: "PUT", body: "123456789" });
+    assert.equal(tooLarge.status, 413);
+    assert.equal(((await tooLarge.json()) as { limitBytes: number }).limitBytes, 8);
+  });
+
+  it("writes bytes with the route's headers; HEAD gets the GET route's headers and no body", async () => {
+    const got = await call("/v1/bytes");
+    assert.equal(got.headers.get("x-extra"), "yes");
+    assert.deepEqual(new Uint8Array(await got.arrayBuffer()), new Uint8Array([1, 2, 3]));
+    const head = await call("/v1/bytes", { method: "HEAD" });
+    assert.equal(head.status, 200);
+    assert.equal(head.headers.get("content-length"), "3");
+    assert.equal(head.headers.get("x-extra"), "yes");
+    assert.equal((await head.arrayBuffer()).byteLength, 0);
+  });
+
+  it("answers errors in the one JSON shape: an HttpFailure as it is, anything else a logged 500", async () => {
+    const expected = await call("/v1/fail/expected", { method: "POST" });
+    assert.equal(expected.status, 409);
+    assert.equal(expected.headers.get("x-kept"), "1", "headers set before the failure stay");
+    assert.deepEqual(await expected.json(), { error: "it conflicts", code: "CONCLAVE_TEST", detail: 7 });
+    const unexpected = await call("/v1/fail/unexpected", { method: "POST" });
+    assert.equal(unexpected.status, 500);
+    const text = await unexpected.text();
+    assert.deepEqual(JSON.parse(text), { error: "internal error", code: "CONCLAVE_INTERNAL" });
+    assert.doesNotMatch(text, /secret|line 42/);
+    assert.ok(
+      warnings.some((warning) => /secret internals/.test(JSON.stringify(warning.fields))),
+      "the real error is in the log",
+    );
+  });
+});
