@@ -28,6 +28,8 @@ export interface CompareOptions {
   /** Timed operations per load test (after the warm-up). */
   readonly opsPerTest: number;
   readonly warmupOps: number;
+  /** Untimed puts (64 in flight) into every fresh cluster before its first test: see clusterWarmupOps. */
+  readonly clusterWarmupOps: number;
   /** Wall-clock cap of one load test: it stops issuing requests after this. */
   readonly testWallMsMax: number;
   readonly label: string;
@@ -200,6 +202,7 @@ export function parseOptions(argv: readonly string[]): ParseResult {
       killsPerRun: draft.kills ?? (quick ? 3 : 9),
       opsPerTest: draft.ops ?? (quick ? 2000 : 20_000),
       warmupOps: quick ? 200 : 1000,
+      clusterWarmupOps: quick ? 0 : 10_000,
       testWallMsMax: quick ? 20_000 : 120_000,
       label: draft.label ?? (draft.memory ? "memory" : quick ? "quick" : "full"),
       outDir: draft.outDir,
