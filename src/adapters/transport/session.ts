@@ -11,9 +11,10 @@
  * on plain TCP; with TLS it is a second, cheap layer. The payload is not encrypted: use TLS
  * when messages must be confidential.
  */
-import { createHmac, type KeyObject, timingSafeEqual } from "node:crypto";
+import { type KeyObject, timingSafeEqual } from "node:crypto";
 import { assert } from "../../lib/assert.ts";
 import { FRAME_HEADER_BYTES, writeFrameHeader } from "./frame-codec.ts";
+import { FrameMac } from "./frame-mac.ts";
 
 export const SEQUENCE_BYTES = 8;
 export const TAG_BYTES = 16;
@@ -29,12 +30,12 @@ const DIRECTION_BYTE: Record<Direction, number> = { "dialer-to-acceptor": 0x01, 
 
 /** Seals outgoing payloads of one direction of one connection. */
 export class SessionSealer {
-  readonly #key: KeyObject;
+  readonly #mac: FrameMac;
   readonly #direction: number;
   #sequence = 0;
 
   constructor(sessionKey: KeyObject, direction: Direction) {
-    this.#key = sessionKey;
+    this.#mac = new FrameMac(sessionKey);
     this.#direction = DIRECTION_BYTE[direction];
   }
 
@@ -53,7 +54,7 @@ export class SessionSealer {
     writeFrameHeader(header, 0, SESSION_HEADER_BYTES + payload.length);
     const sequenceBytes = header.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + SEQUENCE_BYTES);
     writeSequence(sequenceBytes, this.#sequence);
-    const tag = computeTag(this.#key, this.#direction, sequenceBytes, payload);
+    const tag = this.#mac.tag(this.#direction, sequenceBytes, payload);
     header.set(tag.subarray(0, TAG_BYTES), FRAME_HEADER_BYTES + SEQUENCE_BYTES);
     this.#sequence += 1;
     return header;
@@ -74,12 +75,12 @@ export type OpenFailure = { readonly ok: false; readonly reason: string };
 
 /** Verifies incoming frame bodies of one direction of one connection. */
 export class SessionOpener {
-  readonly #key: KeyObject;
+  readonly #mac: FrameMac;
   readonly #direction: number;
   #expected = 0;
 
   constructor(sessionKey: KeyObject, direction: Direction) {
-    this.#key = sessionKey;
+    this.#mac = new FrameMac(sessionKey);
     this.#direction = DIRECTION_BYTE[direction];
   }
 
@@ -90,7 +91,7 @@ export class SessionOpener {
     const sequenceBytes = body.subarray(0, SEQUENCE_BYTES);
     const tag = body.subarray(SEQUENCE_BYTES, SESSION_HEADER_BYTES);
     const payload = body.subarray(SESSION_HEADER_BYTES);
-    const expectedTag = computeTag(this.#key, this.#direction, sequenceBytes, payload).subarray(0, TAG_BYTES);
+    const expectedTag = this.#mac.tag(this.#direction, sequenceBytes, payload).subarray(0, TAG_BYTES);
     if (!timingSafeEqual(expectedTag, tag))
       return { ok: false, reason: "bad frame tag (injected or tampered)" };
     const sequence = readSequence(sequenceBytes);
@@ -101,19 +102,6 @@ export class SessionOpener {
     this.#expected += 1;
     return { ok: true, payload };
   }
-}
-
-function computeTag(
-  key: KeyObject,
-  direction: number,
-  sequenceBytes: Uint8Array,
-  payload: Uint8Array,
-): Buffer {
-  return createHmac("sha256", key)
-    .update(new Uint8Array([direction]))
-    .update(sequenceBytes)
-    .update(payload)
-    .digest();
 }
 
 function writeSequence(target: Uint8Array, sequence: number): void {

@@ -1,0 +1,57 @@
+/**
+ * HMAC-SHA256 of a session frame (RFC 2104) computed with two one-shot `crypto.hash` calls over
+ * precomputed key blocks, instead of a `createHmac` object per frame.
+ *
+ * Why: every frame in and out is tagged, and a `createHmac` per frame builds an OpenSSL HMAC
+ * context each time. In the CPU profiles of sequential puts that constructor alone was 1.3–2 %
+ * of each member's wall time (~7 % of its busy time). The one-shot form gives the same tag bit
+ * for bit (a test checks it against `createHmac`). Large payloads are tagged with `createHmac`
+ * anyway: the one-shot form copies the payload once, which only pays for small frames.
+ */
+import { createHmac, hash, type KeyObject } from "node:crypto";
+
+const BLOCK_BYTES = 64;
+const DIGEST_BYTES = 32;
+/** Bytes of direction and sequence in front of the payload. */
+const PREFIX_BYTES = 1 + 8;
+/** Up to this payload size the one-shot form is used. */
+const ONE_SHOT_PAYLOAD_BYTES_MAX = 16 * 1024;
+
+/** Tags frames of one session key. */
+export class FrameMac {
+  readonly #key: KeyObject;
+  /** K ⊕ ipad. */
+  readonly #innerPad: Buffer;
+  /** (K ⊕ opad) ‖ room for the inner digest. */
+  readonly #outer: Buffer;
+
+  constructor(key: KeyObject) {
+    this.#key = key;
+    let raw = key.export();
+    if (raw.length > BLOCK_BYTES) raw = hash("sha256", raw, "buffer");
+    this.#innerPad = Buffer.alloc(BLOCK_BYTES, 0x36);
+    this.#outer = Buffer.alloc(BLOCK_BYTES + DIGEST_BYTES, 0x5c);
+    for (let at = 0; at < raw.length; at++) {
+      this.#innerPad[at] = (this.#innerPad[at] as number) ^ (raw[at] as number);
+      this.#outer[at] = (this.#outer[at] as number) ^ (raw[at] as number);
+    }
+  }
+
+  /** HMAC-SHA256(key, direction ‖ sequenceBytes ‖ payload), 32 bytes. */
+  tag(direction: number, sequenceBytes: Uint8Array, payload: Uint8Array): Buffer {
+    if (payload.length > ONE_SHOT_PAYLOAD_BYTES_MAX) {
+      return createHmac("sha256", this.#key)
+        .update(new Uint8Array([direction]))
+        .update(sequenceBytes)
+        .update(payload)
+        .digest();
+    }
+    const inner = Buffer.allocUnsafe(BLOCK_BYTES + PREFIX_BYTES + payload.length);
+    this.#innerPad.copy(inner, 0);
+    inner[BLOCK_BYTES] = direction;
+    inner.set(sequenceBytes, BLOCK_BYTES + 1);
+    inner.set(payload, BLOCK_BYTES + PREFIX_BYTES);
+    hash("sha256", inner, "buffer").copy(this.#outer, BLOCK_BYTES);
+    return hash("sha256", this.#outer, "buffer");
+  }
+}

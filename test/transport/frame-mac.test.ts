@@ -1,0 +1,56 @@
+/**
+ * The frame tag computed with one-shot hashes (src/adapters/transport/frame-mac.ts) is exactly
+ * HMAC-SHA256 as `createHmac` computes it: for keys shorter and longer than a block, both
+ * directions, and payloads on both sides of the size where it switches to `createHmac`.
+ */
+import assert from "node:assert/strict";
+import { createHmac, createSecretKey, randomBytes } from "node:crypto";
+import { describe, it } from "node:test";
+import fc from "fast-check";
+import { FrameMac } from "../../src/adapters/transport/frame-mac.ts";
+
+function referenceTag(key: Uint8Array, direction: number, sequence: Uint8Array, payload: Uint8Array): Buffer {
+  return createHmac("sha256", key)
+    .update(new Uint8Array([direction]))
+    .update(sequence)
+    .update(payload)
+    .digest();
+}
+
+describe("FrameMac", () => {
+  it("equals createHmac's HMAC-SHA256 for any key, direction, sequence and payload", () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 1, maxLength: 100 }),
+        fc.constantFrom(1, 2),
+        fc.uint8Array({ minLength: 8, maxLength: 8 }),
+        fc.uint8Array({ maxLength: 2048 }),
+        (key, direction, sequence, payload) => {
+          const mac = new FrameMac(createSecretKey(key));
+          assert.deepEqual(
+            mac.tag(direction, sequence, payload),
+            referenceTag(key, direction, sequence, payload),
+          );
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it("gives the same tags around the one-shot size limit and when reused for many frames", () => {
+    const key = randomBytes(32);
+    const mac = new FrameMac(createSecretKey(key));
+    const sequence = Buffer.alloc(8);
+    for (const size of [0, 1, 63, 64, 65, 16 * 1024 - 1, 16 * 1024, 16 * 1024 + 1, 100_000]) {
+      for (let frame = 0; frame < 3; frame++) {
+        sequence.writeUInt32BE(frame, 4);
+        const payload = randomBytes(size);
+        assert.deepEqual(
+          mac.tag(2, sequence, payload),
+          referenceTag(key, 2, sequence, payload),
+          `${size} bytes`,
+        );
+      }
+    }
+  });
+});
