@@ -87,7 +87,14 @@ async function answerAndWrite(
   request: NodeRouteRequest,
   outgoing: ServerResponse,
 ): Promise<void> {
-  const routeAnswer = await answer(context, handler, request);
+  let routeAnswer: RouteAnswer;
+  try {
+    routeAnswer = await answer(context, handler, request);
+  } catch (error) {
+    // The error answer itself could not be built (e.g. its details hold a BigInt): a 500.
+    const { status, body } = failureBody(context, error, request.path);
+    routeAnswer = jsonAnswer(body, status);
+  }
   try {
     write(outgoing, routeAnswer, request.answerHeaders);
   } catch (error) {

@@ -24,6 +24,7 @@ describe("the plain router", () => {
   let base: string;
   const call = (path: string, init: RequestInit = {}) =>
     fetch(`${base}${path}`, {
+      signal: AbortSignal.timeout(5000),
       ...init,
       headers: { authorization: `Bearer ${token}`, ...(init.headers as Record<string, string>) },
     });
@@ -54,6 +55,9 @@ describe("the plain router", () => {
     });
     router.add("POST", "/v1/fail/unexpected", async () => {
       throw new TypeError("secret internals at line 42");
+    });
+    router.add("POST", "/v1/fail/unencodable", async () => {
+      throw new HttpFailure(409, "CONCLAVE_TEST", "details JSON cannot hold", { count: 10n });
     });
     server = createServer((request, response) => {
       if (servePlain(router, context, request, response)) return;
@@ -134,5 +138,8 @@ describe("the plain router", () => {
       warnings.some((warning) => /secret internals/.test(JSON.stringify(warning.fields))),
       "the real error is in the log",
     );
+    const unencodable = await call("/v1/fail/unencodable", { method: "POST" });
+    assert.equal(unencodable.status, 500, "an error answer that cannot be encoded is still answered");
+    assert.equal(((await unencodable.json()) as { code: string }).code, "CONCLAVE_INTERNAL");
   });
 });
