@@ -1,12 +1,14 @@
 /**
- * Answers written straight to node:http's ServerResponse, bypassing WHATWG `Response` objects.
+ * Hono's answers written straight to node:http's ServerResponse, bypassing WHATWG `Response`
+ * objects: the error handler's JSON, and the body reading Hono routes use. (The KV and SQL routes
+ * now run on the plain router, plain-router.ts, which never builds either.)
  *
  * Why: we serve Hono through `@hono/node-server` without replacing the global `Request` and
  * `Response` (an embedding application keeps its own). A `c.json()` answer is then a real
  * undici `Response` whose body node-server reads back through a `ReadableStream` reader, and a
  * request body read through `c.req.raw.body` first builds a full undici `Request` and a web
- * stream over the socket. On the hot routes (KV and SQL) those two conversions were about 15 %
- * of the primary's CPU per put (a `--cpu-prof` of put ×64). Here the body is read from the
+ * stream over the socket. When the KV and SQL routes ran on Hono, those two conversions were
+ * about 15 % of the primary's CPU per put (a `--cpu-prof` of put ×64). Here the body is read from the
  * `IncomingMessage` and the answer written with one `end()`; under `app.request()` (tests, no
  * socket) both fall back to the Web API, so the routes behave the same either way.
  */
@@ -43,24 +45,12 @@ export function nodeIncoming(c: Context): IncomingMessage | null {
 export function answerJson(c: Context, body: unknown, status = 200): Response {
   const outgoing = (c.env as NodeBindings | undefined)?.outgoing;
   if (outgoing === undefined) return c.json(body as object, status as 200);
-  return writeDirect(c, outgoing, status, "application/json", JSON.stringify(body));
-}
-
-function writeDirect(
-  c: Context,
-  outgoing: ServerResponse,
-  status: number,
-  contentType: string,
-  body: string | Uint8Array,
-  headers: Record<string, string> = {},
-): Response {
-  const length = typeof body === "string" ? Buffer.byteLength(body) : body.byteLength;
+  const text = JSON.stringify(body);
   outgoing.writeHead(status, {
-    ...headers,
     ...extraHeaders.get(c),
-    "content-type": contentType,
-    "content-length": length,
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(text),
   });
-  outgoing.end(body);
+  outgoing.end(text);
   return RESPONSE_ALREADY_SENT;
 }
