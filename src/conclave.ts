@@ -228,6 +228,7 @@ async function wireNode(
   const timing = timingProfile(config.cluster.timing);
   const machine = new SqliteStateMachine({
     dataDir: config.node.dataDir,
+    applyCommitIntervalMs: config.cluster.applyCommitIntervalMs,
     ...(options.kvHistoryRevisionsMax === undefined
       ? {}
       : { kvHistoryRevisionsMax: options.kvHistoryRevisionsMax }),

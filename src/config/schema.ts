@@ -130,6 +130,11 @@ export const clusterSectionShape = {
     "a whole number of MiB from 1 to 4096",
     "64",
   ),
+  apply_commit_interval_ms: setting(
+    z.int().min(0).max(1000).default(100),
+    "milliseconds from 0 to 1000 (0: commit after every batch)",
+    "100",
+  ),
 };
 
 /** `http` section: the HTTP API and health endpoints. */
@@ -202,6 +207,7 @@ const clusterSection = z.strictObject(clusterSectionShape).transform((s) => ({
   syncTimeoutMs: s.sync_timeout_ms,
   snapshotEveryEntries: s.snapshot_every_entries,
   snapshotEveryBytes: s.snapshot_every_mib * 1024 * 1024,
+  applyCommitIntervalMs: s.apply_commit_interval_ms,
 }));
 
 const httpSection = z

@@ -56,6 +56,13 @@ export interface StateMachine {
    */
   beginBatch?(): void;
   endBatch?(): void;
+  /**
+   * Optional, for a persistent state machine that keeps batches uncommitted for a while after
+   * `endBatch` (the log is the durable record; after a crash it applies them again from its
+   * persisted `appliedIndex`): commits them once they are old enough. The runtime calls it on
+   * every turn of its loop, idle ticks included. A throw is a storage failure (fail-stop).
+   */
+  flushIfDue?(): void;
   /** The last applied index, when the state machine persists itself; otherwise undefined. */
   readonly appliedIndex?: number | undefined;
 }

@@ -103,6 +103,11 @@ export class Applier {
     }
   }
 
+  /** Lets a state machine that defers its commits commit what is due (StateMachine.flushIfDue). */
+  flushIfDue(): void {
+    this.#machine.flushIfDue?.();
+  }
+
   /**
    * True when enough entries, or enough bytes of commands, were applied since the last snapshot
    * to take a new one. The log holds every entry since the last snapshot in memory, so the

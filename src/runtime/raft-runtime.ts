@@ -437,6 +437,8 @@ export class RaftRuntime {
       while (this.#state === "running") {
         this.#feed(raft);
         await this.#compactToWrittenSnapshot(raft);
+        // After the await: the answers the last turn settled have gone out before a due commit.
+        this.#applier?.flushIfDue();
         // A snapshot that came due while the last one was written starts now, even when the
         // node is idle (no Ready would otherwise bring the loop past this point).
         this.#startSnapshotIfDue();

@@ -63,6 +63,7 @@ describe("defaults", () => {
         syncTimeoutMs: 15000,
         snapshotEveryEntries: 8192,
         snapshotEveryBytes: 64 * 1024 * 1024,
+        applyCommitIntervalMs: 100,
       },
       http: { port: 4380, bind: "127.0.0.1", tokenFile: undefined },
       tls: { enabled: false, cert: undefined, key: undefined, ca: undefined, requireClientCert: false },
@@ -108,6 +109,7 @@ timing = "wan"
 sync_timeout_ms = 5000
 snapshot_every_entries = 100000
 snapshot_every_mib = 16
+apply_commit_interval_ms = 0
 
 [http]
 port = 8080
@@ -143,6 +145,7 @@ level = "debug"
     assert.equal(config.cluster.syncTimeoutMs, 5000);
     assert.equal(config.cluster.snapshotEveryEntries, 100_000);
     assert.equal(config.cluster.snapshotEveryBytes, 16 * 1024 * 1024);
+    assert.equal(config.cluster.applyCommitIntervalMs, 0);
     assert.deepEqual(
       config.cluster.members.map((m) => [m.nodeName, m.host, m.port]),
       [

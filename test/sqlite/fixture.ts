@@ -50,7 +50,14 @@ export function openMachine(
   remove: () => void;
 } {
   const directory = dataDir === undefined ? temporaryDirectory() : { path: dataDir, remove: () => {} };
-  const machine = new SqliteStateMachine({ kvHistoryRevisionsMax: 50, ...options, dataDir: directory.path });
+  // Every batch commits at its end unless a test asks otherwise: most tests read the file
+  // through another connection (hashes, copies). Deferred commits have their own tests.
+  const machine = new SqliteStateMachine({
+    kvHistoryRevisionsMax: 50,
+    applyCommitIntervalMs: 0,
+    ...options,
+    dataDir: directory.path,
+  });
   return {
     machine,
     dataDir: directory.path,
