@@ -37,6 +37,20 @@ const sqlArbitrary = fc.oneof(
   fc
     .integer({ min: 0, max: 20 })
     .map((id) => sqlEntry({ sql: "INSERT OR ROLLBACK INTO t (id, v) VALUES (?, 'dup')", params: [id] })),
+  // Schema and planner changes under the same statement texts: a member that keeps prepared
+  // statements must run them as a member that prepares them afresh does.
+  fc.constantFrom(
+    sqlEntry("CREATE TABLE IF NOT EXISTS u (a, b)"),
+    sqlEntry("DROP TABLE IF EXISTS u"),
+    sqlEntry("CREATE TABLE IF NOT EXISTS u (a, b, c DEFAULT 'c')"),
+    sqlEntry("ALTER TABLE t ADD COLUMN extra DEFAULT 7"),
+    sqlEntry("INSERT INTO u SELECT id, v FROM t ORDER BY id DESC"),
+    sqlEntry("INSERT INTO u VALUES (1, 2)"),
+    sqlEntry("INSERT INTO t (v) SELECT b FROM u WHERE a > 3"),
+    sqlEntry("CREATE INDEX IF NOT EXISTS t_by_v ON t (v)"),
+    sqlEntry("DROP INDEX IF EXISTS t_by_v"),
+    sqlEntry("ANALYZE"),
+  ),
 );
 
 const kvArbitrary: fc.Arbitrary<KvOperation> = fc.oneof(
@@ -73,13 +87,28 @@ const entryArbitrary = fc.oneof(
   kvArbitrary.map((operation) => kvEntry(operation)),
 );
 
+/** Applies `log` entry by entry, closing and reopening the machine every `every` entries. */
+function applyRestarting(replica: ReturnType<typeof openMachine>, log: readonly Uint8Array[], every: number) {
+  let machine = replica.machine;
+  const results: unknown[] = [];
+  for (const [position, data] of log.entries()) {
+    if (position > 0 && position % every === 0) {
+      machine.close();
+      machine = openMachine(replica.dataDir).machine;
+    }
+    results.push(machine.apply(data, position + 1));
+  }
+  machine.close();
+  return results;
+}
+
 describe("determinism", () => {
-  it("three replicas applying the same random log (committed entry by entry, in batches, all at once) end byte-identical with identical results", () => {
+  it("four replicas applying the same random log (committed entry by entry, in batches, all at once, restarted every 4 entries) end byte-identical with identical results", () => {
     let runs = 0;
     fc.assert(
       fc.property(fc.array(entryArbitrary, { minLength: 1, maxLength: 40 }), (entries) => {
         runs += 1;
-        const replicas = [openMachine(), openMachine(), openMachine()];
+        const replicas = [openMachine(), openMachine(), openMachine(), openMachine()];
         try {
           const log = [
             sqlEntry("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT, r, n INTEGER DEFAULT 0, at TEXT)"),
@@ -87,12 +116,15 @@ describe("determinism", () => {
           ];
           // Replica 0 commits entry by entry, replica 1 in batches of 3, replica 2 in one batch:
           // batching changes when SQLite commits, never what the entries do.
+          // Replica 3 is reopened every 4 entries, so it never runs a statement it prepared before
+          // while the others reuse theirs (replicated-statements.ts).
           const batchSizes = [1, 3, log.length];
-          const results = replicas.map(({ machine }, replica) =>
-            applyInBatches(machine, log, batchSizes[replica] as number),
-          );
+          const results = replicas
+            .slice(0, 3)
+            .map(({ machine }, replica) => applyInBatches(machine, log, batchSizes[replica] as number));
+          results.push(applyRestarting(replicas[3] as (typeof replicas)[number], log, 4));
           for (const replicaResults of results.slice(1)) assert.deepEqual(replicaResults, results[0]);
-          for (const { machine } of replicas) machine.close();
+          for (const { machine } of replicas.slice(0, 3)) machine.close();
           const hashes = new Set(replicas.map(({ dataDir }) => databaseHash(dataDir)));
           assert.equal(hashes.size, 1, "database files differ");
         } finally {

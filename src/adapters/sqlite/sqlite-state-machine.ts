@@ -30,8 +30,9 @@ import {
 import { createIdempotencySchema, IdempotencyTable } from "./idempotency.ts";
 import { createKvSchema } from "./kv-schema.ts";
 import { type KvChange, type KvResult, KvStore } from "./kv-store.ts";
+import { ReplicatedStatements } from "./replicated-statements.ts";
 import { readOnlyAuthorizer, replicatedSqlAuthorizer } from "./sql-authorizer.ts";
-import { readQueryProblem, replicationProblem } from "./sql-rewrite.ts";
+import { readQueryProblem } from "./sql-rewrite.ts";
 import {
   alignSnapshotHeader,
   checkDatabaseFile,
@@ -117,6 +118,8 @@ export class SqliteStateMachine implements StateMachine {
   #triggerCheck: { version: number; any: boolean } | null = null;
   #reader: DatabaseSync | null = null;
   #statements = new Map<string, StatementSync>();
+  /** Replicated SQL, checked and prepared once per text (replicated-statements.ts). */
+  readonly #replicated = new ReplicatedStatements();
   #applied = 0;
   /** The applied index the open transaction has written to _conclave_meta. */
   #metaIndex = 0;
@@ -458,19 +461,21 @@ export class SqliteStateMachine implements StateMachine {
     statement: SqlStatement,
     statementIndex: number,
   ): StatementResult | { error: { code: string; message: string; statementIndex: number } } {
-    const problem = replicationProblem(statement.sql);
+    const problem = this.#replicated.problem(statement.sql);
     if (problem !== null) {
       const message = `${problem.construct} cannot be replicated: ${problem.reason}`;
       return { error: { code: "CONCLAVE_SQL_REFUSED", message, statementIndex } };
     }
     // Counted outside the user's statement: the authorizer refuses total_changes() inside it.
     const totalBefore = this.#totalChanges();
+    const schemaVersion = this.#schemaCookie();
+    let succeeded = false;
     this.#userSqlActive = true;
     try {
-      const prepared = this.#db.prepare(statement.sql);
-      prepared.setReadBigInts(true);
+      const prepared = this.#replicated.statement(this.#db, statement.sql, schemaVersion);
       const { changes, lastInsertRowid } = prepared.run(...((statement.params ?? []) as SqlValue[]));
       this.#userSqlActive = false;
+      succeeded = true;
       // changes() keeps the count of the last INSERT/UPDATE/DELETE, so after DDL or a SELECT it
       // would repeat an older count: report 0 when this statement changed nothing at all.
       const changedSomething = this.#totalChanges() !== totalBefore;
@@ -484,6 +489,7 @@ export class SqliteStateMachine implements StateMachine {
       return { error: { code: sqliteErrorCode(error), message, statementIndex } };
     } finally {
       this.#userSqlActive = false;
+      this.#replicated.ran(statement.sql, succeeded);
     }
   }
 
@@ -652,6 +658,7 @@ export class SqliteStateMachine implements StateMachine {
     this.#reader?.close();
     this.#reader = null;
     this.#statements = new Map();
+    this.#replicated.clear();
     if (this.#db.isOpen) this.#db.close();
   }
 
