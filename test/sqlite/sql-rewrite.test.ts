@@ -51,6 +51,20 @@ describe("tokenizer", () => {
 });
 
 describe("prepareSql rewrites what is not deterministic into literals", () => {
+  it("rewrites the same text again with each call's clock and random source (its analysis is kept)", () => {
+    const sql = "INSERT INTO t VALUES (random(), datetime('now'))";
+    const at = (iso: string, byte: number) =>
+      prepareSql([{ sql }], { now: new Date(iso), random: (n) => new Uint8Array(n).fill(byte) })[0]?.sql;
+    assert.equal(
+      at("2025-01-01T00:00:00Z", 1),
+      "INSERT INTO t VALUES (72340172838076673, datetime('2025-01-01 00:00:00.000'))",
+    );
+    assert.equal(
+      at("2026-02-03T04:05:06Z", 2),
+      "INSERT INTO t VALUES (144680345676153346, datetime('2026-02-03 04:05:06.000'))",
+    );
+  });
+
   it("random() becomes an integer from the primary's random source", () => {
     assert.equal(rewrite("INSERT INTO t VALUES (random())"), "INSERT INTO t VALUES (506381209866536711)");
     const negative = prepareSql([{ sql: "SELECT RANDOM ( )" }], {

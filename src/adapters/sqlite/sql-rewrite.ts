@@ -296,7 +296,35 @@ function findRewrites(tokens: readonly SqlToken[], order: readonly number[]): Re
   return rewrites;
 }
 
+/** Most texts whose analysis is kept, and the longest text kept (so the cache stays small). */
+const analysesMax = 256;
+const analysisTextLengthMax = 2048;
+/** Analyses by text (least recently used first): the same INSERT arrives over and over. */
+const analyses = new Map<string, Analysis>();
+
+/**
+ * The analysis of `sql`, which depends on its text alone, kept for short texts: the primary
+ * analyzes each request's SQL (prepareSql) and every member each entry's (replicationProblem).
+ * The rewrites' replacements still read the clock and random source of each call.
+ */
 function analyze(sql: string): Analysis {
+  if (sql.length > analysisTextLengthMax) return analyzeText(sql);
+  const known = analyses.get(sql);
+  if (known !== undefined) {
+    analyses.delete(sql);
+    analyses.set(sql, known);
+    return known;
+  }
+  const analysis = analyzeText(sql);
+  analyses.set(sql, analysis);
+  if (analyses.size > analysesMax) {
+    const oldest = analyses.keys().next();
+    if (oldest.done !== true) analyses.delete(oldest.value);
+  }
+  return analysis;
+}
+
+function analyzeText(sql: string): Analysis {
   const tokens = tokenizeSql(sql);
   const order = significantIndexes(tokens);
   if (order.length === 0) {

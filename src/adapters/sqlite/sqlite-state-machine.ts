@@ -32,7 +32,7 @@ import { createKvSchema } from "./kv-schema.ts";
 import { type KvChange, type KvResult, KvStore } from "./kv-store.ts";
 import { ReplicatedStatements } from "./replicated-statements.ts";
 import { readOnlyAuthorizer, replicatedSqlAuthorizer } from "./sql-authorizer.ts";
-import { readQueryProblem } from "./sql-rewrite.ts";
+import { readQueryProblem, replicationProblem } from "./sql-rewrite.ts";
 import {
   alignSnapshotHeader,
   checkDatabaseFile,
@@ -461,7 +461,7 @@ export class SqliteStateMachine implements StateMachine {
     statement: SqlStatement,
     statementIndex: number,
   ): StatementResult | { error: { code: string; message: string; statementIndex: number } } {
-    const problem = this.#replicated.problem(statement.sql);
+    const problem = replicationProblem(statement.sql);
     if (problem !== null) {
       const message = `${problem.construct} cannot be replicated: ${problem.reason}`;
       return { error: { code: "CONCLAVE_SQL_REFUSED", message, statementIndex } };
