@@ -17,6 +17,7 @@
  * - texts over 2,048 characters are prepared each time, so the cache stays small.
  */
 import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { LruMap } from "../../lib/lru-map.ts";
 
 /** Most statement texts kept (oldest use dropped first). */
 export const replicatedStatementsMax = 256;
@@ -25,12 +26,11 @@ const cachedTextLengthMax = 2048;
 const plannerStatistics = /analyze/i;
 
 export class ReplicatedStatements {
-  readonly #capacity: number;
   #schemaVersion = Number.NaN;
-  readonly #statements = new Map<string, StatementSync>();
+  readonly #statements: LruMap<string, StatementSync>;
 
   constructor(capacity = replicatedStatementsMax) {
-    this.#capacity = capacity;
+    this.#statements = new LruMap(capacity);
   }
 
   /**
@@ -43,11 +43,11 @@ export class ReplicatedStatements {
       this.#schemaVersion = schemaVersion;
     }
     const cached = this.#statements.get(sql);
-    if (cached !== undefined) return touch(this.#statements, sql, cached);
+    if (cached !== undefined) return cached;
     const prepared = db.prepare(sql);
     prepared.setReadBigInts(true);
     if (sql.length <= cachedTextLengthMax && !plannerStatistics.test(sql))
-      remember(this.#statements, sql, prepared, this.#capacity);
+      this.#statements.set(sql, prepared);
     return prepared;
   }
 
@@ -65,20 +65,5 @@ export class ReplicatedStatements {
 
   get size(): number {
     return this.#statements.size;
-  }
-}
-
-/** Moves `key` to the most recently used end of `map`. */
-function touch<V>(map: Map<string, V>, key: string, value: V): V {
-  map.delete(key);
-  map.set(key, value);
-  return value;
-}
-
-function remember<V>(map: Map<string, V>, key: string, value: V, capacity: number): void {
-  map.set(key, value);
-  if (map.size > capacity) {
-    const oldest = map.keys().next();
-    if (oldest.done !== true) map.delete(oldest.value);
   }
 }

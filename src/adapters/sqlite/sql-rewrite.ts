@@ -14,6 +14,7 @@
  * ```
  */
 import { ConclaveError } from "../../lib/errors.ts";
+import { LruMap } from "../../lib/lru-map.ts";
 import type { SqlStatement } from "./commands.ts";
 import { identifierName, isTrivia, type SqlToken, stringLiteralValue, tokenizeSql } from "./sql-tokenizer.ts";
 
@@ -299,8 +300,8 @@ function findRewrites(tokens: readonly SqlToken[], order: readonly number[]): Re
 /** Most texts whose analysis is kept, and the longest text kept (so the cache stays small). */
 const analysesMax = 256;
 const analysisTextLengthMax = 2048;
-/** Analyses by text (least recently used first): the same INSERT arrives over and over. */
-const analyses = new Map<string, Analysis>();
+/** Analyses by text: the same INSERT arrives over and over. */
+const analyses = new LruMap<string, Analysis>(analysesMax);
 
 /**
  * The analysis of `sql`, which depends on its text alone, kept for short texts: the primary
@@ -310,17 +311,9 @@ const analyses = new Map<string, Analysis>();
 function analyze(sql: string): Analysis {
   if (sql.length > analysisTextLengthMax) return analyzeText(sql);
   const known = analyses.get(sql);
-  if (known !== undefined) {
-    analyses.delete(sql);
-    analyses.set(sql, known);
-    return known;
-  }
+  if (known !== undefined) return known;
   const analysis = analyzeText(sql);
   analyses.set(sql, analysis);
-  if (analyses.size > analysesMax) {
-    const oldest = analyses.keys().next();
-    if (oldest.done !== true) analyses.delete(oldest.value);
-  }
   return analysis;
 }
 
