@@ -118,7 +118,7 @@ export class SqliteStateMachine implements StateMachine {
   #triggerCheck: { version: number; any: boolean } | null = null;
   #reader: DatabaseSync | null = null;
   #statements = new Map<string, StatementSync>();
-  /** Replicated SQL, checked and prepared once per text (replicated-statements.ts). */
+  /** Replicated SQL, prepared once per text (replicated-statements.ts; sql-rewrite.ts keeps the checks). */
   readonly #replicated = new ReplicatedStatements();
   #applied = 0;
   /** The applied index the open transaction has written to _conclave_meta. */
