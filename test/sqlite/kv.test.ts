@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, it } from "node:test";
+import fc from "fast-check";
 import type { KvOperation } from "../../src/adapters/sqlite/commands.ts";
 import { encodeCommand } from "../../src/adapters/sqlite/commands.ts";
 import {
@@ -119,42 +120,187 @@ describe("KV store", () => {
     assert.deepEqual(opened.machine.kv.get("k/7")?.value, value);
   });
 
-  it("a database made by an earlier release, with WITHOUT ROWID tables, keeps working as it is", (t) => {
-    const directory = temporaryDirectory();
-    t.after(directory.remove);
-    const old = new DatabaseSync(join(directory.path, "db.sqlite"));
-    old.exec(`PRAGMA journal_mode = WAL;
-      CREATE TABLE _conclave_kv (key BLOB PRIMARY KEY, value BLOB NOT NULL, create_revision INTEGER NOT NULL,
-        mod_revision INTEGER NOT NULL, version INTEGER NOT NULL, lease INTEGER NOT NULL) WITHOUT ROWID;
-      CREATE TABLE _conclave_kv_history (revision INTEGER NOT NULL, seq INTEGER NOT NULL, key BLOB NOT NULL,
-        type TEXT NOT NULL, value BLOB, PRIMARY KEY (revision, seq)) WITHOUT ROWID;`);
-    old.close();
-    const opened = openMachine(directory.path, { kvHistoryRevisionsMax: 2 });
-    t.after(() => opened.machine.close());
-    let index = 0;
-    for (const key of ["b", "a", "c"])
-      opened.machine.apply(kvEntry({ op: "put", key, value: bytes(key) }), ++index);
-    opened.machine.apply(kvEntry({ op: "delete", key: "b" }), ++index);
-    assert.deepEqual(
-      opened.machine.kv.range("").map((kv) => kv.key),
-      ["a", "c"],
+  for (const layout of ["WITHOUT ROWID tables", "values in both tables"] as const) {
+    it(`a database made by an earlier release (${layout}) is rewritten once, with every answer kept`, (t) => {
+      const directory = temporaryDirectory();
+      t.after(directory.remove);
+      const path = join(directory.path, "db.sqlite");
+      const withoutRowid = layout === "WITHOUT ROWID tables" ? "WITHOUT ROWID" : "";
+      // What an earlier release left after: put b (1), put a (2), put c (3), put a (4), with a
+      // history of 2 revisions (compacted to 2, so b's value is only in _conclave_kv).
+      const old = new DatabaseSync(path);
+      old.exec(`PRAGMA journal_mode = WAL;
+        CREATE TABLE _conclave_kv (key BLOB PRIMARY KEY, value BLOB NOT NULL, create_revision INTEGER NOT NULL,
+          mod_revision INTEGER NOT NULL, version INTEGER NOT NULL, lease INTEGER NOT NULL) ${withoutRowid};
+        CREATE INDEX _conclave_kv_by_lease ON _conclave_kv (lease) WHERE lease <> 0;
+        CREATE TABLE _conclave_kv_history (revision INTEGER NOT NULL, seq INTEGER NOT NULL, key BLOB NOT NULL,
+          type TEXT NOT NULL, value BLOB, PRIMARY KEY (revision, seq)) ${withoutRowid};
+        CREATE TABLE _conclave_kv_meta (id INTEGER PRIMARY KEY CHECK (id = 0), revision INTEGER NOT NULL,
+          compacted_revision INTEGER NOT NULL);
+        INSERT INTO _conclave_kv_meta VALUES (0, 4, 2);
+        CREATE TABLE _conclave_meta (id INTEGER PRIMARY KEY, applied_index INTEGER NOT NULL);
+        INSERT INTO _conclave_meta VALUES (0, 4);`);
+      const kvRow = old.prepare("INSERT INTO _conclave_kv VALUES (?, ?, ?, ?, ?, 0)");
+      kvRow.run(bytes("a"), bytes("a2"), 2, 4, 2);
+      kvRow.run(bytes("b"), bytes("b1"), 1, 1, 1);
+      kvRow.run(bytes("c"), bytes("c3"), 3, 3, 1);
+      const historyRow = old.prepare("INSERT INTO _conclave_kv_history VALUES (?, 0, ?, 'put', ?)");
+      historyRow.run(3, bytes("c"), bytes("c3"));
+      historyRow.run(4, bytes("a"), bytes("a2"));
+      old.close();
+
+      const opened = openMachine(directory.path, { kvHistoryRevisionsMax: 2 });
+      t.after(() => opened.machine.close());
+      const { kv } = opened.machine;
+      assert.equal(opened.machine.appliedIndex, 4);
+      assert.deepEqual(
+        kv.range("").map((entry) => [entry.key, Buffer.from(entry.value).toString(), entry.modRevision]),
+        [
+          ["a", "a2", 4],
+          ["b", "b1", 1],
+          ["c", "c3", 3],
+        ],
+      );
+      assert.deepEqual(kv.get("a"), {
+        key: "a",
+        value: bytes("a2"),
+        createRevision: 2,
+        modRevision: 4,
+        version: 2,
+        lease: 0,
+      });
+      const watchable = kv.watches.changesSince(2, "", 10);
+      assert.ok(watchable.ok);
+      assert.deepEqual(
+        watchable.changes.map((change) => [change.revision, change.key, change.type]),
+        [
+          [3, "c", "put"],
+          [4, "a", "put"],
+        ],
+        "b's value, kept below the compacted revision, is not a change a watcher sees",
+      );
+      assert.equal(kv.watches.changesSince(1, "", 10).ok, false, "revision 1 is still compacted");
+
+      let index = 4;
+      opened.machine.apply(kvEntry({ op: "put", key: "b", value: bytes("b5") }), ++index);
+      opened.machine.apply(kvEntry({ op: "delete", key: "c" }), ++index);
+      assert.deepEqual(
+        kv.range("").map((entry) => [entry.key, Buffer.from(entry.value).toString(), entry.version]),
+        [
+          ["a", "a2", 2],
+          ["b", "b5", 2],
+        ],
+      );
+      const after = new DatabaseSync(path, { readOnly: true });
+      t.after(() => after.close());
+      const columns = (
+        after.prepare("SELECT name FROM pragma_table_info('_conclave_kv')").all() as { name: string }[]
+      ).map((column) => column.name);
+      assert.deepEqual(columns, ["key", "create_revision", "mod_revision", "version", "lease", "value_row"]);
+      const tables = after
+        .prepare("SELECT sql FROM sqlite_master WHERE name IN ('_conclave_kv', '_conclave_kv_history')")
+        .all() as { sql: string }[];
+      assert.equal(tables.length, 2);
+      for (const table of tables) assert.doesNotMatch(table.sql, /WITHOUT ROWID/);
+      assert.deepEqual(
+        (
+          after.prepare("SELECT revision, key, type FROM _conclave_kv_history ORDER BY revision").all() as {
+            revision: number;
+            key: Uint8Array;
+            type: string;
+          }[]
+        ).map((row) => [row.revision, Buffer.from(row.key).toString(), row.type]),
+        [
+          [4, "a", "put"],
+          [5, "b", "put"],
+          [6, "c", "delete"],
+        ],
+        "b's and c's old rows went when they were overwritten and deleted; a's stays, a points at it",
+      );
+    });
+  }
+
+  it("history holds each value once: the rows keys point at and the uncompacted changes, nothing more", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 4 }),
+        fc.array(
+          fc.oneof(
+            fc.record({
+              op: fc.constant("put" as const),
+              key: fc.constantFrom("a", "b", "c", "d"),
+              n: fc.nat(99),
+            }),
+            fc.record({ op: fc.constant("delete" as const), key: fc.constantFrom("a", "b", "c", "d") }),
+            fc.record({
+              op: fc.constant("txn" as const),
+              keys: fc.array(fc.constantFrom("a", "b", "c", "d"), { minLength: 1, maxLength: 3 }),
+              n: fc.nat(99),
+            }),
+          ),
+          { maxLength: 40 },
+        ),
+        (historyRevisionsMax, operations) => {
+          const opened = openMachine(undefined, { kvHistoryRevisionsMax: historyRevisionsMax });
+          try {
+            const model = new Map<string, string>();
+            let index = 0;
+            for (const operation of operations) {
+              if (operation.op === "put") {
+                const value = `${operation.key}${operation.n}`;
+                opened.machine.apply(
+                  kvEntry({ op: "put", key: operation.key, value: bytes(value) }),
+                  ++index,
+                );
+                model.set(operation.key, value);
+              } else if (operation.op === "delete") {
+                opened.machine.apply(kvEntry({ op: "delete", key: operation.key }), ++index);
+                model.delete(operation.key);
+              } else {
+                // Puts to the same key twice in one revision: both rows are changes of that revision.
+                const success = operation.keys.map((key, at) => ({
+                  op: "put" as const,
+                  key,
+                  value: bytes(`${key}${operation.n + at}`),
+                }));
+                opened.machine.apply(kvEntry({ op: "txn", compare: [], success, failure: [] }), ++index);
+                for (const [at, key] of operation.keys.entries()) model.set(key, `${key}${operation.n + at}`);
+              }
+              const kept = opened.machine.kv.range("").map((e) => [e.key, Buffer.from(e.value).toString()]);
+              assert.deepEqual(
+                kept,
+                [...model.entries()].sort(([x], [y]) => (x < y ? -1 : 1)),
+              );
+            }
+            const db = new DatabaseSync(join(opened.dataDir, "db.sqlite"), { readOnly: true });
+            try {
+              const { compacted } = db
+                .prepare("SELECT compacted_revision AS compacted FROM _conclave_kv_meta")
+                .get() as { compacted: number };
+              const stray = db
+                .prepare(
+                  `SELECT count(*) AS n FROM _conclave_kv_history AS h WHERE h.revision <= ?
+                   AND NOT EXISTS (SELECT 1 FROM _conclave_kv AS k WHERE k.value_row = h.rowid)`,
+                )
+                .get(compacted) as { n: number };
+              assert.equal(stray.n, 0, "no compacted row that no key points at");
+              const pointed = db
+                .prepare(
+                  "SELECT count(DISTINCT value_row) AS n, count(*) AS keys FROM _conclave_kv JOIN _conclave_kv_history AS h ON h.rowid = value_row",
+                )
+                .get() as { n: number; keys: number };
+              assert.equal(pointed.keys, model.size, "every key points at a history row that exists");
+              assert.equal(pointed.n, model.size, "no two keys share a row");
+            } finally {
+              db.close();
+            }
+          } finally {
+            opened.remove();
+          }
+        },
+      ),
+      { numRuns: 150 },
     );
-    const history = opened.machine.kv.watches.changesSince(2, "", 10);
-    assert.ok(history.ok);
-    assert.deepEqual(
-      history.changes.map((change) => [change.revision, change.key, change.type]),
-      [
-        [3, "c", "put"],
-        [4, "b", "delete"],
-      ],
-    );
-    const layout = new DatabaseSync(join(directory.path, "db.sqlite"), { readOnly: true });
-    t.after(() => layout.close());
-    const tables = layout
-      .prepare("SELECT sql FROM sqlite_master WHERE name IN ('_conclave_kv', '_conclave_kv_history')")
-      .all() as { sql: string }[];
-    assert.equal(tables.length, 2);
-    for (const table of tables) assert.match(table.sql, /WITHOUT ROWID/);
   });
 
   it("txn runs the success or the failure branch atomically, like etcd", (t) => {

@@ -48,6 +48,10 @@ interface KeyRow {
   lease: number;
 }
 
+/** A key with its value, which lives in the history row `value_row` points at (kv-schema.ts). */
+const selectKeyValues = `SELECT k.key, h.value, k.create_revision, k.mod_revision, k.version, k.lease
+  FROM _conclave_kv AS k JOIN _conclave_kv_history AS h ON h.rowid = k.value_row`;
+
 function toKeyValue(row: KeyRow): KeyValue {
   return {
     key: Buffer.from(row.key).toString("utf8"),
@@ -110,9 +114,7 @@ export class KvStore {
 
   /** Local read of one key. */
   get(key: string): KeyValue | null {
-    const row = this.#sql("SELECT * FROM _conclave_kv WHERE key = ?").get(keyBytes(key)) as
-      | KeyRow
-      | undefined;
+    const row = this.#sql(`${selectKeyValues} WHERE k.key = ?`).get(keyBytes(key)) as KeyRow | undefined;
     return row === undefined ? null : toKeyValue(row);
   }
 
@@ -123,8 +125,8 @@ export class KvStore {
     const end = prefixEnd(start);
     const rows =
       end === null
-        ? this.#sql("SELECT * FROM _conclave_kv WHERE key >= ? ORDER BY key LIMIT ?").all(start, bounded)
-        : this.#sql("SELECT * FROM _conclave_kv WHERE key >= ? AND key < ? ORDER BY key LIMIT ?").all(
+        ? this.#sql(`${selectKeyValues} WHERE k.key >= ? ORDER BY k.key LIMIT ?`).all(start, bounded)
+        : this.#sql(`${selectKeyValues} WHERE k.key >= ? AND k.key < ? ORDER BY k.key LIMIT ?`).all(
             start,
             end,
             bounded,
@@ -211,34 +213,50 @@ export class KvStore {
     return this.#entryRevision ?? this.revision;
   }
 
-  #record(key: string, type: KvChange["type"], value: Uint8Array | null): void {
+  /** Records the change in the history; the rowid of its row, which holds the value. */
+  #record(key: string, type: KvChange["type"], value: Uint8Array | null): number {
     const revision = this.#nextRevision();
     const change = { revision, key, type, value };
-    this.#history.record(change, this.#entryChanges.length);
+    const row = this.#history.record(change, this.#entryChanges.length);
     this.#entryChanges.push(change);
+    return row;
   }
 
   /**
-   * Inserts or updates the key; true when it was created. The upsert's RETURNING says which (a
-   * new row starts at version 1, an update adds 1), where reading the row first (`get`) read and
-   * copied its old value too: 3 % of a member's busy time with 10 KB values.
+   * Inserts or updates the key; true when it was created. The value goes only into its history
+   * row; the key's row points at it. Reading the key's row first (a small row now, no value)
+   * says whether it exists and which history row its old value was in: that row is deleted here
+   * when compaction has passed it, since compaction only looks at newer rows.
    */
   #put(key: string, value: Uint8Array, lease = 0): boolean {
     const revision = this.#nextRevision();
-    const row = this.#sql(
-      `INSERT INTO _conclave_kv (key, value, create_revision, mod_revision, version, lease) VALUES (?, ?, ?, ?, 1, ?)
-       ON CONFLICT (key) DO UPDATE SET value = excluded.value, mod_revision = excluded.mod_revision,
-         version = version + 1, lease = excluded.lease
-       RETURNING version`,
-    ).get(keyBytes(key), value, revision, revision, lease) as { version: number };
-    this.#record(key, "put", value);
-    return row.version === 1;
+    const bytes = keyBytes(key);
+    const old = this.#sql("SELECT rowid AS id, mod_revision, value_row FROM _conclave_kv WHERE key = ?").get(
+      bytes,
+    ) as { id: number; mod_revision: number; value_row: number } | undefined;
+    const valueRow = this.#record(key, "put", value);
+    if (old === undefined) {
+      this.#sql(
+        `INSERT INTO _conclave_kv (key, create_revision, mod_revision, version, lease, value_row)
+         VALUES (?, ?, ?, 1, ?, ?)`,
+      ).run(bytes, revision, revision, lease, valueRow);
+      return true;
+    }
+    this.#sql(
+      "UPDATE _conclave_kv SET mod_revision = ?, version = version + 1, lease = ?, value_row = ? WHERE rowid = ?",
+    ).run(revision, lease, valueRow, old.id);
+    this.#history.release(old.value_row, old.mod_revision);
+    return false;
   }
 
   #delete(key: string): number {
-    const { changes } = this.#sql("DELETE FROM _conclave_kv WHERE key = ?").run(keyBytes(key));
-    if (changes > 0) this.#record(key, "delete", null);
-    return Number(changes);
+    const old = this.#sql("DELETE FROM _conclave_kv WHERE key = ? RETURNING mod_revision, value_row").get(
+      keyBytes(key),
+    ) as { mod_revision: number; value_row: number } | undefined;
+    if (old === undefined) return 0;
+    this.#record(key, "delete", null);
+    this.#history.release(old.value_row, old.mod_revision);
+    return 1;
   }
 
   #leaseProblem(lease: number | undefined): KvResult | null {

@@ -56,18 +56,39 @@ export class KvWatchHistory {
     this.#compacted = null;
   }
 
-  /** Records one change; `seq` orders the changes of one revision. */
-  record(change: KvChange, seq: number): void {
-    this.#statements
+  /** Records one change; `seq` orders the changes of one revision. The new row's rowid. */
+  record(change: KvChange, seq: number): number {
+    const { lastInsertRowid } = this.#statements
       .get("INSERT INTO _conclave_kv_history (revision, seq, key, type, value) VALUES (?, ?, ?, ?, ?)")
       .run(change.revision, seq, keyBytes(change.key), change.type, change.value);
+    return Number(lastInsertRowid);
   }
 
-  /** Drops history older than the last `historyRevisionsMax` revisions (inside the entry's transaction). */
+  /**
+   * A key no longer points at history row `row` (written at `revision`): deletes it when
+   * compaction has passed it. A row above the compacted revision stays for watchers; compaction
+   * deletes it later, as no key points at it any more.
+   */
+  release(row: number, revision: number): void {
+    if (revision <= this.#compactedRevision())
+      this.#statements.get("DELETE FROM _conclave_kv_history WHERE rowid = ?").run(row);
+  }
+
+  /**
+   * Drops history older than the last `historyRevisionsMax` revisions (inside the entry's
+   * transaction), except the rows keys still point at (they hold the keys' values). Only the
+   * revisions newly compacted are looked at: the rows kept below them are deleted by `release`.
+   */
   compact(revision: number): void {
     const compactTo = revision - this.#historyRevisionsMax;
-    if (compactTo <= this.#compactedRevision()) return;
-    this.#statements.get("DELETE FROM _conclave_kv_history WHERE revision <= ?").run(compactTo);
+    const compacted = this.#compactedRevision();
+    if (compactTo <= compacted) return;
+    this.#statements
+      .get(
+        `DELETE FROM _conclave_kv_history AS h WHERE h.revision > ? AND h.revision <= ?
+         AND NOT EXISTS (SELECT 1 FROM _conclave_kv AS k WHERE k.key = h.key AND k.value_row = h.rowid)`,
+      )
+      .run(compacted, compactTo);
     this.#statements.get("UPDATE _conclave_kv_meta SET compacted_revision = ? WHERE id = 0").run(compactTo);
     this.#compacted = compactTo;
   }

@@ -28,6 +28,7 @@ import {
   type SqlValue,
 } from "./commands.ts";
 import { createIdempotencySchema, IdempotencyTable } from "./idempotency.ts";
+import { migrateKvLayout } from "./kv-layout-migration.ts";
 import { createKvSchema } from "./kv-schema.ts";
 import { type KvChange, type KvResult, KvStore } from "./kv-store.ts";
 import { ReplicatedStatements } from "./replicated-statements.ts";
@@ -178,6 +179,7 @@ export class SqliteStateMachine implements StateMachine {
       "CREATE TABLE IF NOT EXISTS _conclave_meta (id INTEGER PRIMARY KEY, applied_index INTEGER NOT NULL);",
     );
     db.exec("INSERT OR IGNORE INTO _conclave_meta (id, applied_index) VALUES (0, 0);");
+    migrateKvLayout(db);
     createKvSchema(db);
     createClusterSchema(db);
     createIdempotencySchema(db);
