@@ -6,13 +6,42 @@
  * not held up while the copy was made.
  */
 import assert from "node:assert/strict";
-import { pbkdf2 } from "node:crypto";
-import { statSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { closeSync, constants, openSync, statSync } from "node:fs";
+import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { chunksOf, collect, databaseHash, kvEntry, openMachine, sqlEntry } from "./fixture.ts";
 
 const value = new Uint8Array(2000).fill(65);
+
+/**
+ * Holds every thread of Node's pool until `release` (so a background copy queued meanwhile
+ * cannot start): each thread blocks opening its own FIFO for reading, until `release` opens the
+ * FIFO's other end. A fixed amount of work (a slow hash) could end early on a loaded machine.
+ */
+function occupyThreadPool(directory: string): { release: () => Promise<void> } {
+  const poolSize = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+  const fifos = Array.from({ length: poolSize }, (_, at) => join(directory, `pool-${at}.fifo`));
+  for (const fifo of fifos) execFileSync("mkfifo", [fifo]);
+  const readers = fifos.map((fifo) => open(fifo, "r"));
+  return {
+    release: async () => {
+      // O_NONBLOCK write-open succeeds once a reader is blocked in open; retry until each is.
+      for (const fifo of fifos) {
+        for (;;) {
+          try {
+            closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
+            break;
+          } catch {
+            await new Promise((resolve) => setTimeout(resolve, 1));
+          }
+        }
+      }
+      for (const reader of await Promise.all(readers)) await reader.close();
+    },
+  };
+}
 
 /** A machine to copy and one to restore the copy into, both removed after the test. */
 function sourceAndTarget(t: { after: (fn: () => void) => void }) {
@@ -92,17 +121,13 @@ describe("a background snapshot of the SQLite state machine", () => {
     const wal = () => statSync(`${database}-wal`).size;
     applyPuts(3000); // ~6 MB: past the 1,000-page threshold, so checkpoints have run
     // The thread pool is busy, so the copy is pending while entries are applied.
-    const poolSize = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
-    const busy = Array.from(
-      { length: poolSize },
-      () => new Promise((resolve) => pbkdf2("x", "y", 300_000, 32, "sha256", resolve)),
-    );
+    const pool = occupyThreadPool(source.dataDir);
     const copying = source.machine.snapshotInBackground();
     const before = written();
     for (let batch = 0; batch < 30; batch++) applyPuts(100); // ~6 MB more, in 30 commits
     assert.equal(written(), before, "no checkpoint wrote to the database file during the copy");
     assert.ok(wal() > 5_000_000, `the WAL holds what was applied meanwhile (${wal()} bytes)`);
-    await Promise.all(busy);
+    await pool.release();
     const copy = await copying;
     await collect(copy.chunks); // deletes the copy
     applyPuts(10);
@@ -123,14 +148,10 @@ describe("a background snapshot of the SQLite state machine", () => {
     apply(1, 2000);
     // Node's thread pool is busy (as with log writes), so the copy starts late: DDL entries are
     // applied and committed before it reads, and its header must carry their schema cookie.
-    const poolSize = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
-    const busy = Array.from(
-      { length: poolSize },
-      () => new Promise((resolve) => pbkdf2("x", "y", 300_000, 32, "sha256", resolve)),
-    );
+    const pool = occupyThreadPool(source.dataDir);
     const copying = source.machine.snapshotInBackground();
     apply(2001, 2030);
-    await Promise.all(busy);
+    await pool.release();
     const copy = await copying;
     assert.ok(copy.index > 2000, `the copy started after the DDL entries (it holds entry ${copy.index})`);
 
