@@ -10,6 +10,7 @@ import {
   deriveSessionKey,
   type Hello,
   handshakeMac,
+  PROTOCOL_VERSION,
   parseHello,
   verifyProof,
 } from "../../src/adapters/transport/handshake.ts";
@@ -145,7 +146,8 @@ describe("cookie handshake", () => {
       [null, "protocol"],
       ["GET / HTTP/1.1", "protocol"],
       [{ ...good, magic: "nope" }, "protocol"],
-      [{ ...good, version: 2 }, "version"],
+      [{ ...good, version: PROTOCOL_VERSION + 1 }, "version"],
+      [{ ...good, version: 1 }, "version"],
       [{ ...good, nonceA: new Uint8Array(31) }, "protocol"],
       [{ ...good, fromName: "x".repeat(256) }, "protocol"],
       [{ ...good, toName: 42 }, "protocol"],

@@ -66,12 +66,12 @@ describe("TCP transport: attacks with frames", { timeout: 20_000 }, () => {
     });
   });
 
-  it("a peer speaking another protocol version is told so, then closed", async () => {
+  it("a peer speaking another protocol version (here the one before) is told so, then closed", async () => {
     await withTcpCluster(2, defaults, async (cluster) => {
       const target = cluster.nodes[1];
       assert(target);
       const peer = await RawPeer.connect(target.address.port);
-      peer.writeMessage({ ...helloTo1(), version: 2 });
+      peer.writeMessage({ ...helloTo1(), version: 1 });
       const reply = decodeBody((await peer.nextFrame()) ?? new Uint8Array());
       assert.match(
         (reply.ok && (reply.value as { error: string }).error) || "",

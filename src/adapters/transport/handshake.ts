@@ -29,7 +29,12 @@ import {
 import { assertStrongCookie } from "../../config/cookie.ts";
 
 export const PROTOCOL_MAGIC = "conclave";
-export const PROTOCOL_VERSION = 1;
+/**
+ * Members of different versions refuse each other. 2: the replicated database stores each KV
+ * value once (src/adapters/sqlite/kv-schema.ts); a member of version 1 that installed such a
+ * snapshot would read every value as empty, so it must not take one.
+ */
+export const PROTOCOL_VERSION = 2;
 export const NONCE_BYTES = 32;
 export const HANDSHAKE_MAC_BYTES = 32;
 /** The only thing a peer is ever told about why authentication failed. */
