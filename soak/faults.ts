@@ -10,7 +10,7 @@
 import { setTimeout as delay } from "node:timers/promises";
 import { Prng } from "../src/lib/prng.ts";
 import { authorizedFetch } from "../test/e2e/api-token.ts";
-import { restart } from "../test/e2e/kv-history-workload.ts";
+import { believedPrimary, restart } from "../test/e2e/kv-history-workload.ts";
 import type { ProcessCluster } from "../test/e2e/node-processes.ts";
 
 export const faultKinds = [
@@ -98,17 +98,9 @@ export class FaultInjector {
     return "kill-primary";
   }
 
-  async #primary(): Promise<string | null> {
-    const statuses = await Promise.all(this.#names.map((name) => this.#cluster.status(name)));
-    const leaders = statuses.filter((status) => status?.role === "leader");
-    leaders.sort((a, b) => (b?.term ?? 0) - (a?.term ?? 0));
-    const raftId = leaders[0]?.raftId ?? null;
-    return raftId !== null && this.#names.includes(raftId) ? raftId : null;
-  }
-
   async #inject(kind: FaultKind): Promise<FaultRecord> {
     const atMs = performance.now();
-    const primary = await this.#primary();
+    const primary = await believedPrimary(this.#cluster, this.#names);
     const secondaries = this.#names.filter((name) => name !== primary);
     const done = (targets: readonly string[], note = ""): FaultRecord => ({ kind, targets, atMs, note });
     if (primary === null && kind !== "kill-all" && kind !== "kill-secondary" && kind !== "pause-secondary") {

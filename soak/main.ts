@@ -67,6 +67,27 @@ async function converge(cluster: ProcessCluster, names: readonly string[]) {
   return { agreed: agreed !== null, members: last };
 }
 
+/** `memory` of GET /v1/node: RSS, V8 heap, memory outside it; what grows tells where to look. */
+async function nodeMemory(
+  cluster: ProcessCluster,
+  name: string,
+): Promise<{ name: string; memory: Record<string, number>; logEntries: number | null }> {
+  try {
+    const response = await authorizedFetch(`http://127.0.0.1:${cluster.spec(name).httpPort}/v1/node`, {
+      signal: AbortSignal.timeout(5_000),
+    });
+    const body = (await response.json()) as {
+      memory?: Record<string, number>;
+      storage?: { firstIndex: number; lastIndex: number };
+    };
+    const storage = body.storage;
+    const logEntries = storage === undefined ? null : storage.lastIndex - storage.firstIndex + 1;
+    return { name, memory: body.memory ?? {}, logEntries };
+  } catch {
+    return { name, memory: {}, logEntries: null };
+  }
+}
+
 async function soak(options: SoakOptions): Promise<SoakReport> {
   const names = Array.from({ length: options.nodes }, (_, at) => `n${at + 1}`);
   const cluster = await ProcessCluster.create(options.nodes);
@@ -127,6 +148,7 @@ async function soak(options: SoakOptions): Promise<SoakReport> {
     );
 
     const database = await converge(cluster, names);
+    const memoryAtEnd = await Promise.all(names.map((name) => nodeMemory(cluster, name)));
     const members: MemberFindings[] = [];
     for (const name of names) {
       members.push(await writers.checkMember(name, endpoints[names.indexOf(name)] as string));
@@ -153,6 +175,7 @@ async function soak(options: SoakOptions): Promise<SoakReport> {
       database,
       members,
       maxRssMb,
+      memoryAtEnd,
     };
   } finally {
     process.removeListener("SIGINT", stopCluster);

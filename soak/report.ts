@@ -22,6 +22,12 @@ export interface SoakReport {
   };
   readonly members: readonly MemberFindings[];
   readonly maxRssMb: ReadonlyMap<string, number>;
+  /** Each member's memory (GET /v1/node) once the checks began. */
+  readonly memoryAtEnd: readonly {
+    name: string;
+    memory: Record<string, number>;
+    logEntries: number | null;
+  }[];
 }
 
 /** The first acknowledgement at or after `atMs` (times are sorted). */
@@ -136,6 +142,16 @@ export function renderReport(report: SoakReport): { markdown: string; passed: bo
     `Writes: ${report.writes.kvAcknowledged} KV puts and ${report.writes.sqlAcknowledged} SQL inserts acknowledged; given up by the client: ${failed}. Longest time without an acknowledged write: ${ms(longestStallMs(report.acknowledgedAtMs))}.`,
     `Linearizability clients: ${report.workload.ok} operations completed, ${report.workload.refused} refused (not applied), ${report.workload.unknown} with an unknown outcome.`,
   ];
+  const mb = (bytes: number | undefined): string =>
+    bytes === undefined ? "?" : (bytes / 1_048_576).toFixed(1);
+  lines.push(
+    `Memory at the end (MB: RSS / V8 heap used of total / outside the heap / of which array buffers; then log entries held): ${report.memoryAtEnd
+      .map(
+        ({ name, memory: m, logEntries }) =>
+          `${name} ${mb(m.rssBytes)} / ${mb(m.heapUsedBytes)} of ${mb(m.heapTotalBytes)} / ${mb(m.externalBytes)} / ${mb(m.arrayBuffersBytes)}; ${logEntries ?? "?"}`,
+      )
+      .join("; ")}.`,
+  );
   for (const member of report.members) {
     if (member.examples.length > 0) lines.push("", `${member.name}: ${member.examples.join("; ")}`);
   }

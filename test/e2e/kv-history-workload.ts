@@ -27,6 +27,18 @@ const requestTimeoutMs = 2_000;
 const restartAttemptsMax = 3;
 const responseBytesMax = 64 * 1024;
 
+/** The node among `names` that says it is the primary (the highest term wins), or null. */
+export async function believedPrimary(
+  cluster: ProcessCluster,
+  names: readonly string[],
+): Promise<string | null> {
+  const statuses = await Promise.all(names.map((name) => cluster.status(name)));
+  const leaders = statuses.filter((status) => status?.role === "leader");
+  leaders.sort((a, b) => (b?.term ?? 0) - (a?.term ?? 0));
+  const raftId = leaders[0]?.raftId ?? null;
+  return raftId !== null && names.includes(raftId) ? raftId : null;
+}
+
 /** How the clients behave; every field has the tier-2 test's value as default. */
 export interface WorkloadOptions {
   /** The members' names (n1, n2, …). */
@@ -221,12 +233,8 @@ export class Workload {
   }
 
   /** The node that says it is the primary (the highest term wins), by short name. */
-  async findPrimary(): Promise<string | null> {
-    const statuses = await Promise.all(this.#names.map((name) => this.#cluster.status(name)));
-    const leaders = statuses.filter((status) => status?.role === "leader");
-    leaders.sort((a, b) => (b?.term ?? 0) - (a?.term ?? 0));
-    const raftId = leaders[0]?.raftId ?? null;
-    return raftId !== null && this.#names.includes(raftId) ? raftId : null;
+  findPrimary(): Promise<string | null> {
+    return believedPrimary(this.#cluster, this.#names);
   }
 
   async #client(clientId: number): Promise<void> {

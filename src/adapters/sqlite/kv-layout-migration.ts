@@ -16,15 +16,7 @@
  */
 import type { DatabaseSync } from "node:sqlite";
 import { kvHistoryTableSql, kvLeaseIndexSql, kvTableSql } from "./kv-schema.ts";
-
-interface OldKeyRow {
-  key: Uint8Array;
-  value: Uint8Array;
-  create_revision: number;
-  mod_revision: number;
-  version: number;
-  lease: number;
-}
+import type { KeyRow } from "./kv-store.ts";
 
 function columnsOf(db: DatabaseSync, table: string): string[] {
   return (db.prepare(`SELECT name FROM pragma_table_info('${table}')`).all() as { name: string }[]).map(
@@ -71,9 +63,7 @@ export function migrateKvLayout(db: DatabaseSync): void {
       `INSERT INTO _conclave_kv_new (key, create_revision, mod_revision, version, lease, value_row)
        VALUES (?, ?, ?, ?, ?, ?)`,
     );
-    for (const row of db
-      .prepare("SELECT * FROM _conclave_kv ORDER BY key")
-      .iterate() as Iterable<OldKeyRow>) {
+    for (const row of db.prepare("SELECT * FROM _conclave_kv ORDER BY key").iterate() as Iterable<KeyRow>) {
       const found = lastPut.get(row.mod_revision, row.key) as { row: number } | undefined;
       let valueRow = found?.row;
       if (valueRow === undefined) {

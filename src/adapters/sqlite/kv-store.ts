@@ -39,7 +39,8 @@ type TxnOpResult =
   | { readonly op: "delete"; readonly deleted: number }
   | { readonly op: "get"; readonly kv: KeyValue | null };
 
-interface KeyRow {
+/** A key's row with its value, as reads return it (and as earlier layouts stored it). */
+export interface KeyRow {
   key: Uint8Array;
   value: Uint8Array;
   create_revision: number;
