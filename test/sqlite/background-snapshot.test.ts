@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { closeSync, constants, openSync, statSync } from "node:fs";
+import { closeSync, constants, openSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -161,5 +161,37 @@ describe("a background snapshot of the SQLite state machine", () => {
     for (let index = copy.index + 1; index <= entries.length; index++)
       target.machine.apply(entries[index - 1] as Uint8Array, index);
     assert.equal(databaseHash(target.dataDir), databaseHash(source.dataDir));
+  });
+  it("leaves no files beside the database: not the copies, not the -wal/-shm SQLite made for them", async (t) => {
+    const { source, target } = sourceAndTarget(t);
+    for (let index = 1; index <= 200; index++)
+      source.machine.apply(kvEntry({ op: "put", key: `k/${index}`, value }), index);
+    const stray = (dataDir: string) => readdirSync(dataDir).filter((name) => name.includes(".tmp"));
+    for (let round = 0; round < 3; round++) {
+      const copy = await source.machine.snapshotInBackground();
+      assert.deepEqual(
+        stray(source.dataDir),
+        [copy.file?.split("/").at(-1)],
+        "only the copy, until it is read",
+      );
+      const bytes = await collect(copy.chunks); // reading it to the end deletes it
+      await target.machine.restore(chunksOf(bytes), bytes.length);
+    }
+    assert.deepEqual(stray(source.dataDir), [], "every snapshot cleaned up after itself");
+    assert.deepEqual(stray(target.dataDir), [], "every restore cleaned up after itself");
+
+    // What a crash in the middle of a copy leaves is removed at the next start.
+    target.machine.close();
+    for (const name of [
+      "snapshot-1-1.tmp",
+      "snapshot-1-1.tmp-wal",
+      "snapshot-1-1.tmp-shm",
+      "restore.tmp-journal",
+    ])
+      writeFileSync(join(target.dataDir, name), "left by a crash");
+    const reopened = openMachine(target.dataDir);
+    t.after(() => reopened.machine.close());
+    assert.deepEqual(stray(target.dataDir), []);
+    assert.equal(reopened.machine.appliedIndex, 200);
   });
 });

@@ -3,7 +3,7 @@
  * copy), streamed in 1 MiB chunks so that a large database is never held in memory, and written
  * back (restore) to a temporary file that is fsynced and checked before it replaces the database.
  */
-import { closeSync, fsyncSync, openSync, writeSync } from "node:fs";
+import { closeSync, fsyncSync, openSync, rmSync, writeSync } from "node:fs";
 import { open, rm } from "node:fs/promises";
 import { backup, DatabaseSync } from "node:sqlite";
 import { ConclaveError } from "../../lib/errors.ts";
@@ -128,6 +128,17 @@ function appliedIndexIn(db: DatabaseSync): number {
     | { applied_index: number }
     | undefined;
   return meta?.applied_index ?? 0;
+}
+
+/**
+ * Deletes the `-wal`, `-shm` and `-journal` files SQLite leaves beside a database file that a
+ * connection opened, once no connection has it open. A snapshot copy carries a WAL-mode header,
+ * so reading it (its applied index, a restore's check) made an empty `-wal` and a 32 KiB `-shm`
+ * beside it that nothing removed: the copy itself moved on (into the snapshot store, or over
+ * db.sqlite), and every snapshot left two more files in the data directory.
+ */
+export function removeSidecarFiles(path: string): void {
+  for (const suffix of ["-wal", "-shm", "-journal"]) rmSync(`${path}${suffix}`, { force: true });
 }
 
 /** The applied index recorded in a fresh copy (before its header is aligned with the source's). */

@@ -40,6 +40,7 @@ import {
   copyDatabaseInBackground,
   fsyncDirectory,
   readCopyAppliedIndex,
+  removeSidecarFiles,
   streamFileThenDelete,
   writeChunksToFile,
 } from "./sqlite-snapshot-file.ts";
@@ -99,7 +100,7 @@ export interface QueryResult {
 }
 
 const databaseFileName = "db.sqlite";
-const temporaryFilePattern = /^(snapshot-.*|restore)\.tmp$/;
+const temporaryFilePattern = /^(snapshot-.*|restore)\.tmp(-wal|-shm|-journal)?$/;
 
 /** SQLite + KV state machine. See the module comment and DESIGN.md. */
 export class SqliteStateMachine implements StateMachine {
@@ -147,6 +148,7 @@ export class SqliteStateMachine implements StateMachine {
     this.#applyCommitIntervalMs = options.applyCommitIntervalMs ?? applyCommitIntervalMsDefault;
     this.#now = options.now ?? (() => performance.now());
     mkdirSync(this.#dataDir, { recursive: true });
+    // Copies a crash left behind, and the -wal/-shm files SQLite made beside them.
     for (const name of readdirSync(this.#dataDir)) {
       if (temporaryFilePattern.test(name)) rmSync(join(this.#dataDir, name), { force: true });
     }
@@ -594,11 +596,13 @@ export class SqliteStateMachine implements StateMachine {
     try {
       await copyDatabaseInBackground(this.#path, path);
       const index = readCopyAppliedIndex(path);
+      removeSidecarFiles(path);
       alignSnapshotHeader(path, this.#cookieAt(index));
       const sizeBytes = statSync(path).size;
       return { index, sizeBytes, chunks: streamFileThenDelete(path, sizeBytes), file: path };
     } catch (error) {
       rmSync(path, { force: true });
+      removeSidecarFiles(path);
       throw error;
     } finally {
       this.#copiesInFlight -= 1;
@@ -636,6 +640,8 @@ export class SqliteStateMachine implements StateMachine {
     } catch (error) {
       await rm(temporary, { force: true });
       throw error;
+    } finally {
+      removeSidecarFiles(temporary);
     }
     this.#closeConnections();
     for (const suffix of ["-wal", "-shm"]) rmSync(`${this.#path}${suffix}`, { force: true });
