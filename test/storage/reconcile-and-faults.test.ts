@@ -4,6 +4,7 @@ import { MemoryDisk } from "../../src/adapters/storage/memory-storage.ts";
 import { reconcileHardState } from "../../src/adapters/storage/raft-storage.ts";
 import { isConclaveError } from "../../src/lib/errors.ts";
 import { entryRange, snapshotMeta } from "./storage-compliance.ts";
+import { fileHarness } from "./storage-harnesses.ts";
 
 test("reconcile: commit is kept within [snapshot index, last index]", () => {
   const hardState = { term: 3, vote: "n2", commit: 40 };
@@ -52,4 +53,27 @@ test("memory disk: an injected I/O error fails the storage for good", async () =
     (error) => isConclaveError(error, "CONCLAVE_STORAGE_FAILED"),
   );
   await assert.rejects(storage.sync(), (error) => isConclaveError(error, "CONCLAVE_STORAGE_FAILED"));
+});
+
+test("file storage: recovered entries hold their own bytes, not views of the whole segment file", async () => {
+  const harness = fileHarness();
+  const location = await harness.freshDirectory();
+  try {
+    const first = await location.open();
+    first.storage.append(entryRange(1, 50, 1));
+    await first.storage.sync();
+    await first.storage.close();
+    const { storage, recovered } = await location.open();
+    assert.equal(recovered.entries.length, 50);
+    for (const entry of recovered.entries) {
+      if (entry.kind !== "command") continue;
+      // msgpackr copies binary values out of the segment's bytes; a view would keep the whole
+      // file in memory for as long as the entry lives.
+      assert.equal(entry.data.buffer.byteLength, entry.data.byteLength, `entry ${entry.index}`);
+    }
+    assert.deepEqual(recovered.entries, entryRange(1, 50, 1));
+    await storage.close();
+  } finally {
+    await location.dispose();
+  }
 });

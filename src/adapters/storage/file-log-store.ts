@@ -42,7 +42,15 @@ export interface FileLogStoreOptions {
   readonly presizeBytes?: number;
 }
 
-export const SEGMENT_BYTES_MAX_DEFAULT = 64 * 1024 * 1024;
+/**
+ * 8 MiB, not etcd's 64: the log is compacted by deleting whole segments, and a start reads and
+ * decodes every segment left. With 64 MiB a member's one active segment held every entry since
+ * the start, and a restarted member read and decoded all of it: one node with 150,000 small
+ * writes had a 47 MB segment, and 314 MB RSS after a restart against 153 MB before it. With
+ * 8 MiB the same node kept one 5 MB segment and restarted at 146 MB; put ×64 was unchanged
+ * (10 KB values 1,968 puts/s, 100 B 5,323).
+ */
+export const SEGMENT_BYTES_MAX_DEFAULT = 8 * 1024 * 1024;
 const PRESIZE_BYTES_DEFAULT = 1024 * 1024;
 
 /** Flags of the active segment's handle: every write is durable when it returns. */
