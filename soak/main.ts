@@ -91,7 +91,10 @@ async function nodeMemory(
 async function soak(options: SoakOptions): Promise<SoakReport> {
   const names = Array.from({ length: options.nodes }, (_, at) => `n${at + 1}`);
   const cluster = await ProcessCluster.create(options.nodes);
-  const stopCluster = (): void => void cluster.killAll();
+  // Ctrl-C: end the nodes this soak started (by PID), remove their directory, and stop.
+  const stopCluster = (): void => {
+    void cluster.killAll().finally(() => process.exit(130));
+  };
   process.once("SIGINT", stopCluster);
   process.once("SIGTERM", stopCluster);
   try {
