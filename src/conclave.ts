@@ -40,7 +40,7 @@ import { loadConfig } from "./config/load.ts";
 import type { NodeConfig } from "./config/node-config.ts";
 import { type NodeIdentity, openNodeIdentity, recordClusterId } from "./config/node-identity.ts";
 import { parseNodeName } from "./config/node-name.ts";
-import { type TimingProfile, timingProfile } from "./config/timing.ts";
+import { type TimingProfile, timingProfile, timingProfileMs } from "./config/timing.ts";
 import { ConclaveError } from "./lib/errors.ts";
 import { Prng } from "./lib/prng.ts";
 import type { Clock } from "./ports/clock.ts";
@@ -370,6 +370,8 @@ async function clusterTransport(
     ...(config.tls.enabled ? { tls: await transportTls(config) } : {}),
     // A node asking to join is not a peer yet; the cluster channel decides what a guest may say.
     admitGuests: true,
+    // Raft answers a leader's heartbeats and a candidate's votes well within an election timeout.
+    peerSilenceMsMax: 2 * timingProfileMs(config.cluster.timing).electionTimeoutMsMax,
   });
   transport.onPeerEvent(peerEventLogger(logger));
   return transport;

@@ -62,6 +62,8 @@ export interface TransportStats {
   readonly connectionsRejected: number;
   /** Handshakes that did not finish in time (half-open or stalled connections). */
   readonly handshakeTimeouts: number;
+  /** Open connections redialed because the peer answered nothing we sent for a while (a partition that healed). */
+  readonly stalledLinksReset: number;
 }
 
 /** Sends and receives messages between cluster members. See the module comment for the contract. */

@@ -39,6 +39,7 @@ export function emptyStats(): MutableStats {
     protocolErrors: 0,
     connectionsRejected: 0,
     handshakeTimeouts: 0,
+    stalledLinksReset: 0,
   };
 }
 

@@ -51,6 +51,7 @@ export class OutboundLink {
   #flush: NodeJS.Immediate | null = null;
   #failedAttempts = 0;
   #openedAtMs = 0;
+  #sentAtMs = 0;
 
   constructor(context: ConnectionContext, peer: PeerAddress) {
     this.#context = context;
@@ -59,6 +60,21 @@ export class OutboundLink {
 
   get state(): LinkState {
     return this.#state;
+  }
+
+  /** When the current connection opened (performance.now(); 0 before the first). */
+  get openedAtMs(): number {
+    return this.#openedAtMs;
+  }
+
+  /** When a message was last queued (performance.now()). */
+  get sentAtMs(): number {
+    return this.#sentAtMs;
+  }
+
+  /** Drops an open connection as failed (unsent messages stay queued) and redials after the backoff. */
+  reset(reason: string): void {
+    if (this.#state === "open") this.#fail(reason, "network");
   }
 
   /** Queues an encoded message; false (and counted) when the queue is full or the link closed. */
@@ -75,6 +91,7 @@ export class OutboundLink {
     }
     this.#queue.push(body);
     this.#queuedBytes += body.length;
+    this.#sentAtMs = performance.now();
     if (this.#state === "idle") this.#dial();
     else if (this.#state === "open") this.#scheduleFlush();
     return true;
