@@ -71,14 +71,14 @@ type RawAnswer = { status: number; body: string } | { failure: "refused" | "unkn
  */
 function httpRequest(
   agent: Agent,
-  port: number,
+  { host, port }: { host: string; port: number },
   request_: { method: string; path: string; body?: string },
 ): Promise<RawAnswer> {
   const { method, path, body } = request_;
   return new Promise((resolve) => {
     let connected = false;
     const headers = { authorization: `Bearer ${testApiToken}` };
-    const req = request({ host: "127.0.0.1", port, method, path, agent, headers });
+    const req = request({ host, port, method, path, agent, headers });
     const timer = setTimeout(() => req.destroy(new Error("client timeout")), requestTimeoutMs);
     req.on("socket", (socket) => {
       if (socket.connecting) socket.once("connect", () => (connected = true));
@@ -110,13 +110,13 @@ function httpRequest(
 const base64 = (text: string): string => Buffer.from(text, "utf8").toString("base64");
 
 /** Sends one model operation over the HTTP API and maps the answer. */
-async function send(agent: Agent, port: number, input: KvInput): Promise<Answer> {
+async function send(agent: Agent, address: { host: string; port: number }, input: KvInput): Promise<Answer> {
   const path = `/v1/kv/${encodeURIComponent(input.key)}`;
   let raw: RawAnswer;
-  if (input.op === "get") raw = await httpRequest(agent, port, { method: "GET", path });
+  if (input.op === "get") raw = await httpRequest(agent, address, { method: "GET", path });
   else if (input.op === "put")
-    raw = await httpRequest(agent, port, { method: "PUT", path, body: input.value });
-  else if (input.op === "delete") raw = await httpRequest(agent, port, { method: "DELETE", path });
+    raw = await httpRequest(agent, address, { method: "PUT", path, body: input.value });
+  else if (input.op === "delete") raw = await httpRequest(agent, address, { method: "DELETE", path });
   else {
     const compare = [
       {
@@ -128,7 +128,7 @@ async function send(agent: Agent, port: number, input: KvInput): Promise<Answer>
     ];
     const success = [{ op: "put", key: input.key, value: base64(input.value) }];
     const txn = JSON.stringify({ compare, success });
-    raw = await httpRequest(agent, port, { method: "POST", path: "/v1/kv/txn", body: txn });
+    raw = await httpRequest(agent, address, { method: "POST", path: "/v1/kv/txn", body: txn });
   }
   if ("failure" in raw) {
     return { kind: raw.failure, leader: null, why: raw.why };
@@ -270,7 +270,8 @@ export class Workload {
       agent = new Agent({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1 });
       this.#agents.set(clientId, agent);
     }
-    const answer = await send(agent, this.#cluster.spec(target).httpPort, input);
+    const { host, httpPort } = this.#cluster.spec(target);
+    const answer = await send(agent, { host, port: httpPort }, input);
     if (answer.kind === "ok") {
       this.recorder.complete(handle, answer.output);
       this.counters.ok++;

@@ -1,5 +1,6 @@
 /**
- * Real `conclave start` processes on 127.0.0.1 for end-to-end tests: temp data directories,
+ * Real `conclave start` processes on 127.0.0.1 (or on addresses of network namespaces a test made,
+ * network-lab.ts) for end-to-end tests: temp data directories,
  * free ports, a generated strong cookie, log capture, HTTP helpers and bounded polling. Every
  * process is tracked by PID; `killAll()` (call it in `after()`) kills only those.
  */
@@ -58,6 +59,8 @@ export async function freePort(): Promise<number> {
 
 export interface NodeSpec {
   readonly name: string;
+  /** The address the node binds, announces and is reached at (127.0.0.1 unless a lab gave one). */
+  readonly host: string;
   readonly clusterPort: number;
   readonly httpPort: number;
   readonly dataDir: string;
@@ -84,7 +87,14 @@ export interface StatusBody {
   readonly lastIndex: number;
 }
 
-/** A test cluster of `count` nodes n1..nN sharing one cookie and one static member list. */
+/** Where a cluster's nodes run: their addresses, and a command that puts a process there. */
+export interface Placement {
+  /** One address per node, n1 first (default: 127.0.0.1 for all). */
+  readonly hosts?: readonly string[];
+  /** Words run before `node`, e.g. `ip netns exec <namespace>`; that command must exec, keeping the PID. */
+  readonly launcher?: (name: string) => readonly string[];
+}
+
 /** Changes to a node's generated configuration. */
 export interface ConfigOverrides {
   nodeName?: string;
@@ -103,23 +113,28 @@ export interface ConfigOverrides {
   unnamed?: boolean;
 }
 
+/** A test cluster of `count` nodes n1..nN sharing one cookie and one static member list. */
 export class ProcessCluster {
   readonly root: string;
   readonly cookie = randomBytes(32).toString("base64url");
   readonly specs: NodeSpec[] = [];
   readonly processes = new Map<string, NodeProcess>();
   readonly #spawned: ChildProcess[] = [];
+  readonly #launcher: (name: string) => readonly string[];
 
-  private constructor(root: string) {
+  private constructor(root: string, launcher: (name: string) => readonly string[]) {
     this.root = root;
+    this.#launcher = launcher;
   }
 
-  static async create(count: number): Promise<ProcessCluster> {
-    const cluster = new ProcessCluster(mkdtempSync(join(tmpdir(), "conclave-e2e-")));
+  static async create(count: number, placement: Placement = {}): Promise<ProcessCluster> {
+    const root = mkdtempSync(join(tmpdir(), "conclave-e2e-"));
+    const cluster = new ProcessCluster(root, placement.launcher ?? (() => []));
     writeTestTokenFile(cluster.root);
     for (let i = 1; i <= count; i++) {
       cluster.specs.push({
         name: `n${i}`,
+        host: placement.hosts?.[i - 1] ?? "127.0.0.1",
         clusterPort: await freePort(),
         httpPort: await freePort(),
         dataDir: join(cluster.root, `n${i}`),
@@ -134,19 +149,25 @@ export class ProcessCluster {
     return spec;
   }
 
+  /** The base URL of node `name`'s HTTP API. */
+  url(name: string): string {
+    const spec = this.spec(name);
+    return `http://${spec.host}:${spec.httpPort}`;
+  }
+
   /** Writes node `name`'s configuration file; `overrides` replace the name or cookie. */
   writeConfig(name: string, overrides: ConfigOverrides = {}): string {
     const spec = this.spec(name);
     const members =
       overrides.bootstrapAlone || overrides.joiner
         ? ""
-        : this.specs.map((s) => `"${s.name}@127.0.0.1:${s.clusterPort}"`).join(", ");
+        : this.specs.map((s) => `"${s.name}@${s.host}:${s.clusterPort}"`).join(", ");
     const file = join(this.root, `${name}.toml`);
     writeFileSync(
       file,
       [
         "[node]",
-        ...(overrides.unnamed ? [] : [`name = "${overrides.nodeName ?? spec.name}@127.0.0.1"`]),
+        ...(overrides.unnamed ? [] : [`name = "${overrides.nodeName ?? spec.name}@${spec.host}"`]),
         `data_dir = "${spec.dataDir}"`,
         ...(overrides.nodeLines ?? []),
         "[cluster]",
@@ -158,10 +179,10 @@ export class ProcessCluster {
               ...(overrides.bootstrapAlone ? ["bootstrap = true"] : []),
             ]),
         `port = ${spec.clusterPort}`,
-        `bind = "127.0.0.1"`,
+        `bind = "${spec.host}"`,
         "[http]",
         `port = ${spec.httpPort}`,
-        `bind = "127.0.0.1"`,
+        `bind = "${spec.host}"`,
         `token_file = "${join(this.root, "api-token")}"`,
         ...(overrides.tls
           ? [
@@ -184,7 +205,8 @@ export class ProcessCluster {
   /** Spawns `conclave start` for node `name`. */
   start(name: string, overrides: ConfigOverrides = {}): NodeProcess {
     const config = this.writeConfig(name, overrides);
-    const child = spawn(process.execPath, [binary, "start", "--config", config], {
+    const [command, ...prefix] = [...this.#launcher(name), process.execPath];
+    const child = spawn(command as string, [...prefix, binary, "start", "--config", config], {
       cwd: repoRoot,
       stdio: ["ignore", "pipe", "pipe"],
       env: withoutConclaveVariables(process.env),
@@ -232,7 +254,7 @@ export class ProcessCluster {
   /** GET /v1/status of node `name`, or null when it does not answer within 500 ms. */
   async status(name: string): Promise<StatusBody | null> {
     try {
-      const response = await authorizedFetch(`http://127.0.0.1:${this.spec(name).httpPort}/v1/status`, {
+      const response = await authorizedFetch(`${this.url(name)}/v1/status`, {
         signal: AbortSignal.timeout(500),
       });
       return response.ok ? ((await response.json()) as StatusBody) : null;
@@ -242,7 +264,7 @@ export class ProcessCluster {
   }
 
   async put(name: string, key: string, value: string): Promise<Response> {
-    return authorizedFetch(`http://127.0.0.1:${this.spec(name).httpPort}/v1/kv/${encodeURIComponent(key)}`, {
+    return authorizedFetch(`${this.url(name)}/v1/kv/${encodeURIComponent(key)}`, {
       method: "PUT",
       body: value,
       signal: AbortSignal.timeout(5000),
@@ -256,12 +278,9 @@ export class ProcessCluster {
     consistency: "linearizable" | "local" = "linearizable",
   ): Promise<Response> {
     const query = consistency === "local" ? "?consistency=local" : "";
-    return authorizedFetch(
-      `http://127.0.0.1:${this.spec(name).httpPort}/v1/kv/${encodeURIComponent(key)}${query}`,
-      {
-        signal: AbortSignal.timeout(5000),
-      },
-    );
+    return authorizedFetch(`${this.url(name)}/v1/kv/${encodeURIComponent(key)}${query}`, {
+      signal: AbortSignal.timeout(5000),
+    });
   }
 
   /** The one node that reports itself leader among `names`, agreed on by every answering node. */
