@@ -21,12 +21,23 @@ import { processRuns } from "../../src/adapters/storage/data-dir-lock.ts";
 const namespacePrefix = "conclave-lab-";
 const table = "conclave_lab";
 
-function run(command: string, args: readonly string[]): string {
-  return execFileSync(command, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+/** The absolute path of a system command (PATH may lack the sbin directories), or null. */
+function commandPath(command: string): string | null {
+  const dirs = ["/usr/sbin", "/usr/bin", "/sbin", "/bin"];
+  return dirs.map((dir) => `${dir}/${command}`).find((path) => existsSync(path)) ?? null;
 }
 
 function commandExists(command: string): boolean {
-  return ["/usr/sbin", "/usr/bin", "/sbin", "/bin"].some((dir) => existsSync(`${dir}/${command}`));
+  return commandPath(command) !== null;
+}
+
+/** Runs `ip` or `nft` by absolute path; "nft" inside an `ip netns exec` is resolved as well. */
+function run(command: "ip" | "nft", args: readonly string[]): string {
+  const resolved = args.map((arg) => (arg === "nft" ? (commandPath("nft") ?? arg) : arg));
+  return execFileSync(commandPath(command) ?? command, resolved, {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+  });
 }
 
 /** Null when a lab can be made here, else why not (for a test's skip message). */
@@ -98,9 +109,10 @@ export class NetworkLab {
         run("ip", ["link", "add", hostSide, "type", "veth", "peer", "name", "eth0", "netns", namespace]);
         run("ip", ["link", "set", hostSide, "master", bridge, "up"]);
         const inside = (...args: string[]): string => run("ip", ["netns", "exec", namespace, ...args]);
-        inside("ip", "addr", "add", `${lab.hosts[at]}/24`, "dev", "eth0");
-        inside("ip", "link", "set", "eth0", "up");
-        inside("ip", "link", "set", "lo", "up");
+        const ip = commandPath("ip") ?? "ip";
+        inside(ip, "addr", "add", `${lab.hosts[at]}/24`, "dev", "eth0");
+        inside(ip, "link", "set", "eth0", "up");
+        inside(ip, "link", "set", "lo", "up");
         inside("nft", "add", "table", "inet", table);
         inside("nft", "add", "chain", "inet", table, "input", "{ type filter hook input priority 0; }");
       });
@@ -118,7 +130,7 @@ export class NetworkLab {
 
   /** The words that start a command inside node `name`'s namespace (`ip netns exec` keeps the PID). */
   launcher(name: string): readonly string[] {
-    return ["ip", "netns", "exec", this.namespace(name)];
+    return [commandPath("ip") ?? "ip", "netns", "exec", this.namespace(name)];
   }
 
   /** One-way cut: packets from `from` no longer reach `to` (`to` can still send to `from`). */
