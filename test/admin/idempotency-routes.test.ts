@@ -51,7 +51,10 @@ describe("Idempotency-Key on the write routes", { timeout: 60_000 }, () => {
   let secondary: TestNode;
 
   before(async () => {
-    cluster = await InProcessCluster.start(3);
+    // 50 ms ticks (elections after 0.4–0.6 s), as in cluster-routes.test.ts: the tests keep the
+    // primary found here, and with 10 ms ticks a ~100 ms stall of this shared event loop on a
+    // loaded machine moved leadership between them (CI saw 503s from the old primary).
+    cluster = await InProcessCluster.start(3, { tickIntervalMs: 50 });
     primary = await cluster.leader();
     secondary = cluster.followers(primary)[0] as TestNode;
   });
