@@ -3,6 +3,10 @@
  * SIGKILL of the primary or of a secondary (restarted on its data directory after a moment),
  * SIGSTOP of the primary or a secondary (resumed after one to four seconds, longer than an
  * election), a planned switchover to a random secondary, and a crash of every member at once.
+ * With a network lab (`--partitions on`), also network cuts held for two to six seconds: the
+ * primary or a secondary isolated from every other member, a bridge (the primary and one
+ * secondary cannot reach each other; the rest reach both), and a deaf primary (it sends, but
+ * nothing reaches it).
  *
  * A node that exits when we did not kill it is a crash of Conclave itself: it is recorded with
  * the end of its output, restarted (so the run goes on) and fails the run.
@@ -11,6 +15,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { Prng } from "../src/lib/prng.ts";
 import { authorizedFetch } from "../test/e2e/api-token.ts";
 import { believedPrimary, restart } from "../test/e2e/kv-history-workload.ts";
+import type { NetworkLab } from "../test/e2e/network-lab.ts";
 import type { ProcessCluster } from "../test/e2e/node-processes.ts";
 
 export const faultKinds = [
@@ -20,8 +25,20 @@ export const faultKinds = [
   "pause-secondary",
   "switchover",
   "kill-all",
+  "isolate-primary",
+  "isolate-secondary",
+  "bridge",
+  "deaf-primary",
 ] as const;
 export type FaultKind = (typeof faultKinds)[number];
+
+/** Faults that need a network lab. */
+const networkFaults: ReadonlySet<FaultKind> = new Set([
+  "isolate-primary",
+  "isolate-secondary",
+  "bridge",
+  "deaf-primary",
+]);
 
 /** How often each fault is drawn, relative to the others. */
 const weights: Record<FaultKind, number> = {
@@ -31,6 +48,10 @@ const weights: Record<FaultKind, number> = {
   "pause-secondary": 1,
   switchover: 2,
   "kill-all": 1,
+  "isolate-primary": 3,
+  "isolate-secondary": 2,
+  bridge: 2,
+  "deaf-primary": 2,
 };
 
 export interface FaultRecord {
@@ -55,14 +76,23 @@ export class FaultInjector {
   readonly #names: readonly string[];
   readonly #prng: Prng;
   readonly #log: (line: string) => void;
+  /** Where network cuts are made; null: no network faults. */
+  readonly #lab: NetworkLab | null;
   /** PIDs this injector killed: their exits are expected. */
   readonly #killed = new Set<number>();
 
-  constructor(cluster: ProcessCluster, names: readonly string[], seed: number, log: (line: string) => void) {
+  constructor(
+    cluster: ProcessCluster,
+    names: readonly string[],
+    seed: number,
+    log: (line: string) => void,
+    lab: NetworkLab | null = null,
+  ) {
     this.#cluster = cluster;
     this.#names = names;
     this.#prng = new Prng(seed);
     this.#log = log;
+    this.#lab = lab;
   }
 
   /** Injects faults until `deadlineMs` (performance.now()), then heals the cluster. */
@@ -79,8 +109,9 @@ export class FaultInjector {
     await this.heal();
   }
 
-  /** Resumes paused nodes and restarts stopped ones. */
+  /** Resumes paused nodes, removes network cuts and restarts stopped ones. */
   async heal(): Promise<void> {
+    this.#lab?.heal();
     for (const name of this.#names) {
       const node = this.#cluster.processes.get(name);
       if (node !== undefined && node.exit === null) this.#cluster.signal(name, "SIGCONT");
@@ -89,9 +120,10 @@ export class FaultInjector {
   }
 
   #draw(): FaultKind {
-    const total = faultKinds.reduce((sum, kind) => sum + weights[kind], 0);
+    const kinds = faultKinds.filter((kind) => this.#lab !== null || !networkFaults.has(kind));
+    const total = kinds.reduce((sum, kind) => sum + weights[kind], 0);
     let roll = this.#prng.nextInt(total);
-    for (const kind of faultKinds) {
+    for (const kind of kinds) {
       roll -= weights[kind];
       if (roll < 0) return kind;
     }
@@ -103,7 +135,8 @@ export class FaultInjector {
     const primary = await believedPrimary(this.#cluster, this.#names);
     const secondaries = this.#names.filter((name) => name !== primary);
     const done = (targets: readonly string[], note = ""): FaultRecord => ({ kind, targets, atMs, note });
-    if (primary === null && kind !== "kill-all" && kind !== "kill-secondary" && kind !== "pause-secondary") {
+    const needsPrimary = kind !== "kill-all" && kind !== "kill-secondary" && kind !== "pause-secondary";
+    if (primary === null && needsPrimary && kind !== "isolate-secondary") {
       return done([], "(no primary to hit: skipped)");
     }
     switch (kind) {
@@ -132,6 +165,29 @@ export class FaultInjector {
       case "kill-all":
         await this.#killAndRestart(this.#names);
         return done(this.#names);
+      case "isolate-primary":
+      case "isolate-secondary":
+      case "bridge":
+      case "deaf-primary": {
+        const lab = this.#lab;
+        if (lab === null) return done([], "(no network lab: skipped)");
+        const target = kind === "isolate-secondary" ? this.#prng.pick(secondaries) : (primary as string);
+        const others = this.#names.filter((name) => name !== target);
+        const targets = [target];
+        if (kind === "bridge") {
+          const cutOff = this.#prng.pick(others);
+          lab.partition([target], [cutOff]);
+          targets.push(cutOff);
+        } else if (kind === "deaf-primary") {
+          for (const other of others) lab.cut(other, target);
+        } else {
+          lab.partition([target], others);
+        }
+        const holdMs = 2_000 + this.#prng.nextInt(4_001);
+        await delay(holdMs);
+        lab.heal();
+        return done(targets, `(${holdMs} ms)`);
+      }
     }
   }
 
@@ -154,9 +210,8 @@ export class FaultInjector {
 
   /** POST /v1/cluster/set-primary on the primary; a refusal is a note, not a failure of the run. */
   async #switchover(primary: string, target: string): Promise<string> {
-    const port = this.#cluster.spec(primary).httpPort;
     try {
-      const response = await authorizedFetch(`http://127.0.0.1:${port}/v1/cluster/set-primary`, {
+      const response = await authorizedFetch(`${this.#cluster.url(primary)}/v1/cluster/set-primary`, {
         method: "POST",
         headers: { "content-type": "application/json" },
         body: JSON.stringify({ member: target }),

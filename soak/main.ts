@@ -8,6 +8,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { checkLinearizability, kvModel } from "../src/sim/linearizability/index.ts";
 import { authorizedFetch } from "../test/e2e/api-token.ts";
 import { Workload } from "../test/e2e/kv-history-workload.ts";
+import { NetworkLab, networkLabUnavailable } from "../test/e2e/network-lab.ts";
 import { ProcessCluster, waitFor } from "../test/e2e/node-processes.ts";
 import { AcknowledgedWriters, type MemberFindings } from "./acknowledged-writes.ts";
 import { FaultInjector } from "./faults.ts";
@@ -45,10 +46,9 @@ async function converge(cluster: ProcessCluster, names: readonly string[]) {
       last = await Promise.all(
         names.map(async (name) => {
           try {
-            const response = await authorizedFetch(
-              `http://127.0.0.1:${cluster.spec(name).httpPort}/v1/debug/db-hash`,
-              { signal: AbortSignal.timeout(10_000) },
-            );
+            const response = await authorizedFetch(`${cluster.url(name)}/v1/debug/db-hash`, {
+              signal: AbortSignal.timeout(10_000),
+            });
             const body = (await response.json()) as { sha256: string; appliedIndex: number };
             return { name, sha256: body.sha256, appliedIndex: body.appliedIndex };
           } catch {
@@ -73,7 +73,7 @@ async function nodeMemory(
   name: string,
 ): Promise<{ name: string; memory: Record<string, number>; logEntries: number | null }> {
   try {
-    const response = await authorizedFetch(`http://127.0.0.1:${cluster.spec(name).httpPort}/v1/node`, {
+    const response = await authorizedFetch(`${cluster.url(name)}/v1/node`, {
       signal: AbortSignal.timeout(5_000),
     });
     const body = (await response.json()) as {
@@ -90,17 +90,24 @@ async function nodeMemory(
 
 async function soak(options: SoakOptions): Promise<SoakReport> {
   const names = Array.from({ length: options.nodes }, (_, at) => `n${at + 1}`);
-  const cluster = await ProcessCluster.create(options.nodes);
-  // Ctrl-C: end the nodes this soak started (by PID), remove their directory, and stop.
+  const lab = options.partitions ? NetworkLab.create(options.nodes) : null;
+  const cluster = await ProcessCluster.create(
+    options.nodes,
+    lab === null ? {} : { hosts: lab.hosts, launcher: (name) => lab.launcher(name) },
+  );
+  // Ctrl-C: end the nodes this soak started (by PID), remove their directory and lab, and stop.
   const stopCluster = (): void => {
-    void cluster.killAll().finally(() => process.exit(130));
+    void cluster.killAll().finally(() => {
+      lab?.destroy();
+      process.exit(130);
+    });
   };
   process.once("SIGINT", stopCluster);
   process.once("SIGTERM", stopCluster);
   try {
     for (const name of names) cluster.start(name);
     await waitFor("one agreed primary", 30_000, () => cluster.leader(names));
-    const endpoints = names.map((name) => `http://127.0.0.1:${cluster.spec(name).httpPort}`);
+    const endpoints = names.map((name) => cluster.url(name));
     const writers = new AcknowledgedWriters(endpoints, options.writesPerSecond);
     await writers.setUp();
     log(`${options.nodes} nodes up; soaking for ${options.minutes} min (seed ${options.seed})`);
@@ -109,7 +116,7 @@ async function soak(options: SoakOptions): Promise<SoakReport> {
     const deadlineMs = startedMs + options.minutes * 60_000;
     const epoch = (): number => Math.floor((performance.now() - startedMs) / epochMs);
     const workload = new Workload(cluster, options.seed, { names, keys: () => epochKeys(epoch()) });
-    const faults = new FaultInjector(cluster, names, options.seed + 1, log);
+    const faults = new FaultInjector(cluster, names, options.seed + 1, log, lab);
     const maxRssMb = new Map(names.map((name) => [name, 0]));
     const sampler = setInterval(() => {
       for (const name of names) {
@@ -184,6 +191,7 @@ async function soak(options: SoakOptions): Promise<SoakReport> {
     process.removeListener("SIGINT", stopCluster);
     process.removeListener("SIGTERM", stopCluster);
     await cluster.killAll();
+    lab?.destroy();
   }
 }
 
@@ -196,6 +204,11 @@ async function main(argv: readonly string[]): Promise<number> {
   if (parsed.options.help) {
     console.log(usage);
     return 0;
+  }
+  const noLab = parsed.options.partitions ? networkLabUnavailable() : null;
+  if (noLab !== null) {
+    console.error(`--partitions on cannot run here: ${noLab}`);
+    return 2;
   }
   const report = await soak(parsed.options);
   const { markdown, passed } = renderReport(report);

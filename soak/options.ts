@@ -12,6 +12,11 @@ export interface SoakOptions {
   readonly rssMaxMb: number;
   /** False: the same load without faults (to tell what the faults cause from what time does). */
   readonly faults: boolean;
+  /**
+   * Each node in a network namespace of its own, and network cuts among the faults (root only;
+   * test/e2e/network-lab.ts).
+   */
+  readonly partitions: boolean;
   /** Name part of the results file. */
   readonly label: string;
   /** Where the results file goes. */
@@ -30,6 +35,9 @@ the same database, bounded memory, no node that stopped by itself.
   --seed N              fault schedule and client choices (default: from the clock)
   --writes-per-second N acknowledged KV puts + SQL inserts per second, 1 to 2000 (default 100)
   --faults on|off       inject faults (default on); off runs the same load without them
+  --partitions on|off   each node in its own network namespace, and network cuts among the
+                        faults: primary or a secondary isolated, a bridge, a deaf primary
+                        (default off; needs root, ip and nft)
   --rss-max-mb N        fail when a node's RSS went above N MB, 100 to 4096 (default 250)
   --label TEXT          results file name part (default "soak")
   --out-dir DIR         where the results file goes (default bench/results)
@@ -78,6 +86,11 @@ function apply(options: Mutable<SoakOptions>, flag: string, value: string | unde
         return `--faults must be on or off (got ${JSON.stringify(value ?? "")})`;
       options.faults = value === "on";
       return null;
+    case "--partitions":
+      if (value !== "on" && value !== "off")
+        return `--partitions must be on or off (got ${JSON.stringify(value ?? "")})`;
+      options.partitions = value === "on";
+      return null;
     case "--label":
       if (value === undefined || !/^[A-Za-z0-9._-]{1,64}$/.test(value))
         return "--label must be 1 to 64 letters, digits, dots, dashes or underscores";
@@ -100,6 +113,7 @@ export function parseSoakOptions(argv: readonly string[], now = Date.now()): Par
     writesPerSecond: 100,
     rssMaxMb: 250,
     faults: true,
+    partitions: false,
     label: "soak",
     outDir: "bench/results",
     help: false,

@@ -12,12 +12,25 @@ it("soak options have bounded defaults and refuse bad values with a message nami
     writesPerSecond: 100,
     rssMaxMb: 250,
     faults: true,
+    partitions: false,
     label: "soak",
     outDir: "bench/results",
     help: false,
   });
-  const given = parseSoakOptions(["--minutes", "2.5", "--nodes", "5", "--seed", "9", "--label", "night"]);
+  const given = parseSoakOptions([
+    "--minutes",
+    "2.5",
+    "--nodes",
+    "5",
+    "--seed",
+    "9",
+    "--label",
+    "night",
+    "--partitions",
+    "on",
+  ]);
   assert.ok(given.ok);
+  assert.equal(given.options.partitions, true);
   assert.equal(given.options.minutes, 2.5);
   assert.equal(given.options.nodes, 5);
   assert.equal(given.options.seed, 9);
@@ -28,6 +41,7 @@ it("soak options have bounded defaults and refuse bad values with a message nami
     [["--minutes"], /--minutes must be a number/],
     [["--nodes", "4"], /--nodes must be 3 or 5/],
     [["--faults", "maybe"], /--faults must be on or off/],
+    [["--partitions", "yes"], /--partitions must be on or off/],
     [["--writes-per-second", "abc"], /--writes-per-second must be a number from 1 to 2000/],
     [["--label", "../x"], /--label must be 1 to 64 letters/],
     [["--bogus", "1"], /unknown option "--bogus"/],

@@ -1,6 +1,8 @@
 /**
  * `npm run soak` for a quarter of a minute: real processes, faults, both workloads and every
- * check of the report (soak/DESIGN.md). Longer runs are for `npm run soak` itself.
+ * check of the report (soak/DESIGN.md). Longer runs are for `npm run soak` itself. Where network
+ * namespaces can be made (root), the nodes run in them (`--partitions on`); the network cuts
+ * themselves are tested in test/e2e/partitions.test.ts.
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -9,6 +11,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { it } from "node:test";
 import { fileURLToPath } from "node:url";
+import { networkLabUnavailable } from "../e2e/network-lab.ts";
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
@@ -29,6 +32,8 @@ it("a short soak injects faults, checks every promise and writes its report", {
       "7",
       "--out-dir",
       outDir,
+      // As root (CI), the nodes run in network namespaces, as `--partitions on` soaks do.
+      ...(networkLabUnavailable() === null ? ["--partitions", "on"] : []),
     ],
     { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] },
   );
