@@ -21,7 +21,7 @@ import {
   kvModel,
 } from "../../src/sim/linearizability/index.ts";
 import { type KvOperation, restart, Workload } from "./kv-history-workload.ts";
-import { ProcessCluster, waitFor } from "./node-processes.ts";
+import { agreedPrimary, ProcessCluster, waitFor } from "./node-processes.ts";
 
 const names = ["n1", "n2", "n3"];
 const keys = ["k0", "k1", "k2", "k3"];
@@ -97,7 +97,7 @@ describe("linearizable KV on 3 real processes while the primary is killed", { ti
   before(async () => {
     cluster = await ProcessCluster.create(3);
     for (const name of names) cluster.start(name);
-    await agreedPrimary(cluster, "one agreed primary");
+    await agreedPrimary(cluster, names, "one agreed primary");
   });
   after(async () => {
     await cluster.killAll();
@@ -109,7 +109,7 @@ describe("linearizable KV on 3 real processes while the primary is killed", { ti
     const killTimes: number[] = [];
     try {
       await workload.run(injectFaults(cluster, workload, killTimes));
-      await agreedPrimary(cluster, "one primary agreed by all three after healing");
+      await agreedPrimary(cluster, names, "one primary agreed by all three after healing");
       for (const key of keys) {
         const read = await workload.runUntilComplete(0, { op: "get", key }, 20);
         assert.ok(read, `a final linearizable read of ${key} completed`);
@@ -166,25 +166,4 @@ function keepEvidence(
   const file = join(tmpdir(), `conclave-linearizability-${seed}-${process.pid}.json`);
   writeFileSync(file, JSON.stringify({ seed, result: explain(result), history }, null, 1));
   console.log(`# history kept in ${file}`);
-}
-
-/** Waits for a primary all three agree on; when there is none, prints what each node says. */
-async function agreedPrimary(cluster: ProcessCluster, what: string): Promise<void> {
-  try {
-    await waitFor(what, 15_000, () => cluster.leader(names));
-  } catch (error) {
-    await reportNodes(cluster);
-    throw error;
-  }
-}
-
-/** Prints each node's status and the end of its log. */
-async function reportNodes(cluster: ProcessCluster): Promise<void> {
-  for (const name of names) {
-    const node = cluster.processes.get(name);
-    console.log(
-      `# ${name} status ${JSON.stringify(await cluster.status(name))} exit ${JSON.stringify(node?.exit)}`,
-    );
-    for (const line of node?.output.slice(-20) ?? []) console.log(`#   ${line}`);
-  }
 }

@@ -315,6 +315,29 @@ export class ProcessCluster {
   }
 }
 
+/**
+ * Waits for a primary that every one of `members` agrees on and returns it; when none comes in
+ * time, prints each node's status and the end of its log (what a failed CI run needs) and fails.
+ */
+export async function agreedPrimary(
+  cluster: ProcessCluster,
+  members: readonly string[],
+  what: string,
+  timeoutMs = 15_000,
+): Promise<string> {
+  try {
+    return await waitFor(what, timeoutMs, () => cluster.leader(members));
+  } catch (error) {
+    for (const [name, node] of cluster.processes) {
+      console.log(
+        `# ${name} status ${JSON.stringify(await cluster.status(name))} exit ${JSON.stringify(node.exit)}`,
+      );
+      for (const line of node.output.slice(-20)) console.log(`#   ${line}`);
+    }
+    throw error;
+  }
+}
+
 /** Polls `check` every `everyMs` until it returns a value other than null/false, or fails after `timeoutMs`. */
 export async function waitFor<T>(
   what: string,

@@ -24,7 +24,7 @@ import { checkLinearizability, kvModel } from "../../src/sim/linearizability/ind
 import { authorizedFetch } from "./api-token.ts";
 import { type KvOperation, Workload } from "./kv-history-workload.ts";
 import { NetworkLab, networkLabUnavailable } from "./network-lab.ts";
-import { ProcessCluster, waitFor } from "./node-processes.ts";
+import { agreedPrimary, ProcessCluster, waitFor } from "./node-processes.ts";
 
 const names = ["n1", "n2", "n3"];
 const keys = ["k0", "k1", "k2", "k3"];
@@ -237,26 +237,6 @@ function describePhase(phase: PhaseReport, history: readonly KvOperation[]): str
     `${acknowledgedWritesDuring(history, phase)} writes acknowledged during the cut; ` +
     `all three agreed ${ms(phase.agreedAfterHealMs)} after the heal`
   );
-}
-
-/** Waits for a primary all of `members` agree on; when there is none, prints what each node says. */
-async function agreedPrimary(
-  cluster: ProcessCluster,
-  members: readonly string[],
-  what: string,
-): Promise<string> {
-  try {
-    return await waitFor(what, 15_000, () => cluster.leader(members));
-  } catch (error) {
-    for (const name of names) {
-      const node = cluster.processes.get(name);
-      console.log(
-        `# ${name} status ${JSON.stringify(await cluster.status(name))} exit ${JSON.stringify(node?.exit)}`,
-      );
-      for (const line of node?.output.slice(-15) ?? []) console.log(`#   ${line}`);
-    }
-    throw error;
-  }
 }
 
 /** Waits until every member has applied the same index with the same database hash. */
