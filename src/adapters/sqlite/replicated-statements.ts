@@ -25,6 +25,11 @@ const cachedTextLengthMax = 2048;
 
 const plannerStatistics = /analyze/i;
 
+/** True when `sql` may have run ANALYZE (so the planner's statistics may have changed). */
+export function mayChangePlannerStatistics(sql: string): boolean {
+  return plannerStatistics.test(sql);
+}
+
 export class ReplicatedStatements {
   #schemaVersion = Number.NaN;
   readonly #statements: LruMap<string, StatementSync>;

@@ -31,7 +31,7 @@ import { createIdempotencySchema, IdempotencyTable } from "./idempotency.ts";
 import { migrateKvLayout } from "./kv-layout-migration.ts";
 import { createKvSchema } from "./kv-schema.ts";
 import { type KvChange, type KvResult, KvStore } from "./kv-store.ts";
-import { ReplicatedStatements } from "./replicated-statements.ts";
+import { mayChangePlannerStatistics, ReplicatedStatements } from "./replicated-statements.ts";
 import { readOnlyAuthorizer, replicatedSqlAuthorizer } from "./sql-authorizer.ts";
 import { readQueryProblem, replicationProblem } from "./sql-rewrite.ts";
 import {
@@ -494,7 +494,26 @@ export class SqliteStateMachine implements StateMachine {
     } finally {
       this.#userSqlActive = false;
       this.#replicated.ran(statement.sql, succeeded);
+      if (succeeded && mayChangePlannerStatistics(statement.sql)) this.#sortPlannerStatistics();
     }
+  }
+
+  /**
+   * ANALYZE writes its `sqlite_stat1` rows in the order of the connection's in-memory schema, and
+   * that order depends on the connection's history: a member that restarted (and loaded its
+   * schema from the file) wrote the same statistics under other rowids, so its file differed
+   * (found by test/sqlite/determinism.test.ts once lease commands were in its log). The rows are
+   * rewritten in one order, in the entry's transaction, so members stay byte-identical.
+   */
+  #sortPlannerStatistics(): void {
+    const exists = this.#db.prepare("SELECT 1 FROM sqlite_schema WHERE name = 'sqlite_stat1'").get();
+    if (exists === undefined) return;
+    const rows = this.#db
+      .prepare("SELECT tbl, idx, stat FROM sqlite_stat1 ORDER BY tbl, idx, stat")
+      .all() as { tbl: string; idx: string | null; stat: string }[];
+    this.#db.exec("DELETE FROM sqlite_stat1");
+    const insert = this.#db.prepare("INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES (?, ?, ?)");
+    for (const row of rows) insert.run(row.tbl, row.idx, row.stat);
   }
 
   /**
