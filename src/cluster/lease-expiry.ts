@@ -5,6 +5,12 @@
  * keys at the same index. Only the primary proposes; a follower's timer does nothing. At most one
  * proposal is in flight; failures (lost leadership, timeout) are retried at the next check.
  *
+ * A new primary first proposes `lease-renew-all` with its clock, once per term, and expires nothing
+ * before that entry is applied: a lease's expiry was set by the clock of the member that granted
+ * or renewed it, and a primary whose clock runs ahead would otherwise expire it early by the
+ * difference (etcd's lessor extends every lease on a leader change for the same reason). It is
+ * proposed even when no lease is visible yet: a new primary may not have applied its whole log.
+ *
  * @example
  * ```ts
  * const expiry = new LeaseExpiry({ runtime, database, wallClockMs: () => Date.now(), logger });
@@ -33,6 +39,8 @@ export class LeaseExpiry {
   readonly #options: LeaseExpiryOptions;
   #timer: ReturnType<typeof setInterval> | null = null;
   #inFlight = false;
+  /** The term whose `lease-renew-all` was applied; expiry waits for it in each new term. */
+  #renewedTerm: number | null = null;
 
   constructor(options: LeaseExpiryOptions) {
     this.#options = options;
@@ -55,17 +63,40 @@ export class LeaseExpiry {
   /** One check (the timer calls it; tests may too). */
   check(): void {
     const { runtime, database, wallClockMs, logger } = this.#options;
-    if (this.#inFlight || !runtime.running || runtime.status().role !== "leader") return;
+    if (this.#inFlight || !runtime.running) return;
+    const status = runtime.status();
+    if (status.role !== "leader") return;
+    if (this.#renewedTerm !== status.term) {
+      this.#propose({ kind: "kv", op: "lease-renew-all", nowMs: wallClockMs() }, (term, result) => {
+        // Only an entry of this term, applied, lets this primary expire leases.
+        if (term === status.term) this.#renewedTerm = term;
+        logger.debug({ result, term }, "renewed every lease for a new primary");
+      });
+      return;
+    }
     const earliest = database.earliestLeaseExpiryMs();
     const nowMs = wallClockMs();
     if (earliest === null || earliest > nowMs) return;
+    this.#propose({ kind: "kv", op: "lease-expire", nowMs }, (_term, result) =>
+      logger.debug({ result }, "expired leases"),
+    );
+  }
+
+  #propose(
+    command: { kind: "kv"; op: "lease-renew-all" | "lease-expire"; nowMs: number },
+    done: (term: number, result: unknown) => void,
+  ): void {
+    const { runtime, database, logger } = this.#options;
     this.#inFlight = true;
     runtime
-      .propose(database.encodeCommand({ kind: "kv", op: "lease-expire", nowMs }))
+      .propose(database.encodeCommand(command))
       .then(
-        ({ result }) => logger.debug({ result }, "expired leases"),
+        ({ term, result }) => done(term, result),
         (error: unknown) =>
-          logger.debug({ error: String(error) }, "lease expiry not proposed; retrying at the next check"),
+          logger.debug(
+            { error: String(error), op: command.op },
+            "lease command not proposed; retrying at the next check",
+          ),
       )
       .finally(() => {
         this.#inFlight = false;

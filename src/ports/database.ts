@@ -118,7 +118,12 @@ export type KvOperation =
   | { readonly op: "lease-grant"; readonly ttlMs: number; readonly nowMs: number }
   | { readonly op: "lease-keepalive"; readonly leaseId: number; readonly nowMs: number }
   | { readonly op: "lease-revoke"; readonly leaseId: number }
-  | { readonly op: "lease-expire"; readonly nowMs: number };
+  | { readonly op: "lease-expire"; readonly nowMs: number }
+  /**
+   * Every lease expires no earlier than `nowMs` + its TTL: a new primary's first lease command
+   * (src/cluster/lease-expiry.ts), so that no lease expires early by its clock (etcd's Promote).
+   */
+  | { readonly op: "lease-renew-all"; readonly nowMs: number };
 
 /** A command of the replicated database: one atomic SQL transaction, one KV operation, or a cluster metadata change. */
 export type DatabaseCommand =

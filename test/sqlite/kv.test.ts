@@ -339,6 +339,31 @@ describe("KV store", () => {
     assert.equal(machine.kv.get("z"), null, "a failed txn applies nothing");
   });
 
+  it("lease-renew-all moves every lease to at least nowMs + its TTL, never earlier", (t) => {
+    const { machine, apply } = kvMachine(t);
+    apply({ op: "lease-grant", ttlMs: 1000, nowMs: 10_000 }); // expires at 11,000
+    apply({ op: "lease-grant", ttlMs: 60_000, nowMs: 10_000 }); // expires at 70,000
+    apply({ op: "put", key: "held", value: bytes("x"), lease: 1 });
+    // A new primary whose clock reads 15,000 (ahead of the one that granted them).
+    assert.deepEqual(apply({ op: "lease-renew-all", nowMs: 15_000 }), {
+      ok: true,
+      revision: 1,
+      renewedLeases: 2,
+    });
+    assert.deepEqual(apply({ op: "lease-expire", nowMs: 15_999 }).expiredLeases, [], "renewed to 16,000");
+    assert.notEqual(machine.kv.get("held"), null);
+    // A later renewal by a clock that is behind shortens nothing.
+    assert.equal(apply({ op: "lease-renew-all", nowMs: 1_000 }).renewedLeases, 0);
+    assert.deepEqual(apply({ op: "lease-expire", nowMs: 16_000 }).expiredLeases, [1]);
+    assert.equal(machine.kv.get("held"), null);
+    assert.deepEqual(
+      apply({ op: "lease-expire", nowMs: 74_999 }).expiredLeases,
+      [],
+      "75,000 after the renewal at 15,000",
+    );
+    assert.deepEqual(apply({ op: "lease-expire", nowMs: 75_000 }).expiredLeases, [2]);
+  });
+
   it("leases expire only through lease-expire commands (the primary's clock) and delete their keys", (t) => {
     const { machine, apply } = kvMachine(t);
     const grant = apply({ op: "lease-grant", ttlMs: 1000, nowMs: 10_000 });

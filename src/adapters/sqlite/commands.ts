@@ -133,6 +133,7 @@ const kvOperationSchema = z.discriminatedUnion("op", [
   z.object({ op: z.literal("lease-keepalive"), leaseId: leaseIdSchema, nowMs: nowMsSchema }),
   z.object({ op: z.literal("lease-revoke"), leaseId: leaseIdSchema }),
   z.object({ op: z.literal("lease-expire"), nowMs: nowMsSchema }),
+  z.object({ op: z.literal("lease-renew-all"), nowMs: nowMsSchema }),
 ]);
 const kvCommandSchema = z.intersection(z.object({ kind: z.literal("kv") }), kvOperationSchema);
 

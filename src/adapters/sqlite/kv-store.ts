@@ -173,6 +173,8 @@ export class KvStore {
         return this.#leaseRevoke(operation.leaseId);
       case "lease-expire":
         return this.#leaseExpire(operation.nowMs);
+      case "lease-renew-all":
+        return this.#leaseRenewAll(operation.nowMs);
     }
   }
 
@@ -368,6 +370,19 @@ export class KvStore {
     }
     const deletedKeys = this.#dropLease(leaseId);
     return { ok: true, revision: this.#revisionAfter(), deletedKeys };
+  }
+
+  /**
+   * Moves every lease's expiry to at least `nowMs` + its TTL. Proposed by each new primary with its
+   * own clock before it expires anything: a lease was granted or renewed by another member's clock,
+   * and a primary whose clock runs ahead would otherwise expire it early by the difference. Leases
+   * may live up to one TTL longer across a change of primary, never shorter (as etcd's do).
+   */
+  #leaseRenewAll(nowMs: number): KvResult {
+    const { changes } = this.#sql(
+      "UPDATE _conclave_kv_lease SET expires_at_ms = ? + ttl_ms WHERE expires_at_ms < ? + ttl_ms",
+    ).run(nowMs, nowMs);
+    return { ok: true, revision: this.#revisionAfter(), renewedLeases: Number(changes) };
   }
 
   #leaseExpire(nowMs: number): KvResult {
