@@ -120,8 +120,9 @@ export type KvOperation =
   | { readonly op: "lease-revoke"; readonly leaseId: number }
   | { readonly op: "lease-expire"; readonly nowMs: number }
   /**
-   * Every lease expires no earlier than `nowMs` + its TTL: a new primary's first lease command
-   * (src/cluster/lease-expiry.ts), so that no lease expires early by its clock (etcd's Promote).
+   * Every lease expires no earlier than `nowMs` + its TTL: what a new primary proposes before its
+   * first `lease-expire` (src/cluster/lease-expiry.ts), so that no lease expires early by its
+   * clock (etcd's Promote).
    */
   | { readonly op: "lease-renew-all"; readonly nowMs: number };
 

@@ -61,22 +61,21 @@ it("a new primary renews every lease by its clock before it expires any, once pe
   const { leases, proposed, state, check } = harness();
   // Term 1: the primary's clock reads 10,000 ms; a lease of 1,000 ms was granted at 10,000.
   state.clockMs = 10_000;
-  await check();
-  assert.deepEqual(proposed, [{ op: "lease-renew-all", term: 1, nowMs: 10_000 }]);
   leases.set(1, { ttlMs: 1000, expiresAtMs: 11_000 });
+  await check();
   state.clockMs = 10_500;
   await check();
-  assert.equal(proposed.length, 1, "nothing is due yet, and the term's renewal is done");
+  assert.deepEqual(proposed, [], "nothing is due: an idle primary writes nothing");
 
   // The primary fails at 10,500; the new one's clock runs 5,000 ms ahead of the old one's.
   state.term = 2;
   state.clockMs = 15_500;
   await check();
-  assert.deepEqual(proposed.at(-1), { op: "lease-renew-all", term: 2, nowMs: 15_500 });
+  assert.deepEqual(proposed, [{ op: "lease-renew-all", term: 2, nowMs: 15_500 }], "a renewal, not an expiry");
   assert.equal(leases.get(1)?.expiresAtMs, 16_500, "renewed by the new primary's clock");
   await check();
   assert.ok(leases.has(1), "not expired by the skew (the old expiry, 11,000, is behind this clock)");
-  assert.ok(!proposed.some((p) => p.op === "lease-expire"), "no expiry was proposed before the renewal");
+  assert.equal(proposed.length, 1);
 
   // A full TTL later by the new primary's clock, it expires.
   state.clockMs = 16_500;
@@ -84,7 +83,8 @@ it("a new primary renews every lease by its clock before it expires any, once pe
   assert.deepEqual(proposed.at(-1), { op: "lease-expire", term: 2, nowMs: 16_500 });
   assert.equal(leases.size, 0);
 
-  // A follower proposes nothing; the next term renews again.
+  // A follower proposes nothing; the next term renews again before its first expiry.
+  leases.set(2, { ttlMs: 500, expiresAtMs: 16_400 });
   state.role = "follower";
   state.term = 3;
   const before = proposed.length;
@@ -93,4 +93,5 @@ it("a new primary renews every lease by its clock before it expires any, once pe
   state.role = "leader";
   await check();
   assert.deepEqual(proposed.at(-1), { op: "lease-renew-all", term: 3, nowMs: 16_500 });
+  assert.equal(leases.get(2)?.expiresAtMs, 17_000);
 });
