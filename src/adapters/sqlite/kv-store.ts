@@ -5,8 +5,8 @@
  * Writes arrive as `{ kind: "kv", … }` commands that {@link SqliteStateMachine} applies inside
  * the entry's transaction; reads (`get`, `range`, `changesSince`) are local. Lease expiry is
  * decided by the `nowMs` carried in `lease-expire` commands (the primary's clock, in the log),
- * never by a member's own clock, so every member deletes the same keys at the same index; each new
- * primary first proposes `lease-renew-all` with its clock (src/cluster/lease-expiry.ts).
+ * never by a member's own clock, so every member deletes the same keys at the same index; a new
+ * primary proposes `lease-renew-all` with its clock before its first expiry (src/cluster/lease-expiry.ts).
  *
  * @example
  * ```ts
