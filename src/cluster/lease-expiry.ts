@@ -5,12 +5,12 @@
  * keys at the same index. Only the primary proposes; a follower's timer does nothing. At most one
  * proposal is in flight; failures (lost leadership, timeout) are retried at the next check.
  *
- * The first time a lease is due in a term, the primary proposes `lease-renew-all` with its clock
- * instead, and expires nothing before that entry is applied: a lease's expiry was set by the clock
- * of the member that granted or renewed it, and a primary whose clock runs ahead would otherwise
- * expire it early by the difference (etcd's lessor extends every lease on a leader change for
- * the same reason). The renewal is applied after every entry before it in the log, so it covers
- * leases this primary has not applied yet; and an idle cluster writes nothing.
+ * Once per term, as soon as it sees a lease, the primary proposes `lease-renew-all` with its clock,
+ * and it expires nothing before that entry is applied: a lease's expiry was set by the clock of the
+ * member that granted or renewed it, and a primary whose clock runs ahead would otherwise expire
+ * it early by the difference (etcd's lessor extends every lease on a leader change for the same
+ * reason). The renewal applies after every entry before it in the log, so it also covers leases
+ * this primary had not applied yet; a cluster without leases writes nothing.
  *
  * @example
  * ```ts
@@ -69,8 +69,7 @@ export class LeaseExpiry {
     if (status.role !== "leader") return;
     const earliest = database.earliestLeaseExpiryMs();
     const nowMs = wallClockMs();
-    if (earliest === null || earliest > nowMs) return;
-    if (this.#renewedTerm !== status.term) {
+    if (earliest !== null && this.#renewedTerm !== status.term) {
       this.#propose({ kind: "kv", op: "lease-renew-all", nowMs }, (term, result) => {
         // Only an entry of this term, applied, lets this primary expire leases.
         if (term === status.term) this.#renewedTerm = term;
@@ -78,6 +77,7 @@ export class LeaseExpiry {
       });
       return;
     }
+    if (earliest === null || earliest > nowMs) return;
     this.#propose({ kind: "kv", op: "lease-expire", nowMs }, (_term, result) =>
       logger.debug({ result }, "expired leases"),
     );

@@ -120,9 +120,9 @@ export type KvOperation =
   | { readonly op: "lease-revoke"; readonly leaseId: number }
   | { readonly op: "lease-expire"; readonly nowMs: number }
   /**
-   * Every lease expires no earlier than `nowMs` + its TTL: what a new primary proposes before its
-   * first `lease-expire` (src/cluster/lease-expiry.ts), so that no lease expires early by its
-   * clock (etcd's Promote).
+   * Every lease expires no earlier than `nowMs` + its TTL: what each new primary proposes once it
+   * sees a lease, before any `lease-expire` (src/cluster/lease-expiry.ts), so that no lease
+   * expires early by its clock (etcd's Promote).
    */
   | { readonly op: "lease-renew-all"; readonly nowMs: number };
 

@@ -59,23 +59,31 @@ type LeaseExpiryRuntime = ConstructorParameters<typeof LeaseExpiry>[0]["runtime"
 
 it("a new primary renews every lease by its clock before it expires any, once per term", async () => {
   const { leases, proposed, state, check } = harness();
-  // Term 1: the primary's clock reads 10,000 ms; a lease of 1,000 ms was granted at 10,000.
+  // Term 1: no lease, nothing written.
+  state.clockMs = 9_000;
+  await check();
+  assert.equal(proposed.length, 0, "a primary without leases writes nothing");
+  // A lease of 1,000 ms granted at 10,000 by the term-1 primary's clock: renewed once, at once.
   state.clockMs = 10_000;
   leases.set(1, { ttlMs: 1000, expiresAtMs: 11_000 });
   await check();
   state.clockMs = 10_500;
   await check();
-  assert.deepEqual(proposed, [], "nothing is due: an idle primary writes nothing");
+  assert.deepEqual([...proposed], [{ op: "lease-renew-all", term: 1, nowMs: 10_000 }]);
 
   // The primary fails at 10,500; the new one's clock runs 5,000 ms ahead of the old one's.
   state.term = 2;
   state.clockMs = 15_500;
   await check();
-  assert.deepEqual(proposed, [{ op: "lease-renew-all", term: 2, nowMs: 15_500 }], "a renewal, not an expiry");
+  assert.deepEqual(
+    proposed.at(-1),
+    { op: "lease-renew-all", term: 2, nowMs: 15_500 },
+    "a renewal, not an expiry",
+  );
   assert.equal(leases.get(1)?.expiresAtMs, 16_500, "renewed by the new primary's clock");
   await check();
   assert.ok(leases.has(1), "not expired by the skew (the old expiry, 11,000, is behind this clock)");
-  assert.equal(proposed.length, 1);
+  assert.ok(!proposed.some((p) => p.op === "lease-expire"), "no expiry was proposed before the renewal");
 
   // A full TTL later by the new primary's clock, it expires.
   state.clockMs = 16_500;
