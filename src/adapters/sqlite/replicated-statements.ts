@@ -25,11 +25,6 @@ const cachedTextLengthMax = 2048;
 
 const plannerStatistics = /analyze/i;
 
-/** True when `sql` may have run ANALYZE (so the planner's statistics may have changed). */
-export function mayChangePlannerStatistics(sql: string): boolean {
-  return plannerStatistics.test(sql);
-}
-
 export class ReplicatedStatements {
   #schemaVersion = Number.NaN;
   readonly #statements: LruMap<string, StatementSync>;
@@ -56,10 +51,15 @@ export class ReplicatedStatements {
     return prepared;
   }
 
-  /** After `sql` ran (or failed): forgets it when it failed, everything when it may have changed plans. */
-  ran(sql: string, succeeded: boolean): void {
-    if (plannerStatistics.test(sql)) this.#statements.clear();
+  /**
+   * After `sql` ran (or failed): forgets it when it failed, everything when it may have changed
+   * plans. True when it may have run ANALYZE (the caller then puts its statistics in order).
+   */
+  ran(sql: string, succeeded: boolean): boolean {
+    const statistics = plannerStatistics.test(sql);
+    if (statistics) this.#statements.clear();
     else if (!succeeded) this.#statements.delete(sql);
+    return statistics;
   }
 
   /** Drops every prepared statement (a new connection, after a restore). */

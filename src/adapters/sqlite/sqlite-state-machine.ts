@@ -31,7 +31,7 @@ import { createIdempotencySchema, IdempotencyTable } from "./idempotency.ts";
 import { migrateKvLayout } from "./kv-layout-migration.ts";
 import { createKvSchema } from "./kv-schema.ts";
 import { type KvChange, type KvResult, KvStore } from "./kv-store.ts";
-import { mayChangePlannerStatistics, ReplicatedStatements } from "./replicated-statements.ts";
+import { ReplicatedStatements } from "./replicated-statements.ts";
 import { readOnlyAuthorizer, replicatedSqlAuthorizer } from "./sql-authorizer.ts";
 import { readQueryProblem, replicationProblem } from "./sql-rewrite.ts";
 import {
@@ -493,8 +493,8 @@ export class SqliteStateMachine implements StateMachine {
       return { error: { code: sqliteErrorCode(error), message, statementIndex } };
     } finally {
       this.#userSqlActive = false;
-      this.#replicated.ran(statement.sql, succeeded);
-      if (succeeded && mayChangePlannerStatistics(statement.sql)) this.#sortPlannerStatistics();
+      const statistics = this.#replicated.ran(statement.sql, succeeded);
+      if (succeeded && statistics) this.#sortPlannerStatistics();
     }
   }
 
