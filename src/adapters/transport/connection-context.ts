@@ -21,6 +21,8 @@ export interface TransportSettings {
   readonly sendQueueBytesMax: number;
   readonly reconnectDelayMsMin: number;
   readonly reconnectDelayMsMax: number;
+  /** Silence of a peer we keep sending to after which its link is redialed (tcp-transport.ts). */
+  readonly peerSilenceMsMax: number;
   /** Bytes handed to a socket and not yet flushed to the kernel before we wait for `drain`. */
   readonly socketBufferBytesMax: number;
 }

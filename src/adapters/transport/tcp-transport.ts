@@ -103,12 +103,10 @@ export class TcpTransport implements Transport {
   #eventHandler: ((event: PeerEvent) => void) | null = null;
   /** When a message from each peer last arrived (performance.now()). */
   readonly #heardAtMs = new Map<string, number>();
-  readonly #peerSilenceMsMax: number;
   #stallCheck: NodeJS.Timeout | null = null;
 
   constructor(options: TcpTransportOptions) {
     const settings = resolveSettings(options);
-    this.#peerSilenceMsMax = positiveInteger("peerSilenceMsMax", options.peerSilenceMsMax ?? 5000);
     checkName("self.name", options.self.name);
     checkName("self.nodeId", options.self.nodeId);
     checkName("clusterId", options.clusterId);
@@ -140,7 +138,8 @@ export class TcpTransport implements Transport {
       authenticated: (connection, peerName) => this.#onAuthenticated(connection, peerName),
       deliver: (from, message) => {
         if (this.#state !== "started") return;
-        this.#heardAtMs.set(from, performance.now());
+        // Only for peers we send to (a link exists), so the map stays as small as the peer set.
+        if (this.#links.has(from)) this.#heardAtMs.set(from, performance.now());
         this.#messageHandler?.(from, message);
       },
       closed: (connection) => this.#onInboundClosed(connection),
@@ -178,7 +177,7 @@ export class TcpTransport implements Transport {
     const address = server.address();
     if (address !== null && typeof address === "object")
       this.#localAddress = { host: address.address, port: address.port };
-    const everyMs = Math.max(50, Math.min(1000, Math.floor(this.#peerSilenceMsMax / 4)));
+    const everyMs = Math.max(50, Math.min(1000, Math.floor(this.#context.settings.peerSilenceMsMax / 4)));
     this.#stallCheck = setInterval(() => this.#resetStalledLinks(), everyMs);
     this.#stallCheck.unref();
   }
@@ -200,7 +199,7 @@ export class TcpTransport implements Transport {
     for (const [nodeId, link] of this.#links) {
       if (link.state !== "open") continue;
       const since = Math.max(link.openedAtMs, this.#heardAtMs.get(nodeId) ?? 0);
-      if (link.sentAtMs <= since || now - since < this.#peerSilenceMsMax) continue;
+      if (link.sentAtMs <= since || now - since < this.#context.settings.peerSilenceMsMax) continue;
       const silentMs = Math.round(now - since);
       link.reset(
         `nothing heard from the peer for ${silentMs} ms while sending to it (a stalled connection?)`,
@@ -246,6 +245,7 @@ export class TcpTransport implements Transport {
       if (!samePeer(byId.get(nodeId), link.peer)) {
         void link.close();
         this.#links.delete(nodeId);
+        this.#heardAtMs.delete(nodeId);
       }
     }
     for (const connection of this.#inbound) {
@@ -352,6 +352,7 @@ function resolveSettings(options: TcpTransportOptions): TransportSettings {
     sendQueueBytesMax: options.sendQueueBytesMax ?? 64 * 1024 * 1024,
     reconnectDelayMsMin: options.reconnectDelayMsMin ?? 50,
     reconnectDelayMsMax: options.reconnectDelayMsMax ?? 2000,
+    peerSilenceMsMax: options.peerSilenceMsMax ?? 5000,
     socketBufferBytesMax: 4 * 1024 * 1024,
   };
   for (const [name, value] of Object.entries(settings)) {
@@ -369,16 +370,6 @@ function resolveSettings(options: TcpTransportOptions): TransportSettings {
     );
   }
   return settings;
-}
-
-function positiveInteger(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value <= 0) {
-    throw new ConclaveError(
-      "CONCLAVE_CONFIG_INVALID",
-      `transport ${name} must be a positive integer, got ${value}`,
-    );
-  }
-  return value;
 }
 
 function checkName(what: string, value: string): void {
