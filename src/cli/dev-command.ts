@@ -196,9 +196,9 @@ async function stopAll(nodes: readonly DevNode[]): Promise<void> {
 }
 
 /**
- * Waits for a primary and for every node to answer, so that the table shows the whole cluster
- * and Ctrl-C never lands on a node still starting (CI once saw the table printed while one node
- * had not yet opened its data directory). Past the deadline: the last rows that had a primary,
+ * Waits for a primary, for every node to answer and for no node to be campaigning, so that the
+ * table shows the whole, settled cluster and Ctrl-C never lands on a node still starting (CI once
+ * saw the table printed while one node had not yet opened its data directory). Past the deadline: the last rows that had a primary,
  * with the missing nodes DOWN, or null when there was none.
  */
 async function waitForCluster(nodes: readonly DevNode[], timeoutMs: number): Promise<NodeStatusRow[] | null> {
@@ -215,7 +215,9 @@ async function waitForCluster(nodes: readonly DevNode[], timeoutMs: number): Pro
     }
     const rows = await Promise.all(nodes.map((node) => fetchStatus(node)));
     if (rows.some((row) => row.state === "PRIMARY")) {
-      if (rows.every((row) => row.state !== "DOWN")) return rows;
+      // Settled: every node answers and none is still campaigning (a node that lost a split vote
+      // shows CANDIDATE until the winner's first heartbeat reaches it; a CI run printed that).
+      if (rows.every((row) => row.state !== "DOWN" && row.state !== "CANDIDATE")) return rows;
       withPrimary = rows;
     }
     await new Promise((done) => setTimeout(done, 200));
