@@ -90,7 +90,7 @@ export async function createConclave(
         ...(config.overrides === undefined ? {} : { overrides: config.overrides }),
         ...(config.env === undefined ? {} : { env: config.env }),
       });
-  return new Conclave(await createNode(loaded, options));
+  return new Conclave(await createNode(loaded, options), options.wallClockMs);
 }
 
 function isNodeConfig(config: NodeConfig | ConclaveConfigSource): config is NodeConfig {
@@ -110,6 +110,12 @@ export interface NodeOptions {
   readonly tickIntervalMs?: number;
   /** KV revisions kept for watches (tests; must be the same on every member). Default 10,000. */
   readonly kvHistoryRevisionsMax?: number;
+  /**
+   * This node's wall clock, ms since the epoch (default `Date.now`): tests of clock skew give
+   * members clocks that run ahead or behind. Leases, SQL's `CURRENT_TIMESTAMP` and the members'
+   * clock offsets read it; Raft timing never does.
+   */
+  readonly wallClockMs?: () => number;
 }
 
 /** A running Conclave node. */
@@ -233,7 +239,11 @@ async function wireNode(
       ? {}
       : { kvHistoryRevisionsMax: options.kvHistoryRevisionsMax }),
   });
-  const database = sqliteDatabase(machine, { now: () => new Date(), random: (count) => randomBytes(count) });
+  const wallClockMs = options.wallClockMs ?? Date.now;
+  const database = sqliteDatabase(machine, {
+    now: () => new Date(wallClockMs()),
+    random: (count) => randomBytes(count),
+  });
   const runtime = new RaftRuntime({
     id: raftId,
     storage: createFileStorage(config.node.dataDir),
@@ -247,8 +257,11 @@ async function wireNode(
     callTimeoutMsDefault: config.cluster.syncTimeoutMs,
     snapshotEveryEntries: config.cluster.snapshotEveryEntries,
     snapshotEveryBytes: config.cluster.snapshotEveryBytes,
+    // Leases start by the primary's clock, the one that expires them.
+    stampAtPrimary: (data) => database.stampWallClock(data, wallClockMs()),
   });
   const services = new ClusterServices({
+    wallClockMs,
     channel: transport,
     runtime,
     database,
@@ -280,6 +293,7 @@ async function wireNode(
     services,
     transport,
     apiToken,
+    wallClockMs,
   });
 }
 
@@ -445,6 +459,7 @@ class Node implements ConclaveNode {
   readonly #services: ClusterServices;
   readonly #transport: Transport;
   readonly #apiToken: ApiTokenKeeper;
+  readonly #wallClockMs: () => number;
   #server: AdminServer | null = null;
   #state: "new" | "started" | "stopped" = "new";
 
@@ -461,7 +476,9 @@ class Node implements ConclaveNode {
     services: ClusterServices;
     transport: Transport;
     apiToken: ApiTokenKeeper;
+    wallClockMs: () => number;
   }) {
+    this.#wallClockMs = parts.wallClockMs;
     this.#apiToken = parts.apiToken;
     this.#transport = parts.transport;
     this.#lock = parts.lock;
@@ -482,7 +499,7 @@ class Node implements ConclaveNode {
     this.#leaseExpiry = new LeaseExpiry({
       runtime: this.runtime,
       database: this.database,
-      wallClockMs: () => Date.now(),
+      wallClockMs: parts.wallClockMs,
       logger: this.#logger,
     });
   }
@@ -527,7 +544,7 @@ class Node implements ConclaveNode {
       database: this.database,
       logger: this.#logger,
       leaderContact: this.#leaderContact,
-      wallClockMs: () => Date.now(),
+      wallClockMs: this.#wallClockMs,
       cluster: { status: () => this.#services.status(), operations: this.#services.operations },
       apiToken: this.#apiToken,
     };

@@ -5,6 +5,7 @@
  */
 
 import { createHash } from "node:crypto";
+import { carriesWallClock } from "../cluster/embedded-database.ts";
 import type {
   DatabaseApplyResult,
   DatabaseCommand,
@@ -42,7 +43,11 @@ export async function proposeCommand(
   // The sync timeout is a cluster setting (conclave settings); without it the node's configured one.
   const timeoutMs = context.database.cluster.settings().syncTimeoutMs;
   const outcome = await orHttpFailure(context, () =>
-    context.runtime.propose(data, { forward: true, ...(timeoutMs === null ? {} : { timeoutMs }) }),
+    context.runtime.propose(data, {
+      forward: true,
+      ...(carriesWallClock(command) ? { stampAtPrimary: true } : {}),
+      ...(timeoutMs === null ? {} : { timeoutMs }),
+    }),
   );
   const result = outcome.result as DatabaseApplyResult & { replayed?: boolean };
   if (result.replayed === true && idempotency !== null)

@@ -36,6 +36,8 @@ export interface ClusterServicesOptions {
   /** The configured static member list, in order (this node included when listed). */
   readonly staticPeers: readonly PeerAddress[];
   readonly defaultClusterPort: number;
+  /** This node's wall clock, ms since the epoch (pings measure the members' offsets with it). */
+  readonly wallClockMs: () => number;
 }
 
 /** See the module comment. */
@@ -64,7 +66,7 @@ export class ClusterServices {
     });
     this.pings = new MemberPings({
       send,
-      wallClockMs: () => Date.now(),
+      wallClockMs: options.wallClockMs,
       self: () => ({
         state: this.selfState(),
         applied: runtime.status().applied,

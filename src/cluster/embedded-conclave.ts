@@ -70,9 +70,10 @@ export class Conclave {
   readonly #roles: RoleEvents;
   #state: "new" | "started" | "stopped" = "new";
 
-  constructor(node: EmbeddableNode) {
+  /** `wallClockMs`: this node's wall clock (stamps lease grants; tests give members skewed ones). */
+  constructor(node: EmbeddableNode, wallClockMs: () => number = Date.now) {
     this.#node = node;
-    const parts = { runtime: node.runtime, database: node.database, wallClockMs: () => Date.now() };
+    const parts = { runtime: node.runtime, database: node.database, wallClockMs };
     this.db = new EmbeddedDb(parts);
     this.kv = new ConclaveKv(parts, this.#stopped.signal);
     this.locks = new Locks({

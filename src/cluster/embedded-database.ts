@@ -58,12 +58,22 @@ export interface WriteOutcome {
   readonly term: number;
 }
 
-function callOptions(options: OperationOptions): CallOptions {
+function callOptions(options: OperationOptions, command: DatabaseCommand): CallOptions {
   return {
     forward: true,
+    ...(carriesWallClock(command) ? { stampAtPrimary: true } : {}),
     ...(options.signal === undefined ? {} : { signal: options.signal }),
     ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
   };
+}
+
+/**
+ * True for commands stamped with this node's wall clock (lease grants and keep-alives): when
+ * forwarded, the primary restamps them with its clock, the one that expires leases, so a
+ * secondary's skewed clock never shortens or stretches a lease.
+ */
+export function carriesWallClock(command: DatabaseCommand): boolean {
+  return command.kind === "kv" && (command.op === "lease-grant" || command.op === "lease-keepalive");
 }
 
 /** Proposes `command` (forwarded from a secondary); an error result throws its ConclaveError. */
@@ -73,7 +83,7 @@ async function propose(
   options: OperationOptions,
 ): Promise<WriteOutcome & { readonly result: Readonly<Record<string, unknown>> }> {
   const data = parts.database.encodeCommand(command);
-  const { index, term, result } = await parts.runtime.propose(data, callOptions(options));
+  const { index, term, result } = await parts.runtime.propose(data, callOptions(options, command));
   const applied = result as DatabaseApplyResult;
   if (!applied.ok) {
     const { code, message, statementIndex } = applied.error;

@@ -196,6 +196,12 @@ export interface Database {
   /** Validates and encodes a command for `RaftRuntime.propose`. */
   encodeCommand(command: DatabaseCommand): Uint8Array;
   /**
+   * An encoded command with its wall-clock reading (lease grants and keep-alives) replaced by
+   * `nowMs`; any other command as it is. The primary's side of `stampAtPrimary` (see
+   * src/runtime/raft-runtime.ts CallOptions).
+   */
+  stampWallClock(data: Uint8Array, nowMs: number): Uint8Array;
+  /**
    * SHA-256 (hex) of a compact copy of the database (`VACUUM INTO`, as a snapshot), with the
    * applied index it was taken at: equal on members at the same index. Costs a full copy.
    */

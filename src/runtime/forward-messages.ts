@@ -24,6 +24,11 @@ export interface ForwardPropose {
   readonly data: Uint8Array;
   /** The caller's remaining time: the primary gives up (outcome unknown) after it. */
   readonly timeoutMs: number;
+  /**
+   * The command carries the secondary's wall clock: the primary restamps it with its own before
+   * proposing it. Absent means false (and a primary of an earlier build ignores it).
+   */
+  readonly stampAtPrimary?: true;
 }
 
 /** A secondary asks the primary for a read index (ReadIndex on followers, Raft thesis §6.4). */
@@ -128,7 +133,14 @@ export function parseForwardMessage(value: unknown, limits: ForwardLimits): Forw
     case "forward-propose":
       if (!(m.data instanceof Uint8Array) || m.data.byteLength > limits.dataBytesMax) return null;
       if (!isTimeoutMs(m.timeoutMs)) return null;
-      return { type: "forward-propose", ...envelope, data: m.data, timeoutMs: m.timeoutMs };
+      if (m.stampAtPrimary !== undefined && m.stampAtPrimary !== true) return null;
+      return {
+        type: "forward-propose",
+        ...envelope,
+        data: m.data,
+        timeoutMs: m.timeoutMs,
+        ...(m.stampAtPrimary === true ? { stampAtPrimary: true as const } : {}),
+      };
     case "forward-read-index":
       if (!isTimeoutMs(m.timeoutMs)) return null;
       return { type: "forward-read-index", ...envelope, timeoutMs: m.timeoutMs };

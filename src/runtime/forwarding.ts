@@ -57,7 +57,8 @@ export interface ForwarderOptions {
   readonly isMember: (id: NodeId) => boolean;
   /** The primary's side: propose / read-index locally, without forwarding. */
   readonly serve: {
-    propose(data: Uint8Array, timeoutMs: number): Promise<ProposalOutcome>;
+    /** `stamp`: the proposer asked for the primary's clock (CallOptions.stampAtPrimary). */
+    propose(data: Uint8Array, timeoutMs: number, stamp: boolean): Promise<ProposalOutcome>;
     readIndex(timeoutMs: number): Promise<ReadOutcome>;
   };
   /** Settles `call` once this node applied `index` (a forwarded read index). */
@@ -84,6 +85,7 @@ type Outbound =
       target: NodeId;
       attempt: number;
       readonly data: Uint8Array;
+      readonly stampAtPrimary: boolean;
       readonly call: PendingCall<ProposalOutcome>;
     }
   | { readonly kind: "read"; target: NodeId; attempt: number; readonly call: PendingCall<ReadOutcome> };
@@ -114,8 +116,16 @@ export class Forwarder {
     };
   }
 
-  /** Forwards a proposal this node refused as not-leader to `leader`; `call` settles with the answer. */
-  propose(data: Uint8Array, leader: NodeId, call: PendingCall<ProposalOutcome>): void {
+  /**
+   * Forwards a proposal this node refused as not-leader to `leader`; `call` settles with the
+   * answer. `stampAtPrimary`: the primary restamps the command with its clock.
+   */
+  propose(
+    data: Uint8Array,
+    leader: NodeId,
+    call: PendingCall<ProposalOutcome>,
+    stampAtPrimary = false,
+  ): void {
     const dataBytesMax = this.#options.limits.dataBytesMax ?? 8 * 1024 * 1024;
     if (data.byteLength > dataBytesMax) {
       call.reject(
@@ -127,7 +137,7 @@ export class Forwarder {
       );
       return;
     }
-    this.#start({ kind: "propose", target: leader, attempt: 1, data, call });
+    this.#start({ kind: "propose", target: leader, attempt: 1, data, stampAtPrimary, call });
   }
 
   /** Asks `leader` for a read index; `call` settles once this node applied it. */
@@ -150,7 +160,12 @@ export class Forwarder {
     const envelope = { id, from: this.#options.id, to: request.target, timeoutMs };
     const message: ForwardPropose | ForwardReadIndex =
       request.kind === "propose"
-        ? { type: "forward-propose", ...envelope, data: request.data }
+        ? {
+            type: "forward-propose",
+            ...envelope,
+            data: request.data,
+            ...(request.stampAtPrimary ? { stampAtPrimary: true as const } : {}),
+          }
         : { type: "forward-read-index", ...envelope };
     this.#forwarded++;
     if (!this.#options.send(request.target, message)) {
@@ -193,7 +208,7 @@ export class Forwarder {
     const work: Promise<ForwardOutcome> =
       request.type === "forward-propose"
         ? serve
-            .propose(request.data, request.timeoutMs)
+            .propose(request.data, request.timeoutMs, request.stampAtPrimary === true)
             .then(({ index, term, result }) => ({ ok: true, index, term, result }))
         : serve
             .readIndex(request.timeoutMs)

@@ -84,6 +84,12 @@ export interface RaftRuntimeOptions {
   readonly snapshotChunkBytes?: number;
   /** Limits of forwarding requests to the primary (see forwarding.ts). */
   readonly forwarding?: ForwardingLimits;
+  /**
+   * As the primary: rewrites a forwarded command whose proposer asked for `stampAtPrimary`
+   * (commands that carry a wall-clock reading, such as lease grants) with this node's clock.
+   * Without it such commands are proposed as they came.
+   */
+  readonly stampAtPrimary?: (data: Uint8Array) => Uint8Array;
 }
 
 /** Options of a client call. */
@@ -95,6 +101,13 @@ export interface CallOptions {
    * cluster transport instead of refusing it (see forwarding.ts for the outcomes).
    */
   readonly forward?: boolean;
+  /**
+   * `propose` only, with `forward`: the command carries this node's wall clock, which the
+   * primary replaces with its own (RaftRuntimeOptions.stampAtPrimary) when the command is
+   * forwarded, so that a secondary's skewed clock never reaches the log. Only commands that need
+   * it ask: the rewrite decodes and encodes the command.
+   */
+  readonly stampAtPrimary?: boolean;
 }
 
 /** Counters of the runtime since start (for health pages and tests). */
@@ -238,7 +251,7 @@ export class RaftRuntime {
       const proposed = raft.propose(data);
       if (proposed.ok) this.#proposals.add(proposed.index, proposed.term, call);
       else if (options.forward === true && this.#canForward(proposed.reason, proposed.leader))
-        this.#forwarder.propose(data, proposed.leader, call);
+        this.#forwarder.propose(data, proposed.leader, call, options.stampAtPrimary === true);
       else call.reject(refusalError(proposed.reason, proposed.leader, proposed.message));
     });
   }
@@ -372,7 +385,8 @@ export class RaftRuntime {
         );
       },
       serve: {
-        propose: (data, timeoutMs) => this.propose(data, { timeoutMs }),
+        propose: (data, timeoutMs, stamp) =>
+          this.propose(stamp ? stampedAtPrimary(options, data) : data, { timeoutMs }),
         readIndex: (timeoutMs) => this.readIndex({ timeoutMs }),
       },
       awaitApplied: (index, call) => {
@@ -660,4 +674,21 @@ export function snapshotPhase(id: string, everyEntries: number): number {
   let hash = 2166136261;
   for (let at = 0; at < id.length; at++) hash = Math.imul(hash ^ id.charCodeAt(at), 16777619) >>> 0;
   return hash % Math.max(1, Math.floor((everyEntries * 3) / 4));
+}
+
+/**
+ * A forwarded command restamped with the primary's clock; the command as it came when there is
+ * no hook or the hook throws (the state machine then judges it as it would have anyway).
+ */
+function stampedAtPrimary(options: RaftRuntimeOptions, data: Uint8Array): Uint8Array {
+  if (options.stampAtPrimary === undefined) return data;
+  try {
+    return options.stampAtPrimary(data);
+  } catch (error) {
+    options.logger.warn(
+      { err: error instanceof Error ? error.message : String(error) },
+      "a forwarded command could not be stamped with this node's clock; proposed as it came",
+    );
+    return data;
+  }
 }

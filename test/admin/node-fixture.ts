@@ -28,7 +28,11 @@ export class InProcessCluster {
   static async start(
     count: number,
     options: NodeOptions = {},
-    fixture: { readonly sharedTokenFile?: boolean } = {},
+    fixture: {
+      readonly sharedTokenFile?: boolean;
+      /** Options of one member on top of `options` (e.g. a wall clock of its own). */
+      readonly optionsOf?: (name: string) => NodeOptions;
+    } = {},
   ): Promise<InProcessCluster> {
     const cluster = new InProcessCluster();
     const cookie = randomBytes(32).toString("base64url");
@@ -54,7 +58,12 @@ export class InProcessCluster {
           log: { level: "warn" },
         },
       });
-      const node = await createNode(config, { logDestination: discard, tickIntervalMs: 10, ...options });
+      const node = await createNode(config, {
+        logDestination: discard,
+        tickIntervalMs: 10,
+        ...options,
+        ...fixture.optionsOf?.(port.name),
+      });
       cluster.nodes.push({ name: port.name, node, url: `http://127.0.0.1:${port.http}` });
     }
     await Promise.all(cluster.nodes.map(({ node }) => node.start()));

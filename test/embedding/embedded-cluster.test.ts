@@ -21,6 +21,9 @@ import { freePort, waitFor } from "../e2e/node-processes.ts";
 const discard = new Writable({ write: (_chunk, _encoding, done) => done() });
 const text = (value: Uint8Array | undefined): string => new TextDecoder().decode(value);
 
+/** Per node name: how far its wall clock runs from this machine's (ms). */
+const clockSkewMs = new Map<string, number>();
+
 async function startThree(root: string): Promise<Conclave[]> {
   const cookie = randomBytes(32).toString("base64url");
   const ports = [];
@@ -42,7 +45,11 @@ async function startThree(root: string): Promise<Conclave[]> {
       // 100 ms ticks (elections after 0.8–1.2 s). The three nodes share one event loop; with
       // shorter ticks (10–50 ms) a loaded CI machine stalled it past an election timeout and
       // leadership moved in the middle of a test.
-      { logDestination: discard, tickIntervalMs: 100 },
+      {
+        logDestination: discard,
+        tickIntervalMs: 100,
+        wallClockMs: () => Date.now() + (clockSkewMs.get(port.name) ?? 0),
+      },
     );
     nodes.push(conclave);
   }
@@ -116,6 +123,23 @@ describe("createConclave: three embedded nodes in one process", { timeout: 60_00
     assert.equal((await secondary.kv.delete("config/mode")).deleted, 1);
     assert.equal(await other.kv.get("config/mode"), null);
     assert.ok(secondary.runtime.stats().forwarding.forwarded >= 6);
+  });
+
+  it("a lease granted on a secondary whose clock runs a minute behind lasts its TTL by the primary's clock", async () => {
+    const [secondary] = await secondaries();
+    assert.ok(secondary);
+    clockSkewMs.set(secondary.raftId, -60_000);
+    try {
+      const askedAtMs = Date.now();
+      const { leaseId, expiresAtMs } = await secondary.kv.grantLease(2_000);
+      assert.ok(expiresAtMs >= askedAtMs + 2_000, `expires at ${expiresAtMs}, asked at ${askedAtMs}`);
+      const keptAtMs = Date.now();
+      const kept = await secondary.kv.keepAliveLease(leaseId);
+      assert.ok(kept.expiresAtMs >= keptAtMs + 2_000, `kept until ${kept.expiresAtMs}`);
+      await secondary.kv.revokeLease(leaseId);
+    } finally {
+      clockSkewMs.delete(secondary.raftId);
+    }
   });
 
   it("kv.watch yields the changes made on another member, and ends on its signal", async () => {

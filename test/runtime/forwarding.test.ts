@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
+import { unpack } from "msgpackr";
 import { decodeBody, encodeBody } from "../../src/adapters/transport/frame-codec.ts";
 import { isConclaveError } from "../../src/lib/errors.ts";
 import { encodeKvCommand, type KvResult } from "./kv-test-machine.ts";
@@ -170,6 +171,54 @@ describe("forwarding to the primary (RaftRuntime over in-memory adapters)", { ti
     assert.ok(leader.runtime.running);
     const outcome = await c.await(follower.runtime.propose(put("after-junk", "ok"), { forward: true }));
     assert.deepEqual(outcome.result, { op: "put" });
+  });
+
+  it("a forwarded proposal that asks for it is restamped by the primary's hook; nothing else is", async () => {
+    // The hook stands in for the database's clock stamp: it rewrites a put's value and records
+    // on which member it ran.
+    const stampedOn: string[] = [];
+    let self = "";
+    const stampAtPrimary = (data: Uint8Array): Uint8Array => {
+      stampedOn.push(self);
+      const { key } = unpack(data) as { key: string };
+      if (key === "broken") throw new Error("cannot stamp this one");
+      return put(key, "stamped");
+    };
+    const { c, leader, follower } = await started({ stampAtPrimary });
+    self = leader.id;
+    const value = (key: string): (string | null)[] =>
+      [...c.members.values()].map((member) => text(member.machine.read(key)));
+
+    const stamped = await c.await(
+      follower.runtime.propose(put("lease-like", "secondary clock"), { forward: true, stampAtPrimary: true }),
+    );
+    const plain = await c.await(follower.runtime.propose(put("plain", "as sent"), { forward: true }));
+    const local = await c.await(
+      leader.runtime.propose(put("local", "primary clock"), { forward: true, stampAtPrimary: true }),
+    );
+    // A hook that throws: the command is proposed as it came (the state machine judges it).
+    const broken = await c.await(
+      follower.runtime.propose(put("broken", "as sent"), { forward: true, stampAtPrimary: true }),
+    );
+    const last = Math.max(stamped.index, plain.index, local.index, broken.index);
+    await c.run(() => [...c.members.values()].every((m) => m.runtime.status().applied >= last));
+    assert.deepEqual(
+      value("lease-like"),
+      ["stamped", "stamped", "stamped"],
+      "every member applied the primary's stamp",
+    );
+    assert.deepEqual(value("plain"), ["as sent", "as sent", "as sent"], "no stamp unless asked");
+    assert.deepEqual(
+      value("local"),
+      ["primary clock", "primary clock", "primary clock"],
+      "the primary's own proposal is already stamped by it",
+    );
+    assert.deepEqual(value("broken"), ["as sent", "as sent", "as sent"]);
+    assert.deepEqual(
+      stampedOn,
+      [leader.id, leader.id],
+      "the hook ran on the primary, once per stamped forward",
+    );
   });
 
   it("forwarded requests beyond the outstanding bound are refused busy (nothing proposed)", async () => {

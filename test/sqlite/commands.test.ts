@@ -1,7 +1,8 @@
 /**
  * The hand-written check of a plain KV put (the hot path of encode and decode) must agree with
  * the zod schemas on every input: accept exactly what they accept, with the same result, and
- * leave everything else to them (so errors keep their messages).
+ * leave everything else to them (so errors keep their messages). And the primary's clock stamp
+ * of forwarded lease commands rewrites those and nothing else.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -12,6 +13,7 @@ import {
   encodeCommand,
   kvKeyBytesMax,
   kvValueBytesMax,
+  stampWallClock,
   validateBySchema,
 } from "../../src/adapters/sqlite/commands.ts";
 
@@ -83,3 +85,50 @@ describe("the KV put fast path of command validation", () => {
 function decodeReference(encoded: Uint8Array): unknown {
   return new Packr({ useRecords: true, int64AsType: "bigint" }).unpack(encoded);
 }
+
+describe("stampWallClock: a forwarded lease command restamped with the primary's clock", () => {
+  const decoded = (data: Uint8Array): unknown => {
+    const result = decodeCommand(data);
+    assert.ok(result.ok, "the stamped command is still a valid command");
+    return result.command;
+  };
+
+  it("replaces the clock of lease grants and keep-alives, also under an idempotency key", () => {
+    const grant = encodeCommand({ kind: "kv", op: "lease-grant", ttlMs: 5000, nowMs: 1_000 });
+    assert.deepEqual(decoded(stampWallClock(grant, 61_000)), {
+      kind: "kv",
+      op: "lease-grant",
+      ttlMs: 5000,
+      nowMs: 61_000,
+    });
+    const keepAlive = encodeCommand({ kind: "kv", op: "lease-keepalive", leaseId: 7, nowMs: 1_000 });
+    assert.deepEqual(decoded(stampWallClock(keepAlive, 61_000)), {
+      kind: "kv",
+      op: "lease-keepalive",
+      leaseId: 7,
+      nowMs: 61_000,
+    });
+    const keyed = {
+      kind: "keyed" as const,
+      key: "retry-1",
+      requestSha256: "a".repeat(64),
+      command: { kind: "kv" as const, op: "lease-grant" as const, ttlMs: 5000, nowMs: 1_000 },
+    };
+    assert.deepEqual(decoded(stampWallClock(encodeCommand(keyed), 61_000)), {
+      ...keyed,
+      command: { ...keyed.command, nowMs: 61_000 },
+    });
+  });
+
+  it("leaves every other command, and data that does not decode, byte for byte as it came", () => {
+    const others = [
+      encodeCommand({ kind: "kv", op: "put", key: "k", value: new Uint8Array([1]) }),
+      encodeCommand({ kind: "kv", op: "lease-revoke", leaseId: 7 }),
+      // The primary's own expiry clock is never rewritten on the way.
+      encodeCommand({ kind: "kv", op: "lease-expire", nowMs: 1_000 }),
+      encodeCommand({ kind: "sql", statements: [{ sql: "SELECT 1" }] }),
+      new Uint8Array([0xc1, 0xff]),
+    ];
+    for (const data of others) assert.equal(stampWallClock(data, 61_000), data);
+  });
+});

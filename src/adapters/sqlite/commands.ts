@@ -283,3 +283,22 @@ export function decodeCommand(
   }
   return validate(value);
 }
+
+/** Lease operations whose `nowMs` is the proposer's wall clock (the start of the lease's TTL). */
+const clockStampedLeaseOps: ReadonlySet<string> = new Set(["lease-grant", "lease-keepalive"]);
+
+/**
+ * `data` with the wall clock of its lease grant or keep-alive (also under an idempotency key)
+ * replaced by `nowMs`: what the primary does to a command a secondary forwarded, so that leases
+ * start by the primary's clock, the one that expires them. Any other command, and data that
+ * does not decode, comes back as it is (the state machine judges it when it is applied).
+ */
+export function stampWallClock(data: Uint8Array, nowMs: number): Uint8Array {
+  const decoded = decodeCommand(data);
+  if (!decoded.ok) return data;
+  const { command } = decoded;
+  const inner = command.kind === "keyed" ? command.command : command;
+  if (inner.kind !== "kv" || !clockStampedLeaseOps.has(inner.op)) return data;
+  const stamped = { ...inner, nowMs };
+  return encodeCommand(command.kind === "keyed" ? { ...command, command: stamped } : stamped);
+}

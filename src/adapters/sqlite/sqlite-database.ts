@@ -17,6 +17,7 @@ import {
   kvKeyBytesMax,
   kvValueBytesMax,
   sqlStatementsPerCommandMax,
+  stampWallClock,
 } from "./commands.ts";
 import { kvRangeLimitMax } from "./kv-store.ts";
 import { changesPerReadMax } from "./kv-watch.ts";
@@ -65,6 +66,7 @@ export function sqliteDatabase(machine: SqliteStateMachine, entropy: PrimaryEntr
     prepareSql: (statements) => prepareSql(statements, { now: entropy.now(), random: entropy.random }),
     // The port's command type is the adapter's, with readonly arrays; the schema checks it anyway.
     encodeCommand: (command: DatabaseCommand) => encodeCommand(command as EncodableCommand),
+    stampWallClock,
     contentHash: async () => {
       const appliedIndex = machine.appliedIndex;
       const { chunks } = machine.snapshot();
