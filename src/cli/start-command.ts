@@ -4,6 +4,7 @@
  * exits non-zero. Startup errors (bad config, weak cookie, identity mismatch, port in use,
  * corrupt storage) are `ConclaveError`s: main.ts prints them as one plain line.
  */
+import { flushCompileCache } from "node:module";
 import type { Command } from "commander";
 import { loadConfig } from "../config/load.ts";
 import { createNode } from "../index.ts";
@@ -32,6 +33,9 @@ export function registerStartCommand(program: Command): void {
       const node = await createNode(config);
       node.on("fatal", ({ error }) => onOutcome({ fatal: error }));
       await node.start();
+      // Node writes the compile cache (bin/conclave.js) at exit; a member stopped by SIGKILL
+      // never exits, so write it now that every module of a running node is loaded.
+      flushCompileCache();
       const result = await outcome;
       await node.stop();
       if ("fatal" in result) {
