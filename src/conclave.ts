@@ -34,6 +34,7 @@ import { ApiTokenKeeper } from "./cluster/api-token.ts";
 import { ChannelTransport } from "./cluster/cluster-channel.ts";
 import { ClusterServices } from "./cluster/cluster-services.ts";
 import { Conclave } from "./cluster/embedded-conclave.ts";
+import { LeaseClock } from "./cluster/lease-clock.ts";
 import { LeaseExpiry } from "./cluster/lease-expiry.ts";
 import { resolveClusterCookie } from "./config/cookie.ts";
 import { loadConfig } from "./config/load.ts";
@@ -90,7 +91,7 @@ export async function createConclave(
         ...(config.overrides === undefined ? {} : { overrides: config.overrides }),
         ...(config.env === undefined ? {} : { env: config.env }),
       });
-  return new Conclave(await createNode(loaded, options), options.wallClockMs);
+  return new Conclave(await createNode(loaded, options));
 }
 
 function isNodeConfig(config: NodeConfig | ConclaveConfigSource): config is NodeConfig {
@@ -112,8 +113,9 @@ export interface NodeOptions {
   readonly kvHistoryRevisionsMax?: number;
   /**
    * This node's wall clock, ms since the epoch (default `Date.now`): tests of clock skew give
-   * members clocks that run ahead or behind. Leases, SQL's `CURRENT_TIMESTAMP` and the members'
-   * clock offsets read it; Raft timing never does.
+   * members clocks that run ahead or behind, or that jump. Leases (through
+   * src/cluster/lease-clock.ts), SQL's `CURRENT_TIMESTAMP` and the members' clock offsets read
+   * it; Raft timing never does.
    */
   readonly wallClockMs?: () => number;
 }
@@ -131,6 +133,8 @@ export interface ConclaveNode {
   readonly database: Database;
   /** The node's structured logger. */
   readonly logger: Logger;
+  /** The clock lease commands are stamped with, ms since the epoch (src/cluster/lease-clock.ts). */
+  leaseClockMs(): number;
   /** Where the HTTP server listens, once started. */
   readonly httpAddress: { readonly host: string; readonly port: number } | null;
   start(): Promise<void>;
@@ -244,7 +248,16 @@ async function wireNode(
     now: () => new Date(wallClockMs()),
     random: (count) => randomBytes(count),
   });
-  const runtime = new RaftRuntime({
+  const leaseClock: LeaseClock = new LeaseClock({
+    wallClockMs,
+    monotonicMs: () => performance.now(),
+    leaderTerm: (): number | null => {
+      if (!runtime.running) return null;
+      const { role, term } = runtime.status();
+      return role === "leader" ? term : null;
+    },
+  });
+  const runtime: RaftRuntime = new RaftRuntime({
     id: raftId,
     storage: createFileStorage(config.node.dataDir),
     transport,
@@ -258,7 +271,7 @@ async function wireNode(
     snapshotEveryEntries: config.cluster.snapshotEveryEntries,
     snapshotEveryBytes: config.cluster.snapshotEveryBytes,
     // Leases start by the primary's clock, the one that expires them.
-    stampAtPrimary: (data) => database.stampWallClock(data, wallClockMs()),
+    stampAtPrimary: (data) => database.stampWallClock(data, leaseClock.nowMs()),
   });
   const services = new ClusterServices({
     wallClockMs,
@@ -293,7 +306,7 @@ async function wireNode(
     services,
     transport,
     apiToken,
-    wallClockMs,
+    leaseClock,
   });
 }
 
@@ -459,7 +472,7 @@ class Node implements ConclaveNode {
   readonly #services: ClusterServices;
   readonly #transport: Transport;
   readonly #apiToken: ApiTokenKeeper;
-  readonly #wallClockMs: () => number;
+  readonly #leaseClock: LeaseClock;
   #server: AdminServer | null = null;
   #state: "new" | "started" | "stopped" = "new";
 
@@ -476,9 +489,9 @@ class Node implements ConclaveNode {
     services: ClusterServices;
     transport: Transport;
     apiToken: ApiTokenKeeper;
-    wallClockMs: () => number;
+    leaseClock: LeaseClock;
   }) {
-    this.#wallClockMs = parts.wallClockMs;
+    this.#leaseClock = parts.leaseClock;
     this.#apiToken = parts.apiToken;
     this.#transport = parts.transport;
     this.#lock = parts.lock;
@@ -499,9 +512,13 @@ class Node implements ConclaveNode {
     this.#leaseExpiry = new LeaseExpiry({
       runtime: this.runtime,
       database: this.database,
-      wallClockMs: parts.wallClockMs,
+      leaseClockMs: () => parts.leaseClock.nowMs(),
       logger: this.#logger,
     });
+  }
+
+  leaseClockMs(): number {
+    return this.#leaseClock.nowMs();
   }
 
   get httpAddress(): { host: string; port: number } | null {
@@ -544,7 +561,7 @@ class Node implements ConclaveNode {
       database: this.database,
       logger: this.#logger,
       leaderContact: this.#leaderContact,
-      wallClockMs: this.#wallClockMs,
+      leaseClockMs: () => this.#leaseClock.nowMs(),
       cluster: { status: () => this.#services.status(), operations: this.#services.operations },
       apiToken: this.#apiToken,
     };

@@ -37,8 +37,8 @@ export interface AdminContext {
   readonly logger: Logger;
   /** How recently this node knew a primary (for `consistency=none&maxStalenessMs=`). */
   readonly leaderContact: LeaderContact;
-  /** Wall-clock milliseconds since the epoch (lease times are the primary's wall clock). */
-  readonly wallClockMs: () => number;
+  /** The clock lease grants and keep-alives are stamped with (src/cluster/lease-clock.ts). */
+  readonly leaseClockMs: () => number;
   /** Checks a presented API token (see src/cluster/api-token.ts). */
   readonly apiToken: { check(presented: string | undefined): boolean };
   /** Cluster status and the operator's commands (join, leave, force-leave, set-primary). */

@@ -42,7 +42,7 @@ export const registerLeaseRoutes: RouteModule = (app, context) => {
     // The key's request is what the client sent, not the primary's clock reading.
     const { result } = await proposeKv(
       context,
-      { op: "lease-grant", ttlMs, nowMs: context.wallClockMs() },
+      { op: "lease-grant", ttlMs, nowMs: context.leaseClockMs() },
       { from: honoRequest(c), request: { op: "lease-grant", ttlMs } },
     );
     return c.json({ leaseId: result.leaseId, expiresAtMs: result.expiresAtMs, ttlMs });
@@ -52,7 +52,7 @@ export const registerLeaseRoutes: RouteModule = (app, context) => {
     const leaseId = leaseIdOf(c);
     const { result } = await proposeKv(
       context,
-      { op: "lease-keepalive", leaseId, nowMs: context.wallClockMs() },
+      { op: "lease-keepalive", leaseId, nowMs: context.leaseClockMs() },
       { from: honoRequest(c), request: { op: "lease-keepalive", leaseId } },
     );
     return c.json({ leaseId, expiresAtMs: result.expiresAtMs });

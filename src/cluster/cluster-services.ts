@@ -187,7 +187,7 @@ export class ClusterServices {
       metadata: database.cluster,
       pings: this.pings,
       staticMembers: staticPeers.map((peer) => ({ raftId: peer.nodeId, nodeName: peer.name })),
-      nowMs: Date.now(),
+      nowMs: this.#options.wallClockMs(),
     });
   }
 }

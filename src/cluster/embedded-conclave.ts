@@ -31,6 +31,8 @@ export interface EmbeddableNode {
   readonly runtime: RaftRuntime;
   readonly database: Database;
   readonly logger: Logger;
+  /** The clock lease commands are stamped with (lease-clock.ts). */
+  leaseClockMs(): number;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -70,10 +72,9 @@ export class Conclave {
   readonly #roles: RoleEvents;
   #state: "new" | "started" | "stopped" = "new";
 
-  /** `wallClockMs`: this node's wall clock (stamps lease grants; tests give members skewed ones). */
-  constructor(node: EmbeddableNode, wallClockMs: () => number = Date.now) {
+  constructor(node: EmbeddableNode) {
     this.#node = node;
-    const parts = { runtime: node.runtime, database: node.database, wallClockMs };
+    const parts = { runtime: node.runtime, database: node.database, leaseClockMs: () => node.leaseClockMs() };
     this.db = new EmbeddedDb(parts);
     this.kv = new ConclaveKv(parts, this.#stopped.signal);
     this.locks = new Locks({

@@ -37,8 +37,8 @@ import { type Consistency, readBarrier } from "./read-barrier.ts";
 export interface EmbeddedDatabaseParts {
   readonly runtime: Pick<RaftRuntime, "propose" | "readIndex" | "waitApplied" | "status">;
   readonly database: Database;
-  /** This node's wall clock (ms since the epoch), carried by lease commands. */
-  readonly wallClockMs: () => number;
+  /** The clock lease commands are stamped with (lease-clock.ts). */
+  readonly leaseClockMs: () => number;
 }
 
 /** Timeout and cancellation of one operation (the timeout default is `cluster.sync_timeout_ms`). */
@@ -260,7 +260,7 @@ export class EmbeddedKv {
     ttlMs: number,
     options: OperationOptions = {},
   ): Promise<{ readonly leaseId: number; readonly expiresAtMs: number }> {
-    const nowMs = this.#parts.wallClockMs();
+    const nowMs = this.#parts.leaseClockMs();
     const { result } = await propose(this.#parts, { kind: "kv", op: "lease-grant", ttlMs, nowMs }, options);
     return { leaseId: result.leaseId as number, expiresAtMs: result.expiresAtMs as number };
   }
@@ -270,7 +270,7 @@ export class EmbeddedKv {
     leaseId: number,
     options: OperationOptions = {},
   ): Promise<{ readonly expiresAtMs: number }> {
-    const nowMs = this.#parts.wallClockMs();
+    const nowMs = this.#parts.leaseClockMs();
     const { result } = await propose(
       this.#parts,
       { kind: "kv", op: "lease-keepalive", leaseId, nowMs },

@@ -1,7 +1,7 @@
 /**
  * Lease expiry through the log: every `checkIntervalMs`, the primary looks at the earliest lease
- * expiry in its database and, once its wall clock has passed it, proposes `lease-expire` with
- * that clock. Members never expire leases on their own clock, so every member deletes the same
+ * expiry in its database and, once its lease clock (lease-clock.ts: its wall clock, advanced by
+ * the monotonic clock within a term) has passed it, proposes `lease-expire` with that clock. Members never expire leases on their own clock, so every member deletes the same
  * keys at the same index. Only the primary proposes; a follower's timer does nothing. At most one
  * proposal is in flight; failures (lost leadership, timeout) are retried at the next check.
  *
@@ -14,7 +14,7 @@
  *
  * @example
  * ```ts
- * const expiry = new LeaseExpiry({ runtime, database, wallClockMs: () => Date.now(), logger });
+ * const expiry = new LeaseExpiry({ runtime, database, leaseClockMs: () => clock.nowMs(), logger });
  * expiry.start();
  * // …
  * expiry.stop();
@@ -30,8 +30,8 @@ export const leaseCheckIntervalMsDefault = 250;
 export interface LeaseExpiryOptions {
   readonly runtime: Pick<RaftRuntime, "propose" | "status" | "running">;
   readonly database: Pick<Database, "earliestLeaseExpiryMs" | "encodeCommand">;
-  /** The primary's wall clock (ms since the epoch): the same clock lease grants carry. */
-  readonly wallClockMs: () => number;
+  /** The primary's lease clock (ms since the epoch, lease-clock.ts): the clock lease grants carry. */
+  readonly leaseClockMs: () => number;
   readonly logger: Logger;
   readonly checkIntervalMs?: number;
 }
@@ -63,12 +63,12 @@ export class LeaseExpiry {
 
   /** One check (the timer calls it; tests may too). */
   check(): void {
-    const { runtime, database, wallClockMs, logger } = this.#options;
+    const { runtime, database, leaseClockMs, logger } = this.#options;
     if (this.#inFlight || !runtime.running) return;
     const status = runtime.status();
     if (status.role !== "leader") return;
     const earliest = database.earliestLeaseExpiryMs();
-    const nowMs = wallClockMs();
+    const nowMs = leaseClockMs();
     if (earliest !== null && this.#renewedTerm !== status.term) {
       this.#propose({ kind: "kv", op: "lease-renew-all", nowMs }, (term, result) => {
         // Only an entry of this term, applied, lets this primary expire leases.

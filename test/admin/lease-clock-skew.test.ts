@@ -1,9 +1,13 @@
 /**
- * Leases granted and kept alive through a secondary whose wall clock runs a minute behind the
- * primary's: the primary restamps the forwarded command with its own clock (the one that expires
- * leases), so the lease lasts its TTL by the primary's clock — not a minute less, which would
- * expire it (and delete its keys) at once. Each member's clock is its own (`NodeOptions.wallClockMs`);
- * the members' offset shows in the cluster status as it would with real skew.
+ * Leases when members' wall clocks disagree or jump (each member's clock is its own,
+ * `NodeOptions.wallClockMs`):
+ * - granted and kept alive through a secondary whose clock runs a minute behind the primary's:
+ *   the primary restamps the forwarded command with its own clock (the one that expires leases),
+ *   so the lease lasts its TTL by the primary's clock — not a minute less, which would expire it
+ *   (and delete its keys) at once; the members' offset shows in the cluster status as it would
+ *   with real skew;
+ * - the primary's wall clock stepping an hour forward (NTP) mid-term: leases keep their TTL,
+ *   because within a term the primary times leases by its monotonic clock.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -25,7 +29,7 @@ async function send(url: string, method: string, headers: Record<string, string>
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
-describe("leases through a secondary whose clock runs behind", { timeout: 60_000 }, () => {
+describe("leases when members' clocks disagree or jump", { timeout: 60_000 }, () => {
   const skewMs = new Map<string, number>();
   let cluster: InProcessCluster;
   let primary: TestNode;
@@ -102,5 +106,35 @@ describe("leases through a secondary whose clock runs behind", { timeout: 60_000
     );
     const retry = await send(`${secondary.url}/v1/leases`, "POST", headers, body);
     assert.deepEqual(retry.body, first.body, "the retry is replayed: same lease, same expiry");
+  });
+  it("the primary's wall clock stepping an hour forward mid-term expires no lease early", async () => {
+    const grant = await postJson(`${primary.url}/v1/leases`, { ttlMs });
+    assert.equal(grant.status, 200, JSON.stringify(grant.body));
+    const leaseId = grant.body.leaseId as number;
+    const put = await send(`${primary.url}/v1/kv/skew/step?lease=${leaseId}`, "PUT", {}, "v");
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    const steppedAtMs = Date.now();
+    skewMs.set(primary.name, 3_600_000);
+    try {
+      // Several expiry checks later (every 250 ms), the key is still there…
+      await sleep(1_000);
+      assert.equal(cluster.nodes.filter(({ node }) => node.runtime.status().role === "leader").length, 1);
+      assert.equal((await send(`${primary.url}/v1/kv/skew/step?format=json`, "GET")).status, 200);
+      // …and a keep-alive after the step extends the lease by its TTL, not by an hour.
+      const kept = await send(`${primary.url}/v1/leases/${leaseId}/keepalive`, "POST");
+      assert.equal(kept.status, 200, JSON.stringify(kept.body));
+      assert.ok(
+        (kept.body.expiresAtMs as number) < (grant.body.expiresAtMs as number) + 60_000,
+        `kept until ${kept.body.expiresAtMs}, granted until ${grant.body.expiresAtMs}`,
+      );
+      // Left alone, it expires about one TTL after that keep-alive.
+      await waitFor("the lease to expire", 10_000, async () => {
+        const { status } = await send(`${primary.url}/v1/kv/skew/step?format=json`, "GET");
+        return status === 404 ? true : null;
+      });
+      assert.ok(Date.now() >= steppedAtMs + 1_000 + ttlMs - 100, "not before its TTL ran out");
+    } finally {
+      skewMs.delete(primary.name);
+    }
   });
 });

@@ -45,7 +45,7 @@ function harness() {
   const expiry = new LeaseExpiry({
     runtime,
     database,
-    wallClockMs: () => state.clockMs,
+    leaseClockMs: () => state.clockMs,
     logger: silentLogger,
   });
   const check = async (): Promise<void> => {
