@@ -67,6 +67,7 @@ export class ClusterServices {
     this.pings = new MemberPings({
       send,
       wallClockMs: options.wallClockMs,
+      monotonicMs: () => performance.now(),
       self: () => ({
         state: this.selfState(),
         applied: runtime.status().applied,
@@ -187,7 +188,8 @@ export class ClusterServices {
       metadata: database.cluster,
       pings: this.pings,
       staticMembers: staticPeers.map((peer) => ({ raftId: peer.nodeId, nodeName: peer.name })),
-      nowMs: this.#options.wallClockMs(),
+      // The pings' contact times are monotonic.
+      nowMs: performance.now(),
     });
   }
 }

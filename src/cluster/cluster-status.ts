@@ -61,6 +61,7 @@ export interface StatusSources {
   readonly pings: MemberPings;
   /** The configured static list: name and order of members that have not announced themselves. */
   readonly staticMembers: readonly { readonly raftId: string; readonly nodeName: string }[];
+  /** The monotonic clock the pings' contact times are on (performance.now()). */
   readonly nowMs: number;
 }
 

@@ -31,7 +31,10 @@ export interface SelfReport {
 
 /** What this node knows of a member from its pings. */
 export interface MemberContact {
-  /** This node's wall clock when it last heard from the member. */
+  /**
+   * This node's monotonic clock (`monotonicMs`) when it last heard from the member: a step of
+   * the wall clock must not make every member look lost (or fresh).
+   */
   readonly lastContactAtMs: number;
   /** Member's clock minus ours (ms), from the last pong; null before one arrived. */
   readonly offsetMs: number | null;
@@ -41,7 +44,10 @@ export interface MemberContact {
 
 export interface MemberPingsOptions {
   readonly send: (to: string, message: ClusterMessage) => boolean;
+  /** For the offsets: the ping times are wall-clock readings. */
   readonly wallClockMs: () => number;
+  /** For how long ago a member was heard from. */
+  readonly monotonicMs: () => number;
   readonly self: () => SelfReport;
   /** The members to ping (never this node). */
   readonly targets: () => readonly string[];
@@ -86,7 +92,7 @@ export class MemberPings {
     const now = this.#options.wallClockMs();
     const report = readReport(message);
     if (message.type === "ping" && typeof message.sentAtMs === "number" && report !== null) {
-      this.#record(from, now, report, null);
+      this.#record(from, report, null);
       this.#options.send(from, {
         type: "pong",
         pingSentAtMs: message.sentAtMs,
@@ -104,7 +110,7 @@ export class MemberPings {
       const t1 = message.pingSentAtMs as number;
       const t2 = message.receivedAtMs as number;
       const t3 = message.sentAtMs as number;
-      this.#record(from, now, report, {
+      this.#record(from, report, {
         offsetMs: (t2 - t1 + (t3 - now)) / 2,
         rttMs: Math.max(0, now - t1 - (t3 - t2)),
       });
@@ -115,14 +121,13 @@ export class MemberPings {
 
   #record(
     from: string,
-    now: number,
     reported: SelfReport,
     timing: { offsetMs: number; rttMs: number } | null,
   ): void {
     if (!this.#options.targets().includes(from)) return; // guests and ex-members are not tracked
     const previous = this.#contacts.get(from);
     this.#contacts.set(from, {
-      lastContactAtMs: now,
+      lastContactAtMs: this.#options.monotonicMs(),
       offsetMs: timing?.offsetMs ?? previous?.offsetMs ?? null,
       rttMs: timing?.rttMs ?? previous?.rttMs ?? null,
       reported,
@@ -137,7 +142,7 @@ export class MemberPings {
   /** True when `id` answered within {@link contactLostMs}. */
   reachable(id: string): boolean {
     const contact = this.#contacts.get(id);
-    return contact !== undefined && this.#options.wallClockMs() - contact.lastContactAtMs < contactLostMs;
+    return contact !== undefined && this.#options.monotonicMs() - contact.lastContactAtMs < contactLostMs;
   }
 }
 
