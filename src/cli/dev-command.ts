@@ -202,9 +202,9 @@ async function stopAll(nodes: readonly DevNode[]): Promise<void> {
  * with the missing nodes DOWN, or null when there was none.
  */
 async function waitForCluster(nodes: readonly DevNode[], timeoutMs: number): Promise<NodeStatusRow[] | null> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = performance.now() + timeoutMs;
   let withPrimary: NodeStatusRow[] | null = null;
-  while (Date.now() < deadline) {
+  while (performance.now() < deadline) {
     const crashed = nodes.find((n) => n.process?.exitCode !== null && n.process?.exitCode !== undefined);
     if (crashed) {
       const tail = readFileSync(crashed.logPath, "utf8").trim().split("\n").slice(-3).join("\n");
