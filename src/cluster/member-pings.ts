@@ -119,11 +119,7 @@ export class MemberPings {
     return message.type === "ping" || message.type === "pong";
   }
 
-  #record(
-    from: string,
-    reported: SelfReport,
-    timing: { offsetMs: number; rttMs: number } | null,
-  ): void {
+  #record(from: string, reported: SelfReport, timing: { offsetMs: number; rttMs: number } | null): void {
     if (!this.#options.targets().includes(from)) return; // guests and ex-members are not tracked
     const previous = this.#contacts.get(from);
     this.#contacts.set(from, {

@@ -96,11 +96,15 @@ export interface StableStore {
 
 /** Writes one snapshot in chunks. Nothing is visible until `finish` resolves. */
 export interface SnapshotWriter {
-  /** Appends the next chunk. */
+  /**
+   * Appends the next chunk. A full disk rejects with `CONCLAVE_DISK_FULL` and keeps nothing of
+   * the chunk: the writer stays open, and the same chunk may be written again once there is room.
+   */
   write(chunk: Uint8Array): Promise<void>;
   /**
    * Checks that exactly `meta.sizeBytes` bytes were written, makes the snapshot durable and
-   * visible (it becomes `latest()`), then deletes snapshots beyond the retained count.
+   * visible (it becomes `latest()`), then deletes snapshots beyond the retained count. A full
+   * disk rejects with `CONCLAVE_DISK_FULL`, and `finish` may then be called again.
    */
   finish(): Promise<void>;
   /** Discards what was written. Safe to call more than once, and after a failed write. */

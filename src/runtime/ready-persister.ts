@@ -127,10 +127,12 @@ export class ReadyPersister {
         () =>
           `snapshot chunk at offset ${chunk.offset} of ${chunk.meta.term}-${chunk.meta.index} without its start`,
       );
-      await incoming.writer.write(chunk.data);
+      // A full disk keeps this Ready in hand, as for the log: the writer kept everything before
+      // this chunk, and the chunk (or the finish) is tried again once there is room.
+      await this.#retryWhileFull(() => incoming.writer.write(chunk.data));
       if (chunk.done) {
+        await this.#retryWhileFull(() => incoming.writer.finish());
         this.#incoming = null;
-        await incoming.writer.finish();
       }
     }
   }
@@ -140,11 +142,16 @@ export class ReadyPersister {
    * Ready stays in hand (nothing sent, nothing acknowledged) and new input queues meanwhile.
    */
   async #syncRetryingWhileFull(): Promise<void> {
+    await this.#retryWhileFull(() => this.#storage.sync());
+  }
+
+  /** Runs a write, again every second while it finds the disk full (reported meanwhile). */
+  async #retryWhileFull(write: () => Promise<void>): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.#storage.sync();
+        await write();
         if (attempt > 1) {
-          this.#logger.info({ attempts: attempt }, "disk space available again; sync done");
+          this.#logger.info({ attempts: attempt }, "disk space available again; write done");
           this.#onDiskFull(null);
         }
         return;

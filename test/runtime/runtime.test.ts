@@ -146,6 +146,37 @@ describe("RaftRuntime over in-memory adapters", { timeout: 30_000 }, () => {
     assert.ok(lagging.runtime.status().firstIndex > 1, "it was brought up by a snapshot, not the whole log");
   });
 
+  it("a member whose disk fills up while it receives a snapshot waits for room, then installs it", async () => {
+    const c = cluster(["a", "b", "c"], {
+      snapshotEveryEntries: 20,
+      snapshotKeepEntries: 2,
+      snapshotChunkBytes: 64,
+    });
+    await c.startAll();
+    const leader = await c.electLeader();
+    const lagging = [...c.members.values()].find((m) => m !== leader);
+    assert.ok(lagging);
+    await c.crash(lagging.id);
+    for (let i = 0; i < 60; i++) await c.await(leader.runtime.propose(put(`f${i}`, `${i}`)));
+    assert.ok(leader.runtime.status().firstIndex > 10, "the leader compacted its log");
+    // Three chunk writes (or the finish) find the disk full: each is tried again a second later.
+    lagging.disk.snapshots.injectDiskFull(3);
+    await c.restart(lagging.id);
+    let reportedFull = false;
+    const caughtUp = await c.run(() => {
+      reportedFull ||= lagging.runtime.diskFullReason !== null;
+      return lagging.runtime.status().applied >= leader.runtime.status().commit;
+    }, 2_000);
+    assert.ok(caughtUp, "the member installed the snapshot once there was room");
+    assert.ok(reportedFull, "meanwhile it said its disk was full");
+    assert.equal(lagging.runtime.diskFullReason, null, "and no longer says so");
+    assert.equal(lagging.runtime.running, true, "a full disk during a snapshot is not fail-stop");
+    assert.deepEqual(lagging.fatal, []);
+    assert.equal(text(lagging.machine.read("f0")), "0");
+    assert.equal(text(lagging.machine.read("f59")), "59");
+    assert.ok(lagging.runtime.status().firstIndex > 1, "it was brought up by a snapshot, not the whole log");
+  });
+
   it("a storage EIO stops the runtime with a fatal event and fails its waiting calls", async () => {
     const c = cluster(["a", "b", "c"]);
     await c.startAll();

@@ -1,15 +1,16 @@
 /**
  * A full disk (a 1 MiB tmpfs, filled up): sync rejects with CONCLAVE_DISK_FULL, the partial
- * write is cut back, nothing synced is lost, and the same storage continues once space is freed.
+ * write is cut back, nothing synced is lost, and the same storage continues once space is freed;
+ * a snapshot being written keeps what it had and takes the rejected chunk (or finish) again.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { open, rm } from "node:fs/promises";
+import { open, readdir, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { createFileStorage } from "../../src/adapters/storage/file-storage.ts";
 import { isConclaveError } from "../../src/lib/errors.ts";
-import { entryRange, snapshotMeta, writeSnapshot } from "./storage-compliance.ts";
+import { entryRange, snapshotBytes, snapshotMeta, writeSnapshot } from "./storage-compliance.ts";
 import { segmentRecords, temporaryDirectory } from "./storage-harnesses.ts";
 
 let mountPoint = "";
@@ -97,5 +98,79 @@ test("a full disk rejects sync with CONCLAVE_DISK_FULL, loses nothing, and recov
   assert.equal(recovered.entries.length, 301);
   assert.deepEqual(recovered.entries.slice(100, 300), pending);
   assert.deepEqual(recovered.hardState, { term: 1, vote: "n1", commit: 300 });
+  await reopened.close();
+});
+
+/** Bytes a finished snapshot file holds besides its data (description and CRC), measured. */
+async function snapshotFileOverhead(meta: ReturnType<typeof snapshotMeta>): Promise<number> {
+  const directory = join(mountPoint, "probe");
+  const probe = createFileStorage(directory);
+  await probe.open();
+  await writeSnapshot(probe.snapshots, meta);
+  await probe.close();
+  const size = (await stat(join(directory, "snapshots", `${meta.term}-${meta.index}.snap`))).size;
+  await rm(directory, { recursive: true, force: true });
+  return size - meta.sizeBytes;
+}
+
+test("a snapshot write or finish that finds the disk full keeps what it had, and goes on once there is room", async (t) => {
+  if (mountProblem !== null) {
+    t.skip(mountProblem);
+    return;
+  }
+  const dataDirectory = join(mountPoint, "snapshot-data");
+  const storage = createFileStorage(dataDirectory);
+  await storage.open();
+  const temporaryBytes = async (): Promise<number> => {
+    const names = (await readdir(join(dataDirectory, "snapshots"))).filter((name) => name.endsWith(".tmp"));
+    assert.equal(names.length, 1, `one unfinished snapshot: ${names.join(", ")}`);
+    return (await stat(join(dataDirectory, "snapshots", names[0] as string))).size;
+  };
+
+  // A chunk write: rejected, the file cut back to before it; the same chunk is written later.
+  const meta = snapshotMeta(100, 1, 256 * 1024);
+  const bytes = snapshotBytes(meta.sizeBytes, 5);
+  const chunk = 4096;
+  const writer = await storage.snapshots.begin(meta);
+  for (let offset = 0; offset < 64 * 1024; offset += chunk)
+    await writer.write(bytes.subarray(offset, offset + chunk));
+  let filler = await fillDisk(mountPoint);
+  await assert.rejects(writer.write(bytes.subarray(64 * 1024, 64 * 1024 + chunk)), (error) =>
+    isConclaveError(error, "CONCLAVE_DISK_FULL"),
+  );
+  assert.equal(await temporaryBytes(), 64 * 1024, "the partial chunk was cut back");
+  await rm(filler);
+  for (let offset = 64 * 1024; offset < bytes.length; offset += chunk)
+    await writer.write(bytes.subarray(offset, offset + chunk));
+  await writer.finish();
+  assert.deepEqual(storage.snapshots.latest(), meta);
+  assert.deepEqual(storage.snapshots.read(meta, 0, meta.sizeBytes), bytes);
+
+  // A finish: the data and the description end 2 bytes before a page does, so the CRC after
+  // them needs a page the full disk does not have. Finish again later: both are rewritten in
+  // place (appending the description a second time would corrupt the file).
+  const overhead = await snapshotFileOverhead(snapshotMeta(200, 1, 8000));
+  const small = snapshotMeta(200, 1, 8192 - (overhead - 4) - 2);
+  assert.equal(await snapshotFileOverhead(small), overhead, "the description has the same length");
+  const smallBytes = snapshotBytes(small.sizeBytes, 9);
+  const smallWriter = await storage.snapshots.begin(small);
+  await smallWriter.write(smallBytes);
+  filler = await fillDisk(mountPoint);
+  await assert.rejects(smallWriter.finish(), (error) => isConclaveError(error, "CONCLAVE_DISK_FULL"));
+  assert.equal(
+    await temporaryBytes(),
+    small.sizeBytes + overhead - 4,
+    "the data and the description are kept",
+  );
+  await rm(filler);
+  await smallWriter.finish();
+  assert.deepEqual(storage.snapshots.latest(), small);
+  await storage.close();
+
+  // Both verify when the directory is opened again (description and CRC rewritten in place).
+  const reopened = createFileStorage(dataDirectory);
+  const recovered = await reopened.open();
+  assert.deepEqual(recovered.snapshot, small);
+  assert.deepEqual(reopened.snapshots.read(small, 0, small.sizeBytes), smallBytes);
   await reopened.close();
 });

@@ -32,6 +32,8 @@ export class MemorySnapshotStore implements SnapshotStore {
   #retained: StoredSnapshot[] = [];
   /** Bumped by crash(): writers from before it can no longer publish. */
   #generation = 0;
+  /** Writes and finishes that find the disk full before it has room again (injectDiskFull). */
+  #fullFor = 0;
 
   constructor(options: { retainCount?: number } = {}) {
     this.#retainCount = options.retainCount ?? 2;
@@ -50,6 +52,7 @@ export class MemorySnapshotStore implements SnapshotStore {
     return {
       write: async (chunk) => {
         assert(state === "open", "snapshot writer is not open");
+        this.#takeDiskFull(meta);
         if (bytes + chunk.length > meta.sizeBytes) {
           state = "done";
           throw sizeMismatch(meta, bytes + chunk.length);
@@ -59,6 +62,7 @@ export class MemorySnapshotStore implements SnapshotStore {
       },
       finish: async () => {
         assert(state === "open", "snapshot writer is not open");
+        this.#takeDiskFull(meta);
         state = "done";
         if (bytes !== meta.sizeBytes) throw sizeMismatch(meta, bytes);
         if (generation !== this.#generation) return; // crashed meanwhile: it never existed
@@ -74,6 +78,21 @@ export class MemorySnapshotStore implements SnapshotStore {
         state = "done";
       },
     };
+  }
+
+  /** The next `operations` snapshot writes or finishes find the disk full (and keep nothing). */
+  injectDiskFull(operations: number): void {
+    this.#fullFor = operations;
+  }
+
+  #takeDiskFull(meta: SnapshotMeta): void {
+    if (this.#fullFor === 0) return;
+    this.#fullFor -= 1;
+    throw new ConclaveError(
+      "CONCLAVE_DISK_FULL",
+      `The disk holding the memory snapshots is full (injected) while writing snapshot ${meta.term}-${meta.index}; free space and the node continues.`,
+      { store: "memory snapshots" },
+    );
   }
 
   #publish(snapshot: StoredSnapshot): void {

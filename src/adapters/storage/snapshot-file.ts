@@ -208,6 +208,8 @@ export class FileSnapshotWriter implements SnapshotWriter {
   #positionBytes = 0;
   #dataBytes = 0;
   #crc = 0;
+  /** The CRC of the data alone: where `finish` starts again after a full disk interrupted it. */
+  #dataCrc = 0;
   /** Whether the data went through this writer (then `finish` reads it all back). */
   #dataWritten = true;
   #state: "open" | "finished" | "aborted" = "open";
@@ -266,6 +268,7 @@ export class FileSnapshotWriter implements SnapshotWriter {
       throw this.#sizeError(size);
     }
     this.#crc = await crcOfPrefix(handle, size, Buffer.allocUnsafe(VERIFY_CHUNK_BYTES));
+    this.#dataCrc = this.#crc;
     this.#dataBytes = size;
     this.#positionBytes = size;
   }
@@ -288,7 +291,9 @@ export class FileSnapshotWriter implements SnapshotWriter {
           done += bytesWritten;
         }
       },
-      () => this.abort(),
+      // A full disk: cut the file back to before this write and stay open, so that the same
+      // bytes can be written again once there is room (the runtime retries, as it does a sync).
+      () => handle.truncate(this.#positionBytes),
     );
     this.#positionBytes += bytes.length;
     this.#crc = crc32(bytes, this.#crc);
@@ -301,6 +306,7 @@ export class FileSnapshotWriter implements SnapshotWriter {
     }
     await this.#append(chunk);
     this.#dataBytes += chunk.length;
+    this.#dataCrc = this.#crc;
   }
 
   #sizeError(bytes: number): ConclaveError {
@@ -319,6 +325,10 @@ export class FileSnapshotWriter implements SnapshotWriter {
       await this.abort();
       throw this.#sizeError(this.#dataBytes);
     }
+    // From the end of the data every time: a finish that a full disk interrupted (after the
+    // description, before the CRC) is called again and rewrites both in place.
+    this.#positionBytes = this.#dataBytes;
+    this.#crc = this.#dataCrc;
     await this.#append(encodeSnapshotDescription(this.#meta));
     const crc = Buffer.alloc(CRC_BYTES);
     crc.writeUInt32LE(this.#crc, 0);
