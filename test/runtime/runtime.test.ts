@@ -125,7 +125,11 @@ describe("RaftRuntime over in-memory adapters", { timeout: 30_000 }, () => {
     assert.equal(snapshotPhase("a", 100), 70);
   });
 
-  it("a lagging member catches up by the leader's snapshot after the log was compacted", async () => {
+  /**
+   * A 3-member cluster whose member `lagging` was down (crashed) while the leader wrote
+   * `${prefix}0`…`${prefix}59` and compacted its log past them: it can only catch up by a snapshot.
+   */
+  const clusterWithLaggingMember = async (prefix: string) => {
     const c = cluster(["a", "b", "c"], {
       snapshotEveryEntries: 20,
       snapshotKeepEntries: 2,
@@ -136,29 +140,29 @@ describe("RaftRuntime over in-memory adapters", { timeout: 30_000 }, () => {
     const lagging = [...c.members.values()].find((m) => m !== leader);
     assert.ok(lagging);
     await c.crash(lagging.id);
-    for (let i = 0; i < 60; i++) await c.await(leader.runtime.propose(put(`s${i}`, `${i}`)));
+    for (let i = 0; i < 60; i++) await c.await(leader.runtime.propose(put(`${prefix}${i}`, `${i}`)));
     assert.ok(leader.runtime.status().firstIndex > 10, "the leader compacted its log");
+    const assertCaughtUpBySnapshot = (): void => {
+      assert.equal(text(lagging.machine.read(`${prefix}0`)), "0");
+      assert.equal(text(lagging.machine.read(`${prefix}59`)), "59");
+      assert.ok(
+        lagging.runtime.status().firstIndex > 1,
+        "it was brought up by a snapshot, not the whole log",
+      );
+    };
+    return { c, leader, lagging, assertCaughtUpBySnapshot };
+  };
+
+  it("a lagging member catches up by the leader's snapshot after the log was compacted", async () => {
+    const { c, leader, lagging, assertCaughtUpBySnapshot } = await clusterWithLaggingMember("s");
     await c.restart(lagging.id);
     const caughtUp = await c.run(() => lagging.runtime.status().applied >= leader.runtime.status().commit);
     assert.ok(caughtUp, "the restarted member caught up");
-    assert.equal(text(lagging.machine.read("s0")), "0");
-    assert.equal(text(lagging.machine.read("s59")), "59");
-    assert.ok(lagging.runtime.status().firstIndex > 1, "it was brought up by a snapshot, not the whole log");
+    assertCaughtUpBySnapshot();
   });
 
   it("a member whose disk fills up while it receives a snapshot waits for room, then installs it", async () => {
-    const c = cluster(["a", "b", "c"], {
-      snapshotEveryEntries: 20,
-      snapshotKeepEntries: 2,
-      snapshotChunkBytes: 64,
-    });
-    await c.startAll();
-    const leader = await c.electLeader();
-    const lagging = [...c.members.values()].find((m) => m !== leader);
-    assert.ok(lagging);
-    await c.crash(lagging.id);
-    for (let i = 0; i < 60; i++) await c.await(leader.runtime.propose(put(`f${i}`, `${i}`)));
-    assert.ok(leader.runtime.status().firstIndex > 10, "the leader compacted its log");
+    const { c, leader, lagging, assertCaughtUpBySnapshot } = await clusterWithLaggingMember("f");
     // Three chunk writes (or the finish) find the disk full: each is tried again a second later.
     lagging.disk.snapshots.injectDiskFull(3);
     await c.restart(lagging.id);
@@ -172,9 +176,7 @@ describe("RaftRuntime over in-memory adapters", { timeout: 30_000 }, () => {
     assert.equal(lagging.runtime.diskFullReason, null, "and no longer says so");
     assert.equal(lagging.runtime.running, true, "a full disk during a snapshot is not fail-stop");
     assert.deepEqual(lagging.fatal, []);
-    assert.equal(text(lagging.machine.read("f0")), "0");
-    assert.equal(text(lagging.machine.read("f59")), "59");
-    assert.ok(lagging.runtime.status().firstIndex > 1, "it was brought up by a snapshot, not the whole log");
+    assertCaughtUpBySnapshot();
   });
 
   it("a storage EIO stops the runtime with a fatal event and fails its waiting calls", async () => {
