@@ -16,7 +16,7 @@
  * ```
  */
 import { assert } from "../lib/assert.ts";
-import type { ConclaveError } from "../lib/errors.ts";
+import { type ConclaveError, isConclaveError } from "../lib/errors.ts";
 import type { Prng } from "../lib/prng.ts";
 import type { Clock, TimerHandle } from "../ports/clock.ts";
 import type { Logger } from "../ports/logger.ts";
@@ -152,6 +152,10 @@ export class RaftRuntime {
   #snapshotTask: Promise<void> | null = null;
   /** Snapshots started since this runtime started (the first one comes earlier: see below). */
   #snapshotsStarted = 0;
+  /** Snapshots failed in a row for a reason worth trying again (retriableSnapshotFailures). */
+  #snapshotFailuresInARow = 0;
+  /** No snapshot starts before this clock reading (after such a failure). */
+  #snapshotNotBeforeMs = 0;
   /** A snapshot written in the background whose log compaction the loop has still to do. */
   #snapshotWritten: SnapshotMeta | null = null;
   /** Index of the newest snapshot this node holds (taken or installed); older ones compact nothing. */
@@ -554,6 +558,7 @@ export class RaftRuntime {
     const applier = this.#applier;
     assert(applier !== null, "snapshot before start");
     if (this.#snapshotTask !== null || this.#snapshotWritten !== null) return;
+    if (this.#options.clock.now() < this.#snapshotNotBeforeMs) return;
     const every = this.#options.snapshotEveryEntries ?? 8192;
     // Every member applies the same entries, so with one threshold they would all copy their
     // database at the same index, at the same moment: on one machine (a dev cluster, the
@@ -568,13 +573,38 @@ export class RaftRuntime {
       (meta) => {
         this.#snapshotTask = null;
         this.#snapshotWritten = meta;
+        this.#snapshotFailuresInARow = 0;
         this.#schedule();
       },
       (error: unknown) => {
         this.#snapshotTask = null;
-        // A snapshot that cannot be written is a storage failure: fail-stop, as in the loop.
+        if (isConclaveError(error) && retriableSnapshotFailures.includes(error.code)) {
+          this.#snapshotFailed(error);
+          return;
+        }
+        // Anything else is a storage failure (or a bug): fail-stop, as in the loop.
         void this.#fail(error);
       },
+    );
+  }
+
+  /**
+   * A snapshot that could not be made for want of room, or whose copy was overtaken by a snapshot
+   * installed from the leader meanwhile: nothing is lost (the log is simply not compacted yet),
+   * so the node goes on and tries again after a pause that doubles with each failure in a row (a
+   * disk without room for a copy of the database would otherwise be filled and emptied again
+   * and again). Before, any snapshot failure stopped the node.
+   */
+  #snapshotFailed(error: ConclaveError): void {
+    this.#snapshotFailuresInARow += 1;
+    const delayMs = Math.min(
+      snapshotRetryDelayMsMax,
+      snapshotRetryDelayMs * 2 ** Math.min(16, this.#snapshotFailuresInARow - 1),
+    );
+    this.#snapshotNotBeforeMs = this.#options.clock.now() + delayMs;
+    this.#options.logger.error(
+      { code: error.code, failuresInARow: this.#snapshotFailuresInARow, retryInMs: delayMs },
+      `a snapshot could not be taken (${error.message}); the log is kept and another snapshot is tried in ${Math.round(delayMs / 1000)} s`,
     );
   }
 
@@ -632,6 +662,11 @@ export class RaftRuntime {
 
 /** See RaftRuntimeOptions.snapshotEveryBytes and snapshotKeepBytes. */
 const snapshotEveryBytesDefault = 64 * 1024 * 1024;
+/** After a snapshot that failed for want of room (or lost a race), the pause before the next, doubling up to the max. */
+const snapshotRetryDelayMs = 5_000;
+const snapshotRetryDelayMsMax = 300_000;
+/** Snapshot failures after which the node goes on and tries again later: not storage failures. */
+const retriableSnapshotFailures: readonly string[] = ["CONCLAVE_DISK_FULL", "CONCLAVE_SNAPSHOT_FAILED"];
 const snapshotKeepBytesDefault = 8 * 1024 * 1024;
 
 /** Messages only a leader sends, which promise nothing about the sender's own disk. */

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
-import { isConclaveError } from "../../src/lib/errors.ts";
+import { ConclaveError, isConclaveError } from "../../src/lib/errors.ts";
 import { snapshotPhase } from "../../src/runtime/raft-runtime.ts";
 import { encodeKvCommand, type KvResult } from "./kv-test-machine.ts";
 import { RuntimeCluster } from "./runtime-cluster.ts";
@@ -177,6 +177,50 @@ describe("RaftRuntime over in-memory adapters", { timeout: 30_000 }, () => {
     assert.equal(lagging.runtime.running, true, "a full disk during a snapshot is not fail-stop");
     assert.deepEqual(lagging.fatal, []);
     assertCaughtUpBySnapshot();
+  });
+
+  for (const code of ["CONCLAVE_DISK_FULL", "CONCLAVE_SNAPSHOT_FAILED"]) {
+    it(`a snapshot of its own that fails with ${code} does not stop the node: it tries again after a pause`, async () => {
+      const c = cluster(["a", "b", "c"], { snapshotEveryEntries: 20, snapshotKeepEntries: 2 });
+      await c.startAll();
+      const leader = await c.electLeader();
+      // The next two snapshots this member starts fail (no room for the copy, or a copy overtaken
+      // by a snapshot installed meanwhile); the third succeeds.
+      const snapshots = leader.disk.snapshots;
+      const begin = snapshots.begin.bind(snapshots);
+      let failing = 2;
+      const startedAtMs: number[] = [];
+      snapshots.begin = async (meta) => {
+        startedAtMs.push(c.clock.now());
+        if (failing-- > 0) throw new ConclaveError(code, "injected snapshot failure");
+        return begin(meta);
+      };
+      for (let i = 0; i < 60; i++) await c.await(leader.runtime.propose(put(`n${i}`, `${i}`)));
+      const compacted = await c.run(() => leader.runtime.status().firstIndex > 10, 3_000);
+      assert.ok(compacted, "a later snapshot succeeded and the log was compacted");
+      assert.equal(leader.runtime.running, true);
+      assert.deepEqual(leader.fatal, []);
+      assert.ok(startedAtMs.length >= 3, `snapshots started at ${startedAtMs.join(", ")}`);
+      const [first, second, third] = startedAtMs as [number, number, number];
+      assert.ok(second - first >= 5_000, "the first retry waited 5 s");
+      assert.ok(third - second >= 10_000, "the second waited twice as long");
+      // Writes went on meanwhile.
+      assert.deepEqual((await c.await(leader.runtime.propose(put("after", "1")))).result, { op: "put" });
+    });
+  }
+
+  it("a snapshot of its own that fails with a storage failure stops the node (fail-stop)", async () => {
+    const c = cluster(["a", "b", "c"], { snapshotEveryEntries: 20, snapshotKeepEntries: 2 });
+    await c.startAll();
+    const leader = await c.electLeader();
+    leader.disk.snapshots.begin = async () => {
+      throw new ConclaveError("CONCLAVE_STORAGE_FAILED", "injected EIO");
+    };
+    for (let i = 0; i < 40 && leader.runtime.running; i++)
+      await c.await(leader.runtime.propose(put(`e${i}`, `${i}`))).catch(() => undefined);
+    await c.run(() => !leader.runtime.running, 500);
+    assert.equal(leader.runtime.running, false);
+    assert.ok(isConclaveError(leader.fatal[0]?.error, "CONCLAVE_STORAGE_FAILED"));
   });
 
   it("a storage EIO stops the runtime with a fatal event and fails its waiting calls", async () => {

@@ -11,6 +11,7 @@ import { closeSync, constants, openSync, readdirSync, statSync, writeFileSync } 
 import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { isConclaveError } from "../../src/lib/errors.ts";
 import { chunksOf, collect, databaseHash, kvEntry, openMachine, sqlEntry } from "./fixture.ts";
 
 const value = new Uint8Array(2000).fill(65);
@@ -193,5 +194,43 @@ describe("a background snapshot of the SQLite state machine", () => {
     t.after(() => reopened.machine.close());
     assert.deepEqual(stray(target.dataDir), []);
     assert.equal(reopened.machine.appliedIndex, 200);
+  });
+});
+
+describe("a background snapshot overtaken by a restore", () => {
+  it("fails with CONCLAVE_SNAPSHOT_FAILED, a failure the runtime tries again later, and the restored state stays", async (t) => {
+    const { source, target } = sourceAndTarget(t);
+    // The source: a database of about 40 MB, so that its copy takes a while.
+    source.machine.beginBatch();
+    for (let i = 1; i <= 20_000; i++) source.machine.apply(kvEntry({ op: "put", key: `k/${i}`, value }), i);
+    source.machine.endBatch();
+    // The snapshot to restore: a small database further on (as a leader's would be), so that
+    // it is restored well before the 40 MB copy ends.
+    target.machine.beginBatch();
+    for (let i = 20_041; i <= 20_050; i++)
+      target.machine.apply(kvEntry({ op: "put", key: `t/${i}`, value }), i);
+    target.machine.endBatch();
+    const leaderSnapshot = target.machine.snapshot();
+    const leaderBytes = await collect(leaderSnapshot.chunks);
+
+    const copying = source.machine.snapshotInBackground();
+    await source.machine.restore(chunksOf(leaderBytes), leaderBytes.length);
+    await assert.rejects(copying, (error) => {
+      assert.ok(isConclaveError(error, "CONCLAVE_SNAPSHOT_FAILED"), String(error));
+      assert.match(error.message, /a snapshot was restored meanwhile/);
+      return true;
+    });
+    assert.equal(source.machine.appliedIndex, 20_050, "the restored state is the machine's");
+    assert.equal(source.machine.kv.get("k/1"), null);
+    assert.ok(source.machine.kv.get("t/20041") !== null);
+    // …and the next snapshot works.
+    const next = await source.machine.snapshotInBackground();
+    assert.equal(next.index, 20_050);
+    await collect(next.chunks);
+    assert.deepEqual(
+      readdirSync(source.dataDir).filter((name) => name.endsWith(".tmp")),
+      [],
+      "no copy left behind",
+    );
   });
 });

@@ -5,8 +5,10 @@
  */
 import { closeSync, fsyncSync, openSync, rmSync, writeSync } from "node:fs";
 import { open, rm } from "node:fs/promises";
+import { dirname } from "node:path";
 import { backup, DatabaseSync } from "node:sqlite";
 import { ConclaveError } from "../../lib/errors.ts";
+import { sqliteErrorCode } from "./sqlite-values.ts";
 
 /** Size of each chunk a snapshot yields. */
 export const snapshotChunkBytes = 1024 * 1024;
@@ -176,6 +178,15 @@ export async function copyDatabaseInBackground(source: string, target: string): 
   try {
     await backup(reader, target, { rate: backupPagesPerStepMax });
   } catch (error) {
+    // A full disk is said so (the runtime tries again later, and the operator must free room for
+    // a whole copy of the database); any other failure of the copy is a failed snapshot.
+    if (sqliteErrorCode(error) === "SQLITE_FULL") {
+      throw new ConclaveError(
+        "CONCLAVE_DISK_FULL",
+        `copying the database for a snapshot found the disk full (${String(error)}): a snapshot needs room for a whole copy of ${source}`,
+        { directory: dirname(target) },
+      );
+    }
     throw new ConclaveError("CONCLAVE_SNAPSHOT_FAILED", `copying the database failed: ${String(error)}`);
   } finally {
     reader.close();
