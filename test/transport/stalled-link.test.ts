@@ -75,11 +75,16 @@ describe("a stalled link is redialed", () => {
       const pongsAtStall = pongs();
       await waitFor(() => pongs() > pongsAtStall + 5, "pongs again after the stall", 5_000);
       const recoveredMs = performance.now() - stalledAt;
-      assert.ok(sender.transport.stats().stalledLinksReset >= 1, "the stalled link was reset");
+      // Either side may notice first: the sender (it pings and hears no pong), or the answerer
+      // (its last pong went unanswered too, and it closes the sender's connection to it as well).
+      const resets = (node: typeof sender): number => node.transport.stats().stalledLinksReset;
+      assert.ok(resets(sender) + resets(answerer) >= 1, "the stalled link was reset");
+      console.log(`# resets: sender ${resets(sender)}, answerer ${resets(answerer)}`);
       assert.ok(
-        sender.events.some(
-          (event) =>
-            event.type === "disconnected" && event.peer === "n1" && /nothing heard/.test(event.reason ?? ""),
+        [sender, answerer].some((node) =>
+          node.events.some(
+            (event) => event.type === "disconnected" && /nothing heard/.test(event.reason ?? ""),
+          ),
         ),
         "a disconnected event says why",
       );
@@ -91,9 +96,9 @@ describe("a stalled link is redialed", () => {
 
       // An idle link (nothing sent) is never reset, however long the peer is silent.
       clearInterval(pinger);
-      const resets = sender.transport.stats().stalledLinksReset;
+      const resetsBefore = resets(sender);
       await delay(3 * peerSilenceMsMax);
-      assert.equal(sender.transport.stats().stalledLinksReset, resets, "idle links are not reset");
+      assert.equal(resets(sender), resetsBefore, "idle links are not reset");
     } finally {
       clearInterval(pinger);
       await cluster.stop();
