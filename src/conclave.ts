@@ -619,6 +619,7 @@ class Node implements ConclaveNode {
         firstIndex: raft.firstIndex,
         lastIndex: raft.lastIndex,
         diskFull: this.runtime.diskFullReason,
+        snapshotFailure: this.runtime.snapshotFailureReason,
       },
       apply: { commit: raft.commit, applied: raft.applied, lag: raft.commit - raft.applied },
       transport: { peers, ...this.runtime.stats(), ...this.#transportStats() },

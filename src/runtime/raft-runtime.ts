@@ -154,6 +154,8 @@ export class RaftRuntime {
   #snapshotsStarted = 0;
   /** Snapshots failed in a row for a reason worth trying again (retriableSnapshotFailures). */
   #snapshotFailuresInARow = 0;
+  /** The last of those failures, until a snapshot succeeds. */
+  #snapshotFailure: ConclaveError | null = null;
   /** No snapshot starts before this clock reading (after such a failure). */
   #snapshotNotBeforeMs = 0;
   /** A snapshot written in the background whose log compaction the loop has still to do. */
@@ -317,6 +319,14 @@ export class RaftRuntime {
   status(): RaftStatus {
     assert(this.#status !== null, "status() before start()");
     return this.#status;
+  }
+
+  /**
+   * Why this node's own snapshots fail for now (its log is not compacted meanwhile), or null;
+   * null again once a snapshot succeeds.
+   */
+  get snapshotFailureReason(): string | null {
+    return this.#snapshotFailure?.message ?? null;
   }
 
   /** Why this node refuses writes for now (its disk is full), or null. */
@@ -574,6 +584,7 @@ export class RaftRuntime {
         this.#snapshotTask = null;
         this.#snapshotWritten = meta;
         this.#snapshotFailuresInARow = 0;
+        this.#snapshotFailure = null;
         this.#schedule();
       },
       (error: unknown) => {
@@ -597,6 +608,7 @@ export class RaftRuntime {
    */
   #snapshotFailed(error: ConclaveError): void {
     this.#snapshotFailuresInARow += 1;
+    this.#snapshotFailure = error;
     const delayMs = Math.min(
       snapshotRetryDelayMsMax,
       snapshotRetryDelayMs * 2 ** Math.min(16, this.#snapshotFailuresInARow - 1),

@@ -190,7 +190,9 @@ describe("RaftRuntime over in-memory adapters", { timeout: 30_000 }, () => {
       const begin = snapshots.begin.bind(snapshots);
       let failing = 2;
       const startedAtMs: number[] = [];
+      const reasons: (string | null)[] = [];
       snapshots.begin = async (meta) => {
+        reasons.push(leader.runtime.snapshotFailureReason);
         startedAtMs.push(c.clock.now());
         if (failing-- > 0) throw new ConclaveError(code, "injected snapshot failure");
         return begin(meta);
@@ -204,6 +206,9 @@ describe("RaftRuntime over in-memory adapters", { timeout: 30_000 }, () => {
       const [first, second, third] = startedAtMs as [number, number, number];
       assert.ok(second - first >= 5_000, "the first retry waited 5 s");
       assert.ok(third - second >= 10_000, "the second waited twice as long");
+      assert.equal(reasons[0], null);
+      assert.match(String(reasons[1]), /injected snapshot failure/, "the failure is reported meanwhile");
+      assert.equal(leader.runtime.snapshotFailureReason, null, "and no longer once a snapshot succeeded");
       // Writes went on meanwhile.
       assert.deepEqual((await c.await(leader.runtime.propose(put("after", "1")))).result, { op: "put" });
     });
