@@ -674,12 +674,12 @@ export class RaftRuntime {
 
 /** See RaftRuntimeOptions.snapshotEveryBytes and snapshotKeepBytes. */
 const snapshotEveryBytesDefault = 64 * 1024 * 1024;
+const snapshotKeepBytesDefault = 8 * 1024 * 1024;
 /** After a snapshot that failed for want of room (or lost a race), the pause before the next, doubling up to the max. */
 const snapshotRetryDelayMs = 5_000;
 const snapshotRetryDelayMsMax = 300_000;
 /** Snapshot failures after which the node goes on and tries again later: not storage failures. */
 const retriableSnapshotFailures: readonly string[] = ["CONCLAVE_DISK_FULL", "CONCLAVE_SNAPSHOT_FAILED"];
-const snapshotKeepBytesDefault = 8 * 1024 * 1024;
 
 /** Messages only a leader sends, which promise nothing about the sender's own disk. */
 const sentBeforeSync: ReadonlySet<Message["type"]> = new Set([
