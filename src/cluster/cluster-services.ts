@@ -20,7 +20,7 @@ import type { PeerAddress } from "../ports/transport.ts";
 import type { RaftRuntime } from "../runtime/raft-runtime.ts";
 import type { ChannelTransport } from "./cluster-channel.ts";
 import { ClusterOperations } from "./cluster-operations.ts";
-import { type ClusterStatusView, clusterStatus, selfState } from "./cluster-status.ts";
+import { type ClusterStatusView, clusterStatus, selfProblem, selfState } from "./cluster-status.ts";
 import { JoinProtocol } from "./join-protocol.ts";
 import { MemberAnnouncer } from "./member-announcer.ts";
 import { MemberPings } from "./member-pings.ts";
@@ -72,6 +72,7 @@ export class ClusterServices {
         state: this.selfState(),
         applied: runtime.status().applied,
         commit: runtime.status().commit,
+        problem: selfProblem(runtime),
       }),
       targets: () => this.#pingTargets(),
     });
@@ -185,6 +186,7 @@ export class ClusterServices {
       raft: runtime.status(),
       running: runtime.running,
       diskFullReason: runtime.diskFullReason,
+      snapshotFailureReason: runtime.snapshotFailureReason,
       metadata: database.cluster,
       pings: this.pings,
       staticMembers: staticPeers.map((peer) => ({ raftId: peer.nodeId, nodeName: peer.name })),

@@ -8,7 +8,8 @@
  * (asked to join, not in the Raft membership yet), CATCHING_UP (a learner receiving the snapshot
  * and log), RECOVERY (running but refusing writes: its disk is full), LEAVING (a departure is
  * pending), DOWN (not heard from for 3 s), CANDIDATE (an election is running). This node's own
- * state is computed here; another member's is what it said of itself in its last ping.
+ * state is computed here; another member's is what it said of itself in its last ping. So is a
+ * member's problem (a full disk, snapshots that fail), shown on its row and as a warning.
  */
 import type { CatalogMember, ClusterMetadata } from "../ports/cluster-metadata.ts";
 import type { Membership, RaftStatus } from "../raft/index.ts";
@@ -31,6 +32,8 @@ export interface MemberStatusRow {
   /** The member's clock minus this node's (ms); null when unknown. */
   readonly clockOffsetMs: number | null;
   readonly clockWarning: boolean;
+  /** What the member says keeps it from working normally (its disk is full, its snapshots fail), or null. */
+  readonly problem: string | null;
   readonly httpUrl: string | null;
   readonly segment: number | null;
   readonly priority: number | null;
@@ -57,12 +60,25 @@ export interface StatusSources {
   readonly raft: RaftStatus;
   readonly running: boolean;
   readonly diskFullReason: string | null;
+  /** Why this node's own snapshots fail for now, or null (RaftRuntime.snapshotFailureReason). */
+  readonly snapshotFailureReason: string | null;
   readonly metadata: ClusterMetadata;
   readonly pings: MemberPings;
   /** The configured static list: name and order of members that have not announced themselves. */
   readonly staticMembers: readonly { readonly raftId: string; readonly nodeName: string }[];
   /** The monotonic clock the pings' contact times are on (performance.now()). */
   readonly nowMs: number;
+}
+
+/** What keeps this node from working normally, in plain words, or null: told to every member in pings. */
+export function selfProblem(runtime: {
+  readonly diskFullReason: string | null;
+  readonly snapshotFailureReason: string | null;
+}): string | null {
+  if (runtime.diskFullReason !== null) return `refuses writes: ${runtime.diskFullReason}`;
+  if (runtime.snapshotFailureReason !== null)
+    return `takes no snapshots, so its log is not compacted: ${runtime.snapshotFailureReason}`;
+  return null;
 }
 
 /** This node's own state (see the module comment). */
@@ -100,6 +116,7 @@ export function clusterStatus(sources: StatusSources): ClusterStatusView {
     );
   }
   for (const row of members) {
+    if (row.problem !== null) warnings.push(`${row.name} ${row.problem}`);
     if (row.clockWarning)
       warnings.push(
         `${row.name}'s clock is ${Math.round(row.clockOffsetMs ?? 0)} ms off this node's; keep members' clocks in sync (NTP)`,
@@ -172,6 +189,7 @@ function memberRow(
     lastContactAgoMs: self ? 0 : contact === null ? null : Math.max(0, nowMs - contact.lastContactAtMs),
     clockOffsetMs: offset === null ? null : Math.round(offset * 10) / 10,
     clockWarning: offset !== null && Math.abs(offset) > clockOffsetWarnMs,
+    problem: self ? selfProblem(sources) : (contact?.reported.problem ?? null),
     httpUrl: row?.httpUrl ?? null,
     segment: row?.segment ?? null,
     priority: row?.priority ?? null,

@@ -22,11 +22,19 @@ export const clockOffsetWarnMs = 500;
 /** A member not heard from for this long is shown DOWN. */
 export const contactLostMs = 3000;
 
+/** Longest problem a member reports of itself (longer ones are cut). */
+export const problemCharsMax = 300;
+
 /** What a member says of itself in each ping and pong. */
 export interface SelfReport {
   readonly state: string;
   readonly applied: number;
   readonly commit: number;
+  /**
+   * What keeps it from working normally, in plain words, or null (its disk is full, its
+   * snapshots fail). Members of an earlier build send none: null.
+   */
+  readonly problem: string | null;
 }
 
 /** What this node knows of a member from its pings. */
@@ -147,7 +155,12 @@ function areNumbers(...values: unknown[]): boolean {
 }
 
 function readReport(message: ClusterMessage): SelfReport | null {
-  const { state, applied, commit } = message;
+  const { state, applied, commit, problem } = message;
   if (typeof state !== "string" || state.length > 32 || !areNumbers(applied, commit)) return null;
-  return { state, applied: applied as number, commit: commit as number };
+  return {
+    state,
+    applied: applied as number,
+    commit: commit as number,
+    problem: typeof problem === "string" ? problem.slice(0, problemCharsMax) : null,
+  };
 }

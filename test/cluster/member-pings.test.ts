@@ -6,11 +6,12 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import type { ClusterMessage } from "../../src/cluster/cluster-channel.ts";
-import { contactLostMs, MemberPings } from "../../src/cluster/member-pings.ts";
+import { contactLostMs, MemberPings, problemCharsMax } from "../../src/cluster/member-pings.ts";
 
 /** Two nodes whose pings are delivered by hand; each has a wall and a monotonic clock. */
 function pair() {
   const clocks = { a: { wallMs: 1_000_000, monotonicMs: 0 }, b: { wallMs: 1_000_000, monotonicMs: 0 } };
+  const problems: Record<"a" | "b", string | null> = { a: null, b: null };
   const inbox: { to: "a" | "b"; from: "a" | "b"; message: ClusterMessage }[] = [];
   const node = (self: "a" | "b", other: "a" | "b") =>
     new MemberPings({
@@ -20,7 +21,7 @@ function pair() {
       },
       wallClockMs: () => clocks[self].wallMs,
       monotonicMs: () => clocks[self].monotonicMs,
-      self: () => ({ state: "SECONDARY", applied: 1, commit: 1 }),
+      self: () => ({ state: "SECONDARY", applied: 1, commit: 1, problem: problems[self] }),
       targets: () => [other],
     });
   const nodes = { a: node("a", "b"), b: node("b", "a") };
@@ -36,7 +37,7 @@ function pair() {
       clock.monotonicMs += ms;
     }
   };
-  return { clocks, nodes, deliverAll, pass };
+  return { clocks, problems, inbox, nodes, deliverAll, pass };
 }
 
 it("measures the other member's clock offset from the wall clocks of a ping and its pong", () => {
@@ -62,4 +63,25 @@ it("a step of this node's wall clock changes neither whether a member is reachab
   nodes.a.pingAll();
   deliverAll();
   assert.equal(nodes.a.reachable("b"), true);
+});
+
+it("carries what a member says keeps it from working normally, cut to a bound; none from an earlier build", () => {
+  const { problems, inbox, nodes, deliverAll } = pair();
+  problems.b = `refuses writes: ${"x".repeat(1_000)}`;
+  nodes.a.pingAll();
+  deliverAll();
+  const reported = nodes.a.contact("b")?.reported.problem;
+  assert.ok(reported?.startsWith("refuses writes: "), String(reported));
+  assert.equal(reported?.length, problemCharsMax);
+  problems.b = null;
+  nodes.a.pingAll();
+  deliverAll();
+  assert.equal(nodes.a.contact("b")?.reported.problem, null, "gone once the member says nothing");
+  // A ping without the field, as a member of an earlier build sends it.
+  nodes.b.pingAll();
+  const sent = inbox.shift();
+  assert.ok(sent);
+  const { problem: _dropped, ...earlier } = sent.message as Record<string, unknown>;
+  nodes.a.receive("b", earlier as ClusterMessage);
+  assert.equal(nodes.a.contact("b")?.reported.problem, null);
 });
