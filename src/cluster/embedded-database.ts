@@ -70,7 +70,8 @@ function callOptions(options: OperationOptions, command: DatabaseCommand): CallO
 /**
  * True for commands stamped with this node's wall clock (lease grants and keep-alives): when
  * forwarded, the primary restamps them with its clock, the one that expires leases, so a
- * secondary's skewed clock never shortens or stretches a lease.
+ * secondary's skewed clock never shortens or stretches a lease. The primary's side of the same list
+ * is `clockStampedLeaseOps` in src/adapters/sqlite/commands.ts: keep the two the same.
  */
 export function carriesWallClock(command: DatabaseCommand): boolean {
   return command.kind === "kv" && (command.op === "lease-grant" || command.op === "lease-keepalive");

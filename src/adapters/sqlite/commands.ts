@@ -284,7 +284,11 @@ export function decodeCommand(
   return validate(value);
 }
 
-/** Lease operations whose `nowMs` is the proposer's wall clock (the start of the lease's TTL). */
+/**
+ * Lease operations whose `nowMs` is the proposer's wall clock (the start of the lease's TTL).
+ * The proposing side's list is `carriesWallClock` in src/cluster/embedded-database.ts (the cluster
+ * layer may not import adapters): keep the two the same.
+ */
 const clockStampedLeaseOps: ReadonlySet<string> = new Set(["lease-grant", "lease-keepalive"]);
 
 /**
