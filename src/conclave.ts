@@ -620,6 +620,8 @@ class Node implements ConclaveNode {
         lastIndex: raft.lastIndex,
         diskFull: this.runtime.diskFullReason,
         snapshotFailure: this.runtime.snapshotFailureReason,
+        logBytes: raft.logBytes,
+        logFull: this.runtime.logFullReason,
       },
       apply: { commit: raft.commit, applied: raft.applied, lag: raft.commit - raft.applied },
       transport: { peers, ...this.runtime.stats(), ...this.#transportStats() },

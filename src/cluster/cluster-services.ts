@@ -187,6 +187,7 @@ export class ClusterServices {
       running: runtime.running,
       diskFullReason: runtime.diskFullReason,
       snapshotFailureReason: runtime.snapshotFailureReason,
+      logFullReason: runtime.logFullReason,
       metadata: database.cluster,
       pings: this.pings,
       staticMembers: staticPeers.map((peer) => ({ raftId: peer.nodeId, nodeName: peer.name })),

@@ -62,6 +62,8 @@ export interface StatusSources {
   readonly diskFullReason: string | null;
   /** Why this node's own snapshots fail for now, or null (RaftRuntime.snapshotFailureReason). */
   readonly snapshotFailureReason: string | null;
+  /** Why its log takes no new entries (snapshots failed too long), or null (RaftRuntime.logFullReason). */
+  readonly logFullReason: string | null;
   readonly metadata: ClusterMetadata;
   readonly pings: MemberPings;
   /** The configured static list: name and order of members that have not announced themselves. */
@@ -74,8 +76,10 @@ export interface StatusSources {
 export function selfProblem(runtime: {
   readonly diskFullReason: string | null;
   readonly snapshotFailureReason: string | null;
+  readonly logFullReason: string | null;
 }): string | null {
   if (runtime.diskFullReason !== null) return `refuses writes: ${runtime.diskFullReason}`;
+  if (runtime.logFullReason !== null) return `takes no new writes: ${runtime.logFullReason}`;
   if (runtime.snapshotFailureReason !== null)
     return `takes no snapshots, so its log is not compacted: ${runtime.snapshotFailureReason}`;
   return null;

@@ -134,6 +134,8 @@ export interface RaftStatus extends SoftState {
   readonly firstIndex: number;
   readonly lastIndex: number;
   readonly lastTerm: number;
+  /** Bytes of the entries the log holds in memory (command data; see entryBytes): what compaction frees. */
+  readonly logBytes: number;
   readonly membership: Membership;
   readonly transferee: NodeId | null;
   readonly peers: readonly PeerStatus[];

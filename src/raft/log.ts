@@ -20,6 +20,8 @@ export class RaftLog {
   stableIndex = 0;
   /** Indexes of the config entries in `entries`, ascending (membership lookups stay O(1)). */
   configIndexes: number[] = [];
+  /** {@link entryBytes} of every entry in `entries`: what the log holds in memory. */
+  #bytes = 0;
 
   constructor(snapshot: SnapshotMeta | null, entries: readonly Entry[]) {
     if (snapshot) {
@@ -31,9 +33,15 @@ export class RaftLog {
       if (entry.index <= this.baseIndex) continue;
       assert(entry.index === this.lastIndex() + 1, () => `log gap: ${entry.index} after ${this.lastIndex()}`);
       this.entries.push(entry);
+      this.#bytes += entryBytes(entry);
       if (entry.kind === "config") this.configIndexes.push(entry.index);
     }
     this.stableIndex = this.lastIndex();
+  }
+
+  /** Bytes of the entries held (command data, a small constant per other entry; see entryBytes). */
+  bytes(): number {
+    return this.#bytes;
   }
 
   firstIndex(): number {
@@ -99,6 +107,7 @@ export class RaftLog {
       assert(entry.index === this.lastIndex() + 1, () => `append ${entry.index} after ${this.lastIndex()}`);
       assert(entry.term >= this.lastTerm(), () => `term goes back: ${entry.term} after ${this.lastTerm()}`);
       this.entries.push(entry);
+      this.#bytes += entryBytes(entry);
       if (entry.kind === "config") this.configIndexes.push(entry.index);
     }
   }
@@ -106,7 +115,9 @@ export class RaftLog {
   /** Drops every entry from `index` on (conflict resolution). */
   truncateFrom(index: number): void {
     assert(index > this.baseIndex, () => `truncate at ${index} below compaction point ${this.baseIndex}`);
-    this.entries.length = Math.max(0, index - this.baseIndex - 1);
+    const kept = Math.max(0, index - this.baseIndex - 1);
+    for (let at = kept; at < this.entries.length; at++) this.#bytes -= entryBytes(this.entries[at] as Entry);
+    this.entries.length = kept;
     while (this.configIndexes.length > 0 && (this.configIndexes.at(-1) as number) >= index)
       this.configIndexes.pop();
     if (this.stableIndex >= index) this.stableIndex = index - 1;
@@ -160,7 +171,9 @@ export class RaftLog {
     if (index <= this.baseIndex) return;
     assert(index <= this.lastIndex(), () => `compact to ${index} beyond last ${this.lastIndex()}`);
     const term = this.term(index) as number;
-    this.entries = this.entries.slice(index - this.baseIndex);
+    const dropped = index - this.baseIndex;
+    for (let at = 0; at < dropped; at++) this.#bytes -= entryBytes(this.entries[at] as Entry);
+    this.entries = this.entries.slice(dropped);
     this.configIndexes = this.configIndexes.filter((configIndex) => configIndex > index);
     this.baseIndex = index;
     this.baseTerm = term;
@@ -175,6 +188,7 @@ export class RaftLog {
       return;
     }
     this.entries = [];
+    this.#bytes = 0;
     this.configIndexes = [];
     this.baseIndex = meta.index;
     this.baseTerm = meta.term;

@@ -348,6 +348,7 @@ export class RaftNode {
       firstIndex: this.log.firstIndex(),
       lastIndex: this.log.lastIndex(),
       lastTerm: this.log.lastTerm(),
+      logBytes: this.log.bytes(),
       membership: this.membership,
       transferee: this.transferee,
       peers: [...this.progress].map(([id, p]) => ({

@@ -117,7 +117,10 @@ export class ReadyPersister {
     for (const chunk of ready.snapshotChunks) {
       if (chunk.offset === 0) {
         await this.abortIncoming(); // a transfer restarted, or a newer snapshot replaced it
-        this.#incoming = { meta: chunk.meta, writer: await this.#storage.snapshots.begin(chunk.meta) };
+        // Starting the file can find the disk full too (a store that writes a header, no inode
+        // left): it waits for room like the chunks, instead of stopping the node.
+        const writer = await this.#retryWhileFull(() => this.#storage.snapshots.begin(chunk.meta));
+        this.#incoming = { meta: chunk.meta, writer };
       }
       const incoming = this.#incoming;
       assert(
@@ -146,15 +149,15 @@ export class ReadyPersister {
   }
 
   /** Runs a write, again every second while it finds the disk full (reported meanwhile). */
-  async #retryWhileFull(write: () => Promise<void>): Promise<void> {
+  async #retryWhileFull<T>(write: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
-        await write();
+        const written = await write();
         if (attempt > 1) {
           this.#logger.info({ attempts: attempt }, "disk space available again; write done");
           this.#onDiskFull(null);
         }
-        return;
+        return written;
       } catch (error) {
         if (!isConclaveError(error, "CONCLAVE_DISK_FULL") || this.#stopping) throw error;
         if (attempt === 1) this.#onDiskFull(error);

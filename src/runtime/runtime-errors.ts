@@ -114,3 +114,12 @@ export function diskFull(cause: ConclaveError, waiting: boolean): ConclaveError 
     outcome,
   });
 }
+
+/** A primary whose log snapshots cannot compact refuses new writes (nothing proposed). */
+export function logFull(reason: string): ConclaveError {
+  return new ConclaveError(
+    runtimeErrorCodes.diskFull,
+    `This node refuses writes: ${reason}. Free disk space (the snapshot is retried by itself), then retry; nothing was written.`,
+    { outcome: "not-applied" },
+  );
+}

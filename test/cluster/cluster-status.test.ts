@@ -52,6 +52,7 @@ function sources(overrides: Partial<StatusSources>): StatusSources {
     running: true,
     diskFullReason: null,
     snapshotFailureReason: null,
+    logFullReason: null,
     metadata,
     pings: pingsWith({ n2: null, n3: null }),
     staticMembers: ["n1", "n2", "n3"].map((id) => ({ raftId: id, nodeName: `${id}@10.0.0.1` })),
@@ -84,4 +85,12 @@ it("a full disk of this node's own is its problem first; no problems, no warning
   assert.equal(full.members[0]?.problem, "refuses writes: the disk is full");
   assert.equal(full.members[0]?.state, "RECOVERY");
   assert.deepEqual(clusterStatus(sources({})).warnings, []);
+});
+
+it("a log that snapshots could not compact for too long is told before the snapshot failure itself", () => {
+  const view = clusterStatus(
+    sources({ snapshotFailureReason: "no room", logFullReason: "its log holds 128 MiB (…): no room" }),
+  );
+  assert.equal(view.members[0]?.problem, "takes no new writes: its log holds 128 MiB (…): no room");
+  assert.equal(view.members[0]?.state, "PRIMARY", "not RECOVERY: it still leads and serves reads");
 });

@@ -214,6 +214,87 @@ describe("RaftRuntime over in-memory adapters", { timeout: 30_000 }, () => {
     });
   }
 
+  /** Makes `member`'s own snapshots fail for want of room while `full()` says so. */
+  const snapshotsFailWhile = (
+    member: { disk: { snapshots: { begin: (meta: never) => Promise<unknown> } } },
+    full: () => boolean,
+  ): void => {
+    const snapshots = member.disk.snapshots;
+    const begin = snapshots.begin.bind(snapshots);
+    snapshots.begin = async (meta: never) => {
+      if (full()) throw new ConclaveError("CONCLAVE_DISK_FULL", "injected: no room for a snapshot");
+      return begin(meta);
+    };
+  };
+  const logLimits = { snapshotEveryEntries: 20, snapshotKeepEntries: 2, logBytesMaxWhileSnapshotsFail: 2000 };
+
+  it("a primary whose snapshots fail stops taking writes once its log holds the bound, and takes them again once a snapshot succeeds", async () => {
+    const c = cluster(["a", "b", "c"], logLimits);
+    await c.startAll();
+    const leader = await c.electLeader();
+    let diskFull = true;
+    snapshotsFailWhile(leader as never, () => diskFull);
+    let refused: unknown = null;
+    let accepted = 0;
+    for (let i = 0; i < 400 && refused === null; i++) {
+      await c
+        .await(leader.runtime.propose(put(`k${i}`, "x".repeat(40))))
+        .then(() => accepted++)
+        .catch((error: unknown) => {
+          refused = error;
+        });
+    }
+    assert.ok(isConclaveError(refused, "CONCLAVE_DISK_FULL"), `refused with ${String(refused)}`);
+    assert.equal(refused.details.outcome, "not-applied");
+    assert.match(refused.message, /no snapshot could compact.*injected: no room/);
+    const logBytes = leader.runtime.status().logBytes;
+    assert.ok(
+      logBytes >= 2000 && logBytes < 2000 + 200,
+      `the log stopped near the bound (${logBytes} bytes)`,
+    );
+    assert.ok(accepted >= 20, `writes went on until the bound (${accepted})`);
+    assert.match(String(leader.runtime.logFullReason), /its log holds/);
+    assert.equal(leader.runtime.running, true);
+    // Room again: the next try (at most 30 s away) succeeds, the log is compacted, writes resume.
+    diskFull = false;
+    assert.ok(
+      await c.run(() => leader.runtime.logFullReason === null, 3_500),
+      "a snapshot succeeded within 30 s",
+    );
+    assert.deepEqual((await c.await(leader.runtime.propose(put("after", "1")))).result, { op: "put" });
+    assert.ok(leader.runtime.status().logBytes < 2000);
+  });
+
+  it("a secondary whose snapshots fail stops taking entries at the bound, the others go on, and it catches up once the disk has room", async () => {
+    const c = cluster(["a", "b", "c"], logLimits);
+    await c.startAll();
+    const leader = await c.electLeader();
+    const lagging = [...c.members.values()].find((m) => m !== leader);
+    assert.ok(lagging);
+    let diskFull = true;
+    snapshotsFailWhile(lagging as never, () => diskFull);
+    let last = 0;
+    for (let i = 0; i < 150; i++)
+      last = (await c.await(leader.runtime.propose(put(`k${i}`, "x".repeat(40))))).index;
+    assert.ok(lagging.runtime.stats().appendsDroppedWhileLogFull > 0, "appends were dropped");
+    assert.ok(
+      lagging.runtime.status().logBytes < 2000 + 1000,
+      `its log stayed near the bound (${lagging.runtime.status().logBytes})`,
+    );
+    assert.ok(lagging.runtime.status().lastIndex < last, "it holds fewer entries than were written");
+    assert.match(String(lagging.runtime.logFullReason), /injected: no room/);
+    diskFull = false;
+    const caughtUp = await c.run(
+      () => lagging.runtime.status().applied >= last && lagging.runtime.logFullReason === null,
+      3_500,
+    );
+    // The primary compacted past it meanwhile, so it catches up by the primary's snapshot, whose
+    // file could not be started while the disk was full: that waits for room (it was fail-stop).
+    assert.ok(caughtUp, "it caught up once there was room");
+    assert.equal(lagging.runtime.running, true);
+    assert.equal(text(lagging.machine.read("k149")), "x".repeat(40));
+  });
+
   it("a snapshot of its own that fails with a storage failure stops the node (fail-stop)", async () => {
     const c = cluster(["a", "b", "c"], { snapshotEveryEntries: 20, snapshotKeepEntries: 2 });
     await c.startAll();
