@@ -36,6 +36,7 @@ import { ClusterServices } from "./cluster/cluster-services.ts";
 import { Conclave } from "./cluster/embedded-conclave.ts";
 import { LeaseClock } from "./cluster/lease-clock.ts";
 import { LeaseExpiry } from "./cluster/lease-expiry.ts";
+import { SqlClock } from "./cluster/sql-clock.ts";
 import { resolveClusterCookie } from "./config/cookie.ts";
 import { loadConfig } from "./config/load.ts";
 import type { NodeConfig } from "./config/node-config.ts";
@@ -114,7 +115,7 @@ export interface NodeOptions {
   /**
    * This node's wall clock, ms since the epoch (default `Date.now`): tests of clock skew give
    * members clocks that run ahead or behind, or that jump. Leases (through
-   * src/cluster/lease-clock.ts), SQL's `CURRENT_TIMESTAMP` and the members' clock offsets read
+   * src/cluster/lease-clock.ts), SQL's `CURRENT_TIMESTAMP` (src/cluster/sql-clock.ts) and the members' clock offsets read
    * it; Raft timing never does.
    */
   readonly wallClockMs?: () => number;
@@ -244,8 +245,18 @@ async function wireNode(
       : { kvHistoryRevisionsMax: options.kvHistoryRevisionsMax }),
   });
   const wallClockMs = options.wallClockMs ?? Date.now;
+  // SQL's CURRENT_TIMESTAMP & co. read the primary's clock, also on a skewed secondary.
+  const sqlClock = new SqlClock({
+    wallClockMs,
+    monotonicMs: () => performance.now(),
+    primary: () => {
+      if (!runtime.running) return null;
+      const { role, leader } = runtime.status();
+      return role === "leader" || leader === null ? null : services.pings.contact(leader);
+    },
+  });
   const database = sqliteDatabase(machine, {
-    now: () => new Date(wallClockMs()),
+    now: () => new Date(sqlClock.nowMs()),
     random: (count) => randomBytes(count),
   });
   const leaseClock: LeaseClock = new LeaseClock({

@@ -5,6 +5,7 @@
  * - `conclave status` shows a member whose clock runs a minute behind, and warns;
  * - a lease granted and kept alive through that member lasts its TTL by the primary's clock (the
  *   primary restamps forwarded lease commands), so its keys are not deleted at once;
+ * - SQL's `CURRENT_TIMESTAMP` & co. sent to that member are the primary's time, not a minute old;
  * - the primary's clock stepping an hour forward (an NTP step) expires no lease early, and the
  *   lease still expires about one TTL after its last keep-alive, not an hour later.
  * Skips, saying why, where libfaketime is not installed (.ci/apt-packages installs it).
@@ -110,6 +111,33 @@ describe("wall clocks that disagree or jump, under libfaketime", { skip, timeout
       `kept until ${kept.body.expiresAtMs}`,
     );
     await call(`${cluster.url(primary)}/v1/leases/${leaseId}`, "DELETE");
+  });
+
+  it("SQL's CURRENT_TIMESTAMP written through that member is the primary's time, not its own", async () => {
+    const execute = (member: string, sql: string) =>
+      call(`${cluster.url(member)}/v1/sql/execute`, "POST", JSON.stringify({ statements: [{ sql }] }));
+    const created = await execute(primary, "CREATE TABLE IF NOT EXISTS clock_rows (via TEXT, at TEXT)");
+    assert.equal(created.status, 200, JSON.stringify(created.body));
+    // The member a minute behind knows the primary's offset from its pings (the first test
+    // waited until the primary measured it; the secondary's own pings run as often).
+    const inserted = await execute(
+      secondary,
+      "INSERT INTO clock_rows (via, at) VALUES ('secondary', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+    );
+    assert.equal(inserted.status, 200, JSON.stringify(inserted.body));
+    const read = await call(
+      `${cluster.url(primary)}/v1/sql/query`,
+      "POST",
+      JSON.stringify({ sql: "SELECT at FROM clock_rows WHERE via = 'secondary'" }),
+    );
+    assert.equal(read.status, 200, JSON.stringify(read.body));
+    const [row] = read.body.rows as unknown[];
+    const at = Date.parse(String(Array.isArray(row) ? row[0] : (row as { at: string }).at));
+    // This test process runs on the real clock, as the primary does.
+    assert.ok(
+      Math.abs(at - Date.now()) < 5_000,
+      `written at ${new Date(at).toISOString()}, now ${new Date().toISOString()}`,
+    );
   });
 
   it("the primary's clock stepping an hour forward expires no lease early", async () => {
