@@ -23,7 +23,7 @@ import type { Logger } from "../ports/logger.ts";
 import type { StateMachine } from "../ports/state-machine.ts";
 import type { RaftStorage, RecoveredState } from "../ports/storage.ts";
 import type { Transport } from "../ports/transport.ts";
-import type { RaftInitialState, RaftStatus, Ready, SoftState } from "../raft/api-types.ts";
+import type { PeerStatus, RaftInitialState, RaftStatus, Ready, SoftState } from "../raft/api-types.ts";
 import type { MembershipChange } from "../raft/membership.ts";
 import { RaftNode } from "../raft/raft-node.ts";
 import type { Membership, Message, NodeId, SnapshotMeta } from "../raft/types.ts";
@@ -182,6 +182,8 @@ export class RaftRuntime {
   /** Whether the core leads, as of the last Ready. */
   #leading = false;
   #appendsDroppedWhileLogFull = 0;
+  /** No hand-over for a full log before this clock reading (see #handOverIfLogFull). */
+  #handOverNotBeforeMs = 0;
   /** The last of those failures, until a snapshot succeeds. */
   #snapshotFailure: ConclaveError | null = null;
   /** No snapshot starts before this clock reading (after such a failure). */
@@ -558,6 +560,7 @@ export class RaftRuntime {
         // A snapshot that came due while the last one was written starts now, even when the
         // node is idle (no Ready would otherwise bring the loop past this point).
         this.#startSnapshotIfDue();
+        this.#handOverIfLogFull(raft);
         if (!raft.hasReady()) break;
         // Read before ready(): whether the core kept log entries after a snapshot it will install.
         const lastIndex = raft.status().lastIndex;
@@ -707,6 +710,33 @@ export class RaftRuntime {
     );
   }
 
+  /**
+   * A primary whose log is full refuses every write, though a secondary with room could take them:
+   * it hands the role to the most caught-up voter it heard from, at most once a minute (a member
+   * that is full too hands it on a minute later, not at once). Like a primary whose log writes
+   * find the disk full, which stops leading because its ticks wait for the disk.
+   */
+  #handOverIfLogFull(raft: RaftNode): void {
+    if (!this.#leading || this.#status === null) return;
+    const now = this.#options.clock.now();
+    if (now < this.#handOverNotBeforeMs) return;
+    const reason = this.logFullReason;
+    if (reason === null) return;
+    const { voters } = this.#status.membership;
+    let target: PeerStatus | null = null;
+    for (const peer of this.#status.peers) {
+      if (peer.id === this.id || !voters.includes(peer.id) || !peer.recentActive) continue;
+      if (target === null || peer.match > target.match) target = peer;
+    }
+    if (target === null) return;
+    this.#handOverNotBeforeMs = now + logFullHandOverIntervalMs;
+    const asked = raft.transferLeadership(target.id);
+    this.#options.logger.warn(
+      { to: target.id, accepted: asked.ok },
+      `handing the primary role to ${target.id}: this node refuses writes because ${reason}`,
+    );
+  }
+
   /** Compacts the log to a snapshot written in the background (between turns, no sync in flight). */
   async #compactToWrittenSnapshot(raft: RaftNode): Promise<void> {
     const meta = this.#snapshotWritten;
@@ -775,6 +805,8 @@ const snapshotKeepBytesDefault = 8 * 1024 * 1024;
 const snapshotRetryDelayMs = 5_000;
 const snapshotRetryDelayMsMax = 300_000;
 const snapshotRetryDelayMsWhileLogFull = 30_000;
+/** A primary whose log is full hands its role over at most this often. */
+const logFullHandOverIntervalMs = 60_000;
 /** Snapshot failures after which the node goes on and tries again later: not storage failures. */
 const retriableSnapshotFailures: readonly string[] = ["CONCLAVE_DISK_FULL", "CONCLAVE_SNAPSHOT_FAILED"];
 

@@ -228,17 +228,17 @@ describe("RaftRuntime over in-memory adapters", { timeout: 30_000 }, () => {
   };
   const logLimits = { snapshotEveryEntries: 20, snapshotKeepEntries: 2, logBytesMaxWhileSnapshotsFail: 2000 };
 
-  it("a primary whose snapshots fail stops taking writes once its log holds the bound, and takes them again once a snapshot succeeds", async () => {
+  it("a primary whose snapshots fail refuses writes once its log holds the bound, hands the role to a member with room, and recovers once a snapshot succeeds", async () => {
     const c = cluster(["a", "b", "c"], logLimits);
     await c.startAll();
-    const leader = await c.electLeader();
+    const full = await c.electLeader();
     let diskFull = true;
-    snapshotsFailWhile(leader as never, () => diskFull);
+    snapshotsFailWhile(full as never, () => diskFull);
     let refused: unknown = null;
     let accepted = 0;
     for (let i = 0; i < 400 && refused === null; i++) {
       await c
-        .await(leader.runtime.propose(put(`k${i}`, "x".repeat(40))))
+        .await(full.runtime.propose(put(`k${i}`, "x".repeat(40))))
         .then(() => accepted++)
         .catch((error: unknown) => {
           refused = error;
@@ -247,22 +247,28 @@ describe("RaftRuntime over in-memory adapters", { timeout: 30_000 }, () => {
     assert.ok(isConclaveError(refused, "CONCLAVE_DISK_FULL"), `refused with ${String(refused)}`);
     assert.equal(refused.details.outcome, "not-applied");
     assert.match(refused.message, /no snapshot could compact.*injected: no room/);
-    const logBytes = leader.runtime.status().logBytes;
+    const logBytes = full.runtime.status().logBytes;
     assert.ok(
       logBytes >= 2000 && logBytes < 2000 + 200,
       `the log stopped near the bound (${logBytes} bytes)`,
     );
     assert.ok(accepted >= 20, `writes went on until the bound (${accepted})`);
-    assert.match(String(leader.runtime.logFullReason), /its log holds/);
-    assert.equal(leader.runtime.running, true);
-    // Room again: the next try (at most 30 s away) succeeds, the log is compacted, writes resume.
+    assert.match(String(full.runtime.logFullReason), /its log holds/);
+    // It hands the role over: the cluster takes writes again while this member's disk is still full.
+    assert.ok(await c.run(() => c.leaders().some((m) => m !== full), 300), "another member leads");
+    const next = c.leaders()[0];
+    assert.ok(next !== undefined && next !== full);
+    const written = await c.await(next.runtime.propose(put("through-the-new-primary", "1")));
+    assert.deepEqual(written.result, { op: "put" });
+    assert.equal(full.runtime.running, true);
+    // Room again: its next try (at most 30 s away) succeeds, its log is compacted, it catches up.
     diskFull = false;
-    assert.ok(
-      await c.run(() => leader.runtime.logFullReason === null, 3_500),
-      "a snapshot succeeded within 30 s",
+    const recovered = await c.run(
+      () => full.runtime.logFullReason === null && full.runtime.status().applied >= written.index,
+      3_500,
     );
-    assert.deepEqual((await c.await(leader.runtime.propose(put("after", "1")))).result, { op: "put" });
-    assert.ok(leader.runtime.status().logBytes < 2000);
+    assert.ok(recovered, "a snapshot succeeded within 30 s and it caught up");
+    assert.ok(full.runtime.status().logBytes < 2000);
   });
 
   it("a secondary whose snapshots fail stops taking entries at the bound, the others go on, and it catches up once the disk has room", async () => {
