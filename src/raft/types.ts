@@ -41,6 +41,13 @@ export interface SnapshotMeta {
   readonly membership: Membership;
   /** Total size of the snapshot's bytes. */
   readonly sizeBytes: number;
+  /**
+   * A snapshot mark: the state as of `index` is held by the persistent state machine itself
+   * (made durable there before the mark was written), so the store keeps only this description
+   * (`sizeBytes` 0) and the log may be compacted up to it. A mark is never sent to a follower:
+   * a leader copies its state machine when a follower needs a snapshot (RaftOptions.snapshotForTransfer).
+   */
+  readonly inStateMachine?: true;
 }
 
 interface MessageBase {

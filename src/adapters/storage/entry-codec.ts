@@ -16,6 +16,8 @@ function sharedStructures(): string[][] {
     ["voters", "learners"],
     ["term", "vote", "commit"],
     ["index", "term", "membership", "sizeBytes"],
+    // Added with snapshot marks; appended so that the structures above keep their ids.
+    ["index", "term", "membership", "sizeBytes", "inStateMachine"],
   ];
 }
 
@@ -116,14 +118,13 @@ export function decodeHardState(body: Uint8Array): HardState | null {
 
 /** Encodes snapshot metadata (fixed key order). */
 export function encodeSnapshotMeta(meta: SnapshotMeta): Buffer {
-  return Buffer.from(
-    packr.pack({
-      index: meta.index,
-      term: meta.term,
-      membership: { voters: meta.membership.voters, learners: meta.membership.learners },
-      sizeBytes: meta.sizeBytes,
-    }),
-  );
+  const fields = {
+    index: meta.index,
+    term: meta.term,
+    membership: { voters: meta.membership.voters, learners: meta.membership.learners },
+    sizeBytes: meta.sizeBytes,
+  };
+  return Buffer.from(packr.pack(meta.inStateMachine === true ? { ...fields, inStateMachine: true } : fields));
 }
 
 /** Decodes snapshot metadata whose checksum already matched; null when the bytes are not one. */
@@ -135,8 +136,10 @@ export function decodeSnapshotMeta(body: Uint8Array): SnapshotMeta | null {
     return null;
   }
   if (typeof value !== "object" || value === null) return null;
-  const { index, term, membership, sizeBytes } = value as Record<string, unknown>;
+  const { index, term, membership, sizeBytes, inStateMachine } = value as Record<string, unknown>;
   const decoded = decodeMembership(membership);
   if (!isCount(index) || !isCount(term) || !isCount(sizeBytes) || decoded === null) return null;
-  return { index, term, membership: decoded, sizeBytes };
+  if (inStateMachine === undefined) return { index, term, membership: decoded, sizeBytes };
+  if (inStateMachine !== true || sizeBytes !== 0) return null;
+  return { index, term, membership: decoded, sizeBytes, inStateMachine };
 }

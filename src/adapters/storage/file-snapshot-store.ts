@@ -1,6 +1,6 @@
 /**
  * Snapshots as files in one directory (see snapshot-file.ts for the format). Keeps the newest
- * `retainCount` snapshots (by index) and holds a read descriptor open on each, so that `read`
+ * `retainCount` copies (by index) and the newest mark (snapshot-retention.ts), and holds a read descriptor open on each, so that `read`
  * is a synchronous `readSync` (the consensus core reads chunks while building messages).
  */
 import { closeSync, openSync, readSync } from "node:fs";
@@ -17,6 +17,7 @@ import {
   type SnapshotFile,
   verifySnapshotFile,
 } from "./snapshot-file.ts";
+import { compareSnapshots, isSameSnapshot, snapshotsToDrop } from "./snapshot-retention.ts";
 
 export interface FileSnapshotStoreOptions {
   /** How many of the newest snapshots to keep (1 or more). */
@@ -25,10 +26,6 @@ export interface FileSnapshotStoreOptions {
 
 interface RetainedSnapshot extends SnapshotFile {
   readonly fd: number;
-}
-
-function isSameSnapshot(a: SnapshotMeta, b: SnapshotMeta): boolean {
-  return a.index === b.index && a.term === b.term;
 }
 
 /** {@link SnapshotStore} in `directory`. */
@@ -63,7 +60,11 @@ export class FileSnapshotStore implements SnapshotStore {
       const parsed = parseSnapshotFileName(name);
       if (parsed === null) continue;
       const file = await verifySnapshotFile(path);
-      if (file.meta.index !== parsed.index || file.meta.term !== parsed.term) {
+      if (
+        file.meta.index !== parsed.index ||
+        file.meta.term !== parsed.term ||
+        (file.meta.inStateMachine === true) !== parsed.mark
+      ) {
         throw new ConclaveError(
           "CONCLAVE_STORAGE_CORRUPT",
           `${path} holds snapshot ${file.meta.term}-${file.meta.index}, not the one its name says. ` +
@@ -73,7 +74,7 @@ export class FileSnapshotStore implements SnapshotStore {
       }
       found.push(file);
     }
-    found.sort((a, b) => a.meta.index - b.meta.index || a.meta.term - b.meta.term);
+    found.sort((a, b) => compareSnapshots(a.meta, b.meta));
     for (const file of found) this.#retained.push({ ...file, fd: openSync(file.path, "r") });
     await this.#dropOld();
     this.#opened = true;
@@ -125,17 +126,17 @@ export class FileSnapshotStore implements SnapshotStore {
       if (old !== undefined) closeSync(old.fd);
     }
     this.#retained.push({ ...file, fd: openSync(file.path, "r") });
-    this.#retained.sort((a, b) => a.meta.index - b.meta.index || a.meta.term - b.meta.term);
+    this.#retained.sort((a, b) => compareSnapshots(a.meta, b.meta));
     await this.#dropOld();
   }
 
-  /** Deletes snapshots beyond the retained count, oldest first. */
+  /** Deletes copies beyond the retained count and marks that are not the newest snapshot. */
   async #dropOld(): Promise<void> {
-    while (this.#retained.length > this.#retainCount) {
-      const oldest = this.#retained.shift();
-      if (oldest === undefined) break;
-      closeSync(oldest.fd);
-      await unlink(oldest.path);
+    const dropped = snapshotsToDrop(this.#retained, this.#retainCount);
+    this.#retained = this.#retained.filter((kept) => !dropped.includes(kept));
+    for (const snapshot of dropped) {
+      closeSync(snapshot.fd);
+      await unlink(snapshot.path);
     }
   }
 

@@ -6,14 +6,11 @@ import { assert } from "../../lib/assert.ts";
 import { ConclaveError } from "../../lib/errors.ts";
 import type { SnapshotStore, SnapshotWriter } from "../../ports/storage.ts";
 import type { SnapshotMeta } from "../../raft/types.ts";
+import { compareSnapshots, isSameSnapshot, snapshotsToDrop } from "./snapshot-retention.ts";
 
 interface StoredSnapshot {
   readonly meta: SnapshotMeta;
   readonly data: Uint8Array;
-}
-
-function isSameSnapshot(a: SnapshotMeta, b: SnapshotMeta): boolean {
-  return a.index === b.index && a.term === b.term;
 }
 
 function sizeMismatch(meta: SnapshotMeta, bytes: number): ConclaveError {
@@ -98,8 +95,9 @@ export class MemorySnapshotStore implements SnapshotStore {
   #publish(snapshot: StoredSnapshot): void {
     this.#retained = this.#retained.filter((kept) => !isSameSnapshot(kept.meta, snapshot.meta));
     this.#retained.push(snapshot);
-    this.#retained.sort((a, b) => a.meta.index - b.meta.index || a.meta.term - b.meta.term);
-    while (this.#retained.length > this.#retainCount) this.#retained.shift();
+    this.#retained.sort((a, b) => compareSnapshots(a.meta, b.meta));
+    const dropped = new Set(snapshotsToDrop(this.#retained, this.#retainCount));
+    this.#retained = this.#retained.filter((kept) => !dropped.has(kept));
   }
 
   read(meta: SnapshotMeta, offset: number, bytesMax: number): Uint8Array {

@@ -40,15 +40,16 @@ const CRC_BYTES = 4;
 const META_BYTES_MAX = 64 * 1024;
 const VERIFY_CHUNK_BYTES = 1024 * 1024;
 
-export function snapshotFileName(meta: Pick<SnapshotMeta, "term" | "index">): string {
-  return `${meta.term}-${meta.index}.snap`;
+/** `<term>-<index>.snap`, or `<term>-<index>.mark.snap` for a mark (it may share a copy's index and term). */
+export function snapshotFileName(meta: Pick<SnapshotMeta, "term" | "index" | "inStateMachine">): string {
+  return `${meta.term}-${meta.index}${meta.inStateMachine === true ? ".mark" : ""}.snap`;
 }
 
-/** Parses `<term>-<index>.snap`; null for other names. */
-export function parseSnapshotFileName(name: string): { term: number; index: number } | null {
-  const match = /^(\d+)-(\d+)\.snap$/.exec(name);
+/** Parses a {@link snapshotFileName}; null for other names. */
+export function parseSnapshotFileName(name: string): { term: number; index: number; mark: boolean } | null {
+  const match = /^(\d+)-(\d+)(\.mark)?\.snap$/.exec(name);
   if (match?.[1] === undefined || match[2] === undefined) return null;
-  return { term: Number(match[1]), index: Number(match[2]) };
+  return { term: Number(match[1]), index: Number(match[2]), mark: match[3] !== undefined };
 }
 
 /** What follows the data in a version 2 file, up to (not including) the CRC. */

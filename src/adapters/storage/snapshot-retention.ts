@@ -1,0 +1,39 @@
+/**
+ * Which snapshots a store keeps, shared by the file and memory stores.
+ *
+ * A store holds two kinds: snapshots with data (copies of the state machine: sent to followers,
+ * or installed from a leader) and marks (`inStateMachine`: only a description; the persistent
+ * state machine holds the state). It keeps the newest `retainCount` with data, and a mark only
+ * while it is the newest of all: an older mark describes nothing a restart or a follower needs.
+ */
+import type { SnapshotMeta } from "../../raft/types.ts";
+
+/** Same snapshot: index, term and kind (a mark and a copy may share an index and term). */
+export function isSameSnapshot(a: SnapshotMeta, b: SnapshotMeta): boolean {
+  return a.index === b.index && a.term === b.term && isMark(a) === isMark(b);
+}
+
+export function isMark(meta: SnapshotMeta): boolean {
+  return meta.inStateMachine === true;
+}
+
+/**
+ * Oldest first; at the same index a mark comes after a copy (the state machine already holds
+ * that state, so a restart needs no restore).
+ */
+export function compareSnapshots(a: SnapshotMeta, b: SnapshotMeta): number {
+  return a.index - b.index || a.term - b.term || Number(isMark(a)) - Number(isMark(b));
+}
+
+/** The snapshots to drop from `sorted` (oldest first, by compareSnapshots). */
+export function snapshotsToDrop<T extends { readonly meta: SnapshotMeta }>(
+  sorted: readonly T[],
+  retainCount: number,
+): T[] {
+  const newest = sorted.at(-1);
+  const copies = sorted.filter((snapshot) => !isMark(snapshot.meta));
+  const keptCopies = new Set(copies.slice(Math.max(0, copies.length - retainCount)));
+  return sorted.filter((snapshot) =>
+    isMark(snapshot.meta) ? snapshot !== newest : !keptCopies.has(snapshot),
+  );
+}
