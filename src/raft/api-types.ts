@@ -56,6 +56,14 @@ export interface RaftOptions {
   readonly mutations?: readonly RaftMutation[];
   /** Reads `bytesMax` bytes of a snapshot from `offset` (the core streams snapshots in chunks). */
   readonly readSnapshot?: (meta: SnapshotMeta, offset: number, bytesMax: number) => Uint8Array;
+  /**
+   * When set, the snapshot a leader sends to a follower that needs one: a copy at index
+   * `indexMin` or later (the follower then goes on from the leader's log), or null while none is
+   * ready — the host starts making one, and the leader asks again when the follower next answers
+   * (etcd's ErrSnapshotTemporarilyUnavailable). Without it the leader sends its latest snapshot.
+   * For hosts whose snapshots are marks (SnapshotMeta.inStateMachine), which hold no data.
+   */
+  readonly snapshotForTransfer?: (indexMin: number) => SnapshotMeta | null;
 }
 
 export interface RaftInitialState {

@@ -259,7 +259,9 @@ export class RaftNode {
     if (this.latestSnapshot && meta.index <= this.latestSnapshot.index) return;
     this.latestSnapshot = meta;
     this.log.compact(compactIndex, this.log.membershipAt(compactIndex).membership);
-    // Transfers of an older snapshot restart with this one (the old one may be deleted).
+    // Transfers of an older snapshot restart with this one (the old one may be deleted). A host
+    // that gives its own copies to send (snapshotForTransfer) keeps them while they are sent.
+    if (this.options.snapshotForTransfer !== undefined) return;
     for (const progress of this.progress.values()) {
       if (progress.state === "snapshot") progress.becomeSnapshot(meta);
     }

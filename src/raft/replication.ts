@@ -33,8 +33,18 @@ function sendTo(node: RaftNode, peer: NodeId, progress: Progress): void {
   for (;;) {
     if (progress.state === "probe" || progress.state === "replicate") {
       if (progress.next <= log.baseIndex) {
-        const snapshot = node.latestSnapshot;
+        const forTransfer = node.options.snapshotForTransfer;
+        // A copy made for a follower that does not answer (it is down) would be disk work for
+        // nothing: wait until it answers again (as etcd waits for RecentActive).
+        if (forTransfer !== undefined && !progress.recentActive) return;
+        const snapshot = forTransfer === undefined ? node.latestSnapshot : forTransfer(log.baseIndex);
+        if (snapshot === null && forTransfer !== undefined) return; // asked again at its next answer
         assert(snapshot !== null, "the log is compacted but there is no snapshot");
+        assert(
+          snapshot.index >= log.baseIndex && snapshot.inStateMachine !== true,
+          () =>
+            `snapshot ${snapshot.term}-${snapshot.index} cannot be sent (log starts after ${log.baseIndex})`,
+        );
         progress.becomeSnapshot(snapshot);
       }
     }
