@@ -34,6 +34,12 @@ export class Applier {
   #appliedBytesAtSnapshot = 0;
   /** Index of the last command entry applied: the state machine's own applied index. */
   #lastCommandIndex: number;
+  /**
+   * The point right after the last command applied (where the state machine's applied index
+   * is), or null when not known (config entries followed it before a start or a restore):
+   * what a snapshot mark describes.
+   */
+  #lastCommandPoint: AppliedPoint | null;
   /** While a background snapshot is copied: every point applied since it began (see takeSnapshot). */
   #recording: RecordedPoint[] | null = null;
 
@@ -49,6 +55,12 @@ export class Applier {
     this.#point = start.point;
     this.#lastSnapshotIndex = start.lastSnapshotIndex;
     this.#lastCommandIndex = machine.appliedIndex ?? start.point.index;
+    this.#lastCommandPoint = this.#lastCommandIndex === start.point.index ? start.point : null;
+  }
+
+  /** True when the state machine keeps its own state durable (StateMachine.checkpoint): snapshots are marks. */
+  get takesMarks(): boolean {
+    return this.#machine.checkpoint !== undefined;
   }
 
   get appliedIndex(): number {
@@ -69,6 +81,7 @@ export class Applier {
     await this.#machine.restore(chunks(), meta.sizeBytes);
     this.#point = { index: meta.index, term: meta.term, membership: meta.membership };
     this.#lastCommandIndex = this.#machine.appliedIndex ?? meta.index;
+    this.#lastCommandPoint = this.#lastCommandIndex === meta.index ? this.#point : null;
     this.#lastSnapshotIndex = Math.max(this.#lastSnapshotIndex, meta.index);
     this.#appliedBytesAtSnapshot = this.#appliedBytes;
     this.#record();
@@ -88,6 +101,7 @@ export class Applier {
       this.#appliedBytes += entry.data.byteLength;
     } else if (entry.kind === "config") membership = entry.membership;
     this.#point = { index: entry.index, term: entry.term, membership };
+    if (entry.kind === "command") this.#lastCommandPoint = this.#point;
     this.#record();
     this.#proposals.applied(entry.index, entry.term, result);
   }
@@ -137,9 +151,9 @@ export class Applier {
    * that index (entries after it, if any, were configuration entries, which leave the state
    * machine as it was). Without it, the copy is of the last applied entry, made now.
    */
-  async takeSnapshot(): Promise<SnapshotMeta> {
+  async takeSnapshot(use: SnapshotUse = "compaction"): Promise<SnapshotMeta> {
     if (this.#machine.snapshotInBackground === undefined) {
-      return this.#write(this.#point, this.#machine.snapshot(), this.#appliedBytes);
+      return this.#write(this.#point, this.#machine.snapshot(), this.#appliedBytes, use);
     }
     const recording: RecordedPoint[] = [];
     this.#recording = recording;
@@ -155,19 +169,39 @@ export class Applier {
       at !== undefined,
       () => `the background snapshot holds index ${copy.index}, which was not applied while it was taken`,
     );
-    return this.#write(at.point, copy, at.appliedBytes);
+    return this.#write(at.point, copy, at.appliedBytes, use);
+  }
+
+  /**
+   * Takes a snapshot mark: the state machine makes what it applied durable
+   * (StateMachine.checkpoint), and the mark describing that point is stored, with no data. Null
+   * when no command was applied since the last snapshot (nothing to mark). The point is read
+   * before the checkpoint's sync: applies go on meanwhile, and the state machine holds at least
+   * that point once the sync is done.
+   */
+  async takeMark(): Promise<SnapshotMeta | null> {
+    const checkpoint = this.#machine.checkpoint;
+    assert(checkpoint !== undefined, "a snapshot mark needs a state machine that checkpoints");
+    const point = this.#lastCommandPoint;
+    if (point === null || point.index <= this.#lastSnapshotIndex) return null;
+    const appliedBytes = this.#appliedBytes;
+    const durable = await checkpoint.call(this.#machine);
+    assert(durable >= point.index, () => `checkpoint holds ${durable}, before the applied ${point.index}`);
+    return this.#write(point, { sizeBytes: 0, chunks: noChunks() }, appliedBytes, "mark");
   }
 
   async #write(
     point: AppliedPoint,
     { sizeBytes, chunks, file }: StateMachineSnapshot,
     appliedBytesAtPoint: number,
+    use: SnapshotUse | "mark",
   ): Promise<SnapshotMeta> {
     const meta: SnapshotMeta = {
       index: point.index,
       term: point.term,
       membership: point.membership,
       sizeBytes,
+      ...(use === "mark" ? { inStateMachine: true as const } : {}),
     };
     if (file !== undefined && this.#snapshots.adopt !== undefined) {
       // The state machine's copy becomes the snapshot without being copied again (a database of
@@ -183,14 +217,23 @@ export class Applier {
         throw error;
       }
     }
-    // A snapshot installed from the leader while this one was written may be newer.
-    if (point.index > this.#lastSnapshotIndex) {
+    // A snapshot installed from the leader while this one was written may be newer. A copy for a
+    // follower compacts nothing, so the next snapshot is due as before.
+    if (use !== "transfer" && point.index > this.#lastSnapshotIndex) {
       this.#lastSnapshotIndex = point.index;
       this.#appliedBytesAtSnapshot = appliedBytesAtPoint;
     }
     return meta;
   }
 }
+
+/**
+ * What a copy is for: compacting the log (state machines without checkpoint), or sending to a
+ * follower (with checkpoint: the log is compacted against marks).
+ */
+export type SnapshotUse = "compaction" | "transfer";
+
+async function* noChunks(): AsyncGenerator<Uint8Array> {}
 
 /** A point applied while a background snapshot was copied, with the last command index at it. */
 interface RecordedPoint {

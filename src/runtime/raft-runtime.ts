@@ -46,6 +46,7 @@ import {
   notPrimary,
   outcomeUnknown,
   refusalError,
+  stateMachineBehindMark,
   stopped,
 } from "./runtime-errors.ts";
 import { RuntimeEmitter, type RuntimeEvents } from "./runtime-events.ts";
@@ -190,6 +191,14 @@ export class RaftRuntime {
   #snapshotWritten: SnapshotMeta | null = null;
   /** Index of the newest snapshot this node holds (taken or installed); older ones compact nothing. */
   #snapshotIndex = 0;
+  /** With snapshot marks: a copy of the state machine being made for a follower, if any. */
+  #transferTask: Promise<void> | null = null;
+  /** With snapshot marks: the last copy made for a follower (kept in the snapshot store). */
+  #transferSnapshot: SnapshotMeta | null = null;
+  /** No copy for a follower starts before this clock reading (after one failed). */
+  #transferNotBeforeMs = 0;
+  /** The applied index when the copy under way started (it holds at least that). */
+  #transferCopyFromIndex = 0;
 
   constructor(options: RaftRuntimeOptions) {
     this.id = options.id;
@@ -228,6 +237,8 @@ export class RaftRuntime {
       lastSnapshotIndex: initial.snapshot?.index ?? 0,
     });
     if (initial.snapshot !== null && (stateMachine.appliedIndex ?? 0) < initial.snapshot.index) {
+      if (initial.snapshot.inStateMachine === true)
+        throw stateMachineBehindMark(initial.snapshot, stateMachine.appliedIndex ?? 0);
       await this.#applier.restore(initial.snapshot);
     }
     this.#raft = new RaftNode(this.#raftOptions(), { ...initial, applied: appliedIndex });
@@ -270,6 +281,7 @@ export class RaftRuntime {
     await this.#loop;
     // A snapshot still being written finishes (its failure no longer matters: we are stopping).
     await this.#snapshotTask?.catch(() => {});
+    await this.#transferTask?.catch(() => {});
     this.#failCalls(() => stopped());
     await this.#closeIo();
     this.#state = "stopped";
@@ -458,7 +470,61 @@ export class RaftRuntime {
       leaseDriftTicks: o.leaseDriftTicks ?? null,
       ...(o.snapshotChunkBytes === undefined ? {} : { snapshotChunkBytes: o.snapshotChunkBytes }),
       readSnapshot: (meta, offset, bytesMax) => o.storage.snapshots.read(meta, offset, bytesMax),
+      ...(this.#applier?.takesMarks === true
+        ? { snapshotForTransfer: (indexMin: number) => this.#snapshotForTransfer(indexMin) }
+        : {}),
     };
+  }
+
+  /**
+   * The copy of the state machine a leader sends to a follower that needs a snapshot, when its
+   * own snapshots are marks: a copy at `indexMin` or later kept in the snapshot store (made for
+   * an earlier transfer, or installed from a former leader), or null while one is made in the
+   * background (the core asks again when the follower next answers, within a heartbeat).
+   */
+  #snapshotForTransfer(indexMin: number): SnapshotMeta | null {
+    const kept = this.#transferSnapshot;
+    if (kept !== null && kept.index >= indexMin) return kept;
+    const latest = this.#options.storage.snapshots.latest();
+    if (latest !== null && latest.inStateMachine !== true && latest.index >= indexMin) return latest;
+    this.#startTransferCopy();
+    return null;
+  }
+
+  /** Starts copying the state machine for a follower, unless a copy is under way or failed just now. */
+  #startTransferCopy(): void {
+    const applier = this.#applier;
+    assert(applier !== null, "snapshot before start");
+    if (this.#transferTask !== null || this.#options.clock.now() < this.#transferNotBeforeMs) return;
+    this.#options.logger.info(
+      { applied: applier.appliedIndex },
+      "copying the state machine for a follower that needs a snapshot",
+    );
+    this.#transferCopyFromIndex = applier.appliedIndex;
+    this.#transferTask = applier.takeSnapshot("transfer").then(
+      (meta) => {
+        this.#transferTask = null;
+        this.#transferSnapshot = meta;
+        this.#options.logger.info(
+          { index: meta.index, sizeBytes: meta.sizeBytes },
+          "a snapshot for a follower is ready",
+        );
+        this.#schedule();
+      },
+      (error: unknown) => {
+        this.#transferTask = null;
+        if (isConclaveError(error) && retriableSnapshotFailures.includes(error.code)) {
+          // The follower waits (it is behind anyway); the leader goes on and tries again later.
+          this.#transferNotBeforeMs = this.#options.clock.now() + snapshotRetryDelayMs;
+          this.#options.logger.error(
+            { code: error.code },
+            `a snapshot for a follower could not be made (${error.message}); trying again in ${snapshotRetryDelayMs / 1000} s`,
+          );
+          return;
+        }
+        void this.#fail(error);
+      },
+    );
   }
 
   #createForwarder(options: RaftRuntimeOptions): Forwarder {
@@ -663,9 +729,13 @@ export class RaftRuntime {
     if (!applier.snapshotDue(threshold, this.#options.snapshotEveryBytes ?? snapshotEveryBytesDefault))
       return;
     this.#snapshotsStarted += 1;
-    this.#snapshotTask = applier.takeSnapshot().then(
+    // A persistent state machine is made durable and marked, not copied (StateMachine.checkpoint).
+    const taken = applier.takesMarks ? applier.takeMark() : applier.takeSnapshot();
+    this.#snapshotTask = taken.then(
       (meta) => {
         this.#snapshotTask = null;
+        // No mark: no command applied since the last snapshot (only configuration entries).
+        if (meta === null) this.#snapshotNotBeforeMs = this.#options.clock.now() + snapshotRetryDelayMs;
         this.#snapshotWritten = meta;
         this.#snapshotFailuresInARow = 0;
         this.#snapshotFailure = null;
@@ -740,15 +810,36 @@ export class RaftRuntime {
     // A newer snapshot installed from the leader meanwhile already reset the log past this one.
     if (meta.index <= this.#snapshotIndex) return;
     this.#snapshotIndex = meta.index;
-    const compactIndex = raft.compactionPointKeeping(
-      meta.index,
-      this.#options.snapshotKeepEntries ?? 1024,
-      this.#options.snapshotKeepBytes ?? snapshotKeepBytesDefault,
+    const compactIndex = Math.min(
+      raft.compactionPointKeeping(
+        meta.index,
+        this.#options.snapshotKeepEntries ?? 1024,
+        this.#options.snapshotKeepBytes ?? snapshotKeepBytesDefault,
+      ),
+      this.#indexNeededByTransfer(raft),
     );
     raft.compact(meta, compactIndex);
     await this.#options.storage.compact(compactIndex);
     this.#status = raft.status();
     this.#options.logger.debug({ index: meta.index, sizeBytes: meta.sizeBytes }, "took a snapshot");
+  }
+
+  /**
+   * With snapshot marks: while a follower receives a copy of the state machine, the log keeps
+   * the entries after that copy (within `snapshotEveryBytes`), so that the follower goes on from
+   * the log once it installed it. Compacting past it would make the follower need a new copy at
+   * once — and under steady writes a large database, which takes longer to send than the log
+   * takes to reach the next mark, would never catch up.
+   */
+  #indexNeededByTransfer(raft: RaftNode): number {
+    const status = raft.status();
+    if (status.logBytes >= (this.#options.snapshotEveryBytes ?? snapshotEveryBytesDefault))
+      return Number.POSITIVE_INFINITY;
+    // While the copy is made: it will hold at least what was applied when it started.
+    if (this.#transferTask !== null) return this.#transferCopyFromIndex;
+    const copy = this.#transferSnapshot;
+    const receiving = copy !== null && status.peers.some((peer) => peer.state === "snapshot");
+    return receiving ? copy.index : Number.POSITIVE_INFINITY;
   }
 
   async #fail(error: unknown): Promise<void> {

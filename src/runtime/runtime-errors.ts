@@ -4,7 +4,7 @@
  */
 import { ConclaveError } from "../lib/errors.ts";
 import type { RaftRefusal } from "../raft/api-types.ts";
-import type { NodeId } from "../raft/types.ts";
+import type { NodeId, SnapshotMeta } from "../raft/types.ts";
 
 /** Codes of {@link RaftRuntime} call failures, and whether the command may still have been applied. */
 export const runtimeErrorCodes = {
@@ -121,5 +121,19 @@ export function logFull(reason: string): ConclaveError {
     runtimeErrorCodes.diskFull,
     `This node refuses writes: ${reason}. Free disk space (the snapshot is retried by itself), then retry; nothing was written.`,
     { outcome: "not-applied" },
+  );
+}
+
+/**
+ * At start: the log was compacted up to a snapshot mark (the state machine held that state),
+ * but the state machine now holds less — its files were replaced or lost. The entries between
+ * are gone from this member, so it cannot rebuild them itself.
+ */
+export function stateMachineBehindMark(mark: SnapshotMeta, holds: number): ConclaveError {
+  return new ConclaveError(
+    "CONCLAVE_STORAGE_CORRUPT",
+    `The log was compacted up to entry ${mark.index}, which the database held then, but the database now holds only entry ${holds} ` +
+      "(was it replaced by an older copy, or lost?). Restore this member from the others: wipe its data directory and let it rejoin.",
+    { markIndex: mark.index, stateMachineIndex: holds },
   );
 }

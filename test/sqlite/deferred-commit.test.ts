@@ -125,6 +125,23 @@ describe("deferred commits of applied entries", () => {
     reopened.machine.close();
   });
 
+  it("commit and sync at a checkpoint, which returns the applied index the file then holds", async (t) => {
+    // (That the sync reaches the disk cannot be seen without cutting the power; what is checked
+    // is that the commit happened and the index returned is the one committed.)
+    const { machine, dataDir, remove } = openMachine(undefined, {
+      applyCommitIntervalMs: 1000,
+      now: () => 0,
+    });
+    t.after(remove);
+    machine.beginBatch();
+    for (let i = 1; i <= 5; i++) machine.apply(kvEntry({ op: "put", key: `c/${i}`, value }), i);
+    machine.endBatch();
+    assert.deepEqual(committed(dataDir), { appliedIndex: 0, keys: 0 }, "nothing is committed yet");
+    assert.equal(await machine.checkpoint(), 5);
+    assert.deepEqual(committed(dataDir), { appliedIndex: 5, keys: 5 });
+    machine.close();
+  });
+
   it("lose only the open transaction in a crash; applying its entries again gives the same database", async (t) => {
     const entries = [sqlEntry("CREATE TABLE t (id INTEGER PRIMARY KEY, v)")];
     for (let i = 0; i < 300; i++) {

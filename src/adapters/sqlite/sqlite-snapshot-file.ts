@@ -4,7 +4,7 @@
  * back (restore) to a temporary file that is fsynced and checked before it replaces the database.
  */
 import { closeSync, fsyncSync, openSync, rmSync, writeSync } from "node:fs";
-import { open, rm } from "node:fs/promises";
+import { type FileHandle, open, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import { backup, DatabaseSync } from "node:sqlite";
 import { ConclaveError } from "../../lib/errors.ts";
@@ -201,4 +201,33 @@ export function fsyncDirectory(path: string): void {
   } finally {
     closeSync(descriptor);
   }
+}
+
+/**
+ * fsyncs a file off the event loop (Linux syncs the file's pages whatever descriptor asks); a
+ * file that is not there (a WAL removed by a restore meanwhile) has nothing to sync.
+ */
+export async function fsyncFileInBackground(path: string): Promise<void> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, "r");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw syncFailure(path, error);
+  }
+  try {
+    await handle.sync();
+  } catch (error) {
+    throw syncFailure(path, error);
+  } finally {
+    await handle.close();
+  }
+}
+
+function syncFailure(path: string, error: unknown): ConclaveError {
+  return new ConclaveError(
+    "CONCLAVE_STORAGE_FAILED",
+    `could not sync ${path} (${String(error)}); the node stops rather than compact its log against data that may not be on disk`,
+    { file: path },
+  );
 }
