@@ -77,6 +77,18 @@ describe("snapshot marks (a state machine that checkpoints)", { timeout: 30_000 
     for (let i = 0; i < 60; i++) await c.await(leader.runtime.propose(put(`${prefix}${i}`, `${i}`)));
   }
 
+  /** Sixty writes, then a secondary that took a mark is stopped. */
+  async function stoppedAfterAMark(prefix: string): Promise<{ c: RuntimeCluster; member: Member }> {
+    const c = await markingCluster();
+    const leader = await c.electLeader();
+    await writeSixty(c, leader, prefix);
+    const member = [...c.members.values()].find((m) => m !== leader);
+    assert.ok(member);
+    assert.ok(await c.run(() => member.disk.snapshots.latest()?.inStateMachine === true), "it took a mark");
+    await member.runtime.stop();
+    return { c, member };
+  }
+
   it("compacts every member's log against marks and never copies a state machine for it", async () => {
     const c = await markingCluster();
     const leader = await c.electLeader();
@@ -151,13 +163,7 @@ describe("snapshot marks (a state machine that checkpoints)", { timeout: 30_000 
   });
 
   it("a restart over a mark restores nothing: the state machine already holds it", async () => {
-    const c = await markingCluster();
-    const leader = await c.electLeader();
-    await writeSixty(c, leader, "r");
-    const member = [...c.members.values()].find((m) => m !== leader);
-    assert.ok(member);
-    assert.ok(await c.run(() => member.disk.snapshots.latest()?.inStateMachine === true), "it took a mark");
-    await member.runtime.stop();
+    const { c, member } = await stoppedAfterAMark("r");
     const machine = machineOf(member);
     await c.restart(member.id, machine);
     assert.equal(machine.restores, 0);
@@ -168,13 +174,7 @@ describe("snapshot marks (a state machine that checkpoints)", { timeout: 30_000 
   });
 
   it("a state machine that lost what its mark says it held refuses to start, saying how to fix it", async () => {
-    const c = await markingCluster();
-    const leader = await c.electLeader();
-    await writeSixty(c, leader, "x");
-    const member = [...c.members.values()].find((m) => m !== leader);
-    assert.ok(member);
-    assert.ok(await c.run(() => member.disk.snapshots.latest()?.inStateMachine === true), "it took a mark");
-    await member.runtime.stop();
+    const { c, member } = await stoppedAfterAMark("x");
     // A database replaced by an empty one (or an old copy): the log before the mark is gone.
     await assert.rejects(
       c.restart(member.id, new CheckpointingMachine()),
