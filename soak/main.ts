@@ -95,6 +95,8 @@ async function soak(options: SoakOptions): Promise<SoakReport> {
     options.nodes,
     lab === null ? {} : { hosts: lab.hosts, launcher: (name) => lab.launcher(name) },
   );
+  if (options.snapshotEvery !== null)
+    cluster.clusterLines = [`snapshot_every_entries = ${options.snapshotEvery}`];
   // Ctrl-C: end the nodes this soak started (by PID), remove their directory and lab, and stop.
   const stopCluster = (): void => {
     void cluster.killAll().finally(() => {

@@ -10,6 +10,11 @@ export interface SoakOptions {
   readonly writesPerSecond: number;
   /** The run fails when any node's RSS went above this. */
   readonly rssMaxMb: number;
+  /**
+   * Every node's `cluster.snapshot_every_entries`, or null for the default (8,192). A low value
+   * makes snapshot marks, and copies for members that fell behind, happen under the faults.
+   */
+  readonly snapshotEvery: number | null;
   /** False: the same load without faults (to tell what the faults cause from what time does). */
   readonly faults: boolean;
   /**
@@ -39,6 +44,8 @@ the same database, bounded memory, no node that stopped by itself.
                         faults: primary or a secondary isolated, a bridge, a deaf primary
                         (default off; needs root, ip and nft)
   --rss-max-mb N        fail when a node's RSS went above N MB, 100 to 4096 (default 250)
+  --snapshot-every N    every node's cluster.snapshot_every_entries, 64 to 1000000 (default:
+                        the node's, 8192); low values put snapshots among the faults
   --label TEXT          results file name part (default "soak")
   --out-dir DIR         where the results file goes (default bench/results)
   --help`;
@@ -77,6 +84,10 @@ function apply(options: Mutable<SoakOptions>, flag: string, value: string | unde
       parsed = number(1, 2000);
       if (typeof parsed === "number") options.writesPerSecond = parsed;
       return typeof parsed === "string" ? parsed : null;
+    case "--snapshot-every":
+      parsed = number(64, 1_000_000);
+      if (typeof parsed === "number") options.snapshotEvery = Math.floor(parsed);
+      return typeof parsed === "string" ? parsed : null;
     case "--rss-max-mb":
       parsed = number(100, 4096);
       if (typeof parsed === "number") options.rssMaxMb = parsed;
@@ -112,6 +123,7 @@ export function parseSoakOptions(argv: readonly string[], now = Date.now()): Par
     seed: now % 1_000_000,
     writesPerSecond: 100,
     rssMaxMb: 250,
+    snapshotEvery: null,
     faults: true,
     partitions: false,
     label: "soak",

@@ -125,7 +125,7 @@ export function renderReport(report: SoakReport): { markdown: string; passed: bo
     `# Soak ${passed ? "passed" : "FAILED"} (${new Date().toISOString()})`,
     "",
     `${o.nodes} nodes, ${(report.soakedMs / 60_000).toFixed(1)} min ${o.faults ? "under faults" : "without faults"}${o.partitions ? " (network cuts included; each node in its own network namespace)" : ""}, seed ${o.seed}, ${o.writesPerSecond} writes/s asked; machine: ${cpus().length} CPUs; Node ${process.version}.`,
-    `Repeat: \`npm run soak -- --minutes ${o.minutes} --nodes ${o.nodes} --seed ${o.seed} --writes-per-second ${o.writesPerSecond}${o.faults ? "" : " --faults off"}${o.partitions ? " --partitions on" : ""}\``,
+    `Repeat: \`npm run soak -- --minutes ${o.minutes} --nodes ${o.nodes} --seed ${o.seed} --writes-per-second ${o.writesPerSecond}${o.faults ? "" : " --faults off"}${o.partitions ? " --partitions on" : ""}${o.snapshotEvery === null ? "" : ` --snapshot-every ${o.snapshotEvery}`}\``,
     "",
     "| check | result | detail |",
     "|---|---|---|",

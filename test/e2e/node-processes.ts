@@ -122,6 +122,9 @@ export class ProcessCluster {
   readonly #spawned: ChildProcess[] = [];
   readonly #launcher: (name: string) => readonly string[];
 
+  /** Extra `[cluster]` lines for every node (e.g. `snapshot_every_entries = 64`). */
+  clusterLines: readonly string[] = [];
+
   private constructor(root: string, launcher: (name: string) => readonly string[]) {
     this.root = root;
     this.#launcher = launcher;
@@ -180,6 +183,7 @@ export class ProcessCluster {
             ]),
         `port = ${spec.clusterPort}`,
         `bind = "${spec.host}"`,
+        ...this.clusterLines,
         "[http]",
         `port = ${spec.httpPort}`,
         `bind = "${spec.host}"`,

@@ -11,6 +11,7 @@ it("soak options have bounded defaults and refuse bad values with a message nami
     seed: 234_567,
     writesPerSecond: 100,
     rssMaxMb: 250,
+    snapshotEvery: null,
     faults: true,
     partitions: false,
     label: "soak",
@@ -28,6 +29,8 @@ it("soak options have bounded defaults and refuse bad values with a message nami
     "night",
     "--partitions",
     "on",
+    "--snapshot-every",
+    "64",
   ]);
   assert.ok(given.ok);
   assert.equal(given.options.partitions, true);
@@ -35,8 +38,10 @@ it("soak options have bounded defaults and refuse bad values with a message nami
   assert.equal(given.options.nodes, 5);
   assert.equal(given.options.seed, 9);
   assert.equal(given.options.label, "night");
+  assert.equal(given.options.snapshotEvery, 64);
   for (const [argv, pattern] of [
     [["--minutes", "0"], /--minutes must be a number from 0\.1 to 240/],
+    [["--snapshot-every", "10"], /--snapshot-every must be a number from 64 to 1000000/],
     [["--minutes", "999"], /--minutes must be a number from 0\.1 to 240/],
     [["--minutes"], /--minutes must be a number/],
     [["--nodes", "4"], /--nodes must be 3 or 5/],
