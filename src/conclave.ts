@@ -630,6 +630,8 @@ class Node implements ConclaveNode {
         firstIndex: raft.firstIndex,
         lastIndex: raft.lastIndex,
         diskFull: this.runtime.diskFullReason,
+        snapshot: this.runtime.snapshots.latest,
+        copyingSnapshotForFollower: this.runtime.snapshots.copyingForFollower,
         snapshotFailure: this.runtime.snapshotFailureReason,
         logBytes: raft.logBytes,
         logFull: this.runtime.logFullReason,

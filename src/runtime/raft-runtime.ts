@@ -383,6 +383,27 @@ export class RaftRuntime {
    * Why this node's own snapshots fail for now (its log is not compacted meanwhile), or null;
    * null again once a snapshot succeeds.
    */
+  /**
+   * For `conclave node`: the newest snapshot this node holds — a mark (its database holds the
+   * state) or a copy (made for a follower, or installed from a primary) — and whether it is
+   * copying its state machine for a follower now.
+   */
+  get snapshots(): { latest: SnapshotSummary | null; copyingForFollower: boolean } {
+    const latest = this.#options.storage.snapshots.latest();
+    return {
+      latest:
+        latest === null
+          ? null
+          : {
+              index: latest.index,
+              term: latest.term,
+              kind: latest.inStateMachine === true ? "mark" : "copy",
+              sizeBytes: latest.sizeBytes,
+            },
+      copyingForFollower: this.#transferTask !== null,
+    };
+  }
+
   get snapshotFailureReason(): string | null {
     return this.#snapshotFailure?.message ?? null;
   }
@@ -880,6 +901,15 @@ export class RaftRuntime {
  * follower (or lost its leader) says so in a Ready before it could take a proposal itself; until
  * then a request sent to the old primary is answered by it, or settled by `leaderChanged`.
  */
+/** A snapshot as `conclave node` shows it. */
+export interface SnapshotSummary {
+  readonly index: number;
+  readonly term: number;
+  /** `mark`: the database holds the state (no data stored); `copy`: a copy of the database. */
+  readonly kind: "mark" | "copy";
+  readonly sizeBytes: number;
+}
+
 function followedPrimary(state: SoftState, self: NodeId): NodeId | null {
   return state.role === "follower" && state.leader !== null && state.leader !== self ? state.leader : null;
 }

@@ -105,6 +105,14 @@ describe("snapshot marks (a state machine that checkpoints)", { timeout: 30_000 
       assert.ok(latest.index <= machineOf(member).appliedIndex, "the machine holds what the mark says");
       assert.ok(machineOf(member).checkpoints >= 2, `${member.id} checkpointed for each mark`);
       assert.equal(machineOf(member).copies, 0, `${member.id} never copied its state machine`);
+      assert.deepEqual(
+        member.runtime.snapshots,
+        {
+          latest: { index: latest.index, term: latest.term, kind: "mark", sizeBytes: 0 },
+          copyingForFollower: false,
+        },
+        "conclave node shows the mark",
+      );
     }
   });
 
@@ -123,6 +131,7 @@ describe("snapshot marks (a state machine that checkpoints)", { timeout: 30_000 
     assert.ok(caughtUp, "the restarted member caught up");
     assert.equal(machineOf(leader).copies, 1, "the leader copied its state machine once, for it");
     assert.equal(machineOf(lagging).restores, 1, "the follower installed that copy");
+    assert.equal(leader.runtime.snapshots.latest?.kind, "copy", "conclave node shows the copy made for it");
     assert.equal(decoder.decode(lagging.machine.read("s0") ?? new Uint8Array()), "0");
     // Writes after the copy reach it from the log.
     await c.await(leader.runtime.propose(put("after", "copy")));
