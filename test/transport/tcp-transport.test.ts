@@ -98,6 +98,47 @@ describe("TCP transport", { timeout: 20_000 }, () => {
     }
   });
 
+  it("redials a peer at once, not after the backoff, when the restarted peer connects to us", async () => {
+    // A backoff of at least 1.5 s: without the redial the first message would take that long.
+    const cluster = await startTcpCluster(2, () => ({
+      reconnectDelayMsMin: 1500,
+      reconnectDelayMsMax: 3000,
+    }));
+    const [a, b] = cluster.nodes;
+    assert(a && b);
+    let restarted: TcpTransport | null = null;
+    try {
+      assert.equal(a.transport.send("n1", { before: true }), true);
+      await waitFor(() => b.received.length === 1, "the first message");
+      await b.transport.stop();
+      // a's link fails and backs off; its next message waits in the queue.
+      await waitFor(
+        () => a.events.some((event) => event.type === "disconnected" && event.direction === "outbound"),
+        "a's link to fail",
+      );
+      a.transport.send("n1", { queued: true });
+      restarted = new TcpTransport({
+        self: { nodeId: "n1", name: nodeName(1) },
+        clusterId: CLUSTER_ID,
+        cookie: COOKIE,
+        listen: { host: "127.0.0.1", port: b.address.port },
+      });
+      const received: unknown[] = [];
+      restarted.onMessage((_from, message) => received.push(message));
+      await restarted.start();
+      restarted.setPeers(cluster.peers);
+      const startedAtMs = performance.now();
+      restarted.send("n0", { back: true }); // the restarted peer's first message to a
+      await waitFor(() => received.length > 0, "a's queued message to reach the restarted peer");
+      const tookMs = performance.now() - startedAtMs;
+      assert.ok(tookMs < 1000, `it arrived ${Math.round(tookMs)} ms after the peer came back`);
+      assert.deepEqual(received[0], { queued: true });
+    } finally {
+      await restarted?.stop();
+      await cluster.stop();
+    }
+  });
+
   it("closes a peer's inbound connection when setPeers removes it", async () => {
     await withTcpCluster(
       2,

@@ -332,6 +332,8 @@ export class TcpTransport implements Transport {
     // One receiving connection per peer: a newer one means the peer redialed; the old one is dead.
     void this.#inboundByPeer.get(nodeId)?.close("replaced by a newer connection from the same peer");
     this.#inboundByPeer.set(nodeId, connection);
+    // It is up: our link to it need not wait out its backoff (OutboundLink.peerIsBack).
+    this.#links.get(nodeId)?.peerIsBack();
     return nodeId;
   }
 
