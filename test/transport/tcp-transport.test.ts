@@ -3,7 +3,15 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { TcpTransport } from "../../src/adapters/transport/tcp-transport.ts";
 import { isConclaveError } from "../../src/lib/errors.ts";
-import { CLUSTER_ID, COOKIE, nodeName, startTcpCluster, waitFor, withTcpCluster } from "./tcp-fixture.ts";
+import {
+  CLUSTER_ID,
+  COOKIE,
+  nodeName,
+  startTcpCluster,
+  type TcpCluster,
+  waitFor,
+  withTcpCluster,
+} from "./tcp-fixture.ts";
 
 const self = { nodeId: "n9", name: nodeName(9) };
 const listen = { host: "127.0.0.1", port: 0 };
@@ -71,16 +79,8 @@ describe("TCP transport", { timeout: 20_000 }, () => {
       assert.equal(a.transport.send("n1", { before: true }), true);
       await waitFor(() => b.received.length === 1, "the first message");
       await b.transport.stop();
-      restarted = new TcpTransport({
-        self: { nodeId: "n1", name: nodeName(1) },
-        clusterId: CLUSTER_ID,
-        cookie: COOKIE,
-        listen: { host: "127.0.0.1", port: b.address.port },
-      });
       const received: unknown[] = [];
-      restarted.onMessage((_from, message) => received.push(message));
-      await restarted.start();
-      restarted.setPeers(cluster.peers);
+      restarted = await restartN1(cluster, b.address.port, received);
       // Keep sending, as Raft does with heartbeats: messages sent while the link is down are
       // lost or late, and once it is back they arrive.
       await waitFor(() => {
@@ -117,16 +117,8 @@ describe("TCP transport", { timeout: 20_000 }, () => {
         "a's link to fail",
       );
       a.transport.send("n1", { queued: true });
-      restarted = new TcpTransport({
-        self: { nodeId: "n1", name: nodeName(1) },
-        clusterId: CLUSTER_ID,
-        cookie: COOKIE,
-        listen: { host: "127.0.0.1", port: b.address.port },
-      });
       const received: unknown[] = [];
-      restarted.onMessage((_from, message) => received.push(message));
-      await restarted.start();
-      restarted.setPeers(cluster.peers);
+      restarted = await restartN1(cluster, b.address.port, received);
       const startedAtMs = performance.now();
       restarted.send("n0", { back: true }); // the restarted peer's first message to a
       await waitFor(() => received.length > 0, "a's queued message to reach the restarted peer");
@@ -160,3 +152,17 @@ describe("TCP transport", { timeout: 20_000 }, () => {
     );
   });
 });
+
+/** Node n1 again on `port` (a restart on the same address), recording what it receives. */
+async function restartN1(cluster: TcpCluster, port: number, received: unknown[]): Promise<TcpTransport> {
+  const restarted = new TcpTransport({
+    self: { nodeId: "n1", name: nodeName(1) },
+    clusterId: CLUSTER_ID,
+    cookie: COOKIE,
+    listen: { host: "127.0.0.1", port },
+  });
+  restarted.onMessage((_from, message) => received.push(message));
+  await restarted.start();
+  restarted.setPeers(cluster.peers);
+  return restarted;
+}
