@@ -103,7 +103,9 @@ export interface SnapshotWriter {
   write(chunk: Uint8Array): Promise<void>;
   /**
    * Checks that exactly `meta.sizeBytes` bytes were written, makes the snapshot durable and
-   * visible (it becomes `latest()`), then deletes snapshots beyond the retained count. A full
+   * visible (it becomes `latest()` if it is the newest), then deletes what the store no longer
+   * keeps (adapters/storage/snapshot-retention.ts: copies beyond the retained count, marks that
+   * are not the newest snapshot). A full
    * disk rejects with `CONCLAVE_DISK_FULL`, and `finish` may then be called again.
    */
   finish(): Promise<void>;
@@ -111,7 +113,11 @@ export interface SnapshotWriter {
   abort(): Promise<void>;
 }
 
-/** Keeps the newest snapshot or two. Never exposes a half-written one, even after a crash. */
+/**
+ * Keeps the newest copy or two and the newest mark (`SnapshotMeta.inStateMachine`: a snapshot
+ * whose state the persistent state machine holds; no data). Never exposes a half-written one,
+ * even after a crash.
+ */
 export interface SnapshotStore {
   /** Finds and verifies the retained snapshots, removes leftovers of unfinished writes. */
   open(): Promise<SnapshotMeta | null>;
