@@ -54,7 +54,8 @@ export class ReadyPersister {
 
   /** Makes the Ready durable. `logKeepsSnapshot`: the core kept log entries after `ready.snapshot`. */
   async persist(ready: Ready, logKeepsSnapshot: boolean): Promise<void> {
-    await this.#writeSnapshotChunks(ready);
+    // Without chunks not awaited at all: the log write below starts before this yields (SerialQueue).
+    if (ready.snapshotChunks.length > 0) await this.#writeSnapshotChunks(ready);
     const snapshot = ready.snapshot;
     if (snapshot !== null) {
       const latest = this.#storage.snapshots.latest();

@@ -214,7 +214,10 @@ export class FileLogStore implements LogStore {
     assert(active !== null, "no active segment");
     const startBytes = segment.sizeBytes;
     const path = join(this.directory, segment.fileName);
-    await this.#presize(active, path, startBytes + batch.length);
+    // Awaited only when the file grows: an await of nothing would still yield, and the write
+    // below is meant to start before the caller yields (see SerialQueue).
+    if (this.#mustPresize(startBytes + batch.length))
+      await this.#presize(active, path, startBytes + batch.length);
     await this.#guard.write(
       `write to ${path}`,
       batch.length,
@@ -249,8 +252,12 @@ export class FileLogStore implements LogStore {
    * to grow: zeros the file system does not allocate until written. The new size is made durable
    * at once, so the writes inside it change no metadata but their blocks.
    */
+  #mustPresize(endBytes: number): boolean {
+    return endBytes > this.#activeFileBytes && this.#presizeBytes !== 0;
+  }
+
   async #presize(active: FileHandle, path: string, endBytes: number): Promise<void> {
-    if (endBytes <= this.#activeFileBytes || this.#presizeBytes === 0) return;
+    if (!this.#mustPresize(endBytes)) return;
     const sizeBytes = endBytes + this.#presizeBytes;
     const previousBytes = this.#activeFileBytes;
     await this.#guard.write(
