@@ -131,6 +131,30 @@ describe("TCP transport", { timeout: 20_000 }, () => {
     }
   });
 
+  it("writes what one piece of code sends once it yields, together, not at the next event-loop turn", async () => {
+    await withTcpCluster(
+      2,
+      () => ({}),
+      async ({ nodes: [a, b] }) => {
+        assert(a && b);
+        a.transport.send("n1", { warm: true });
+        await waitFor(() => b.received.length === 1, "the link to open");
+        const before = a.transport.stats().messagesOut;
+        for (let i = 0; i < 3; i++) a.transport.send("n1", { i });
+        assert.equal(a.transport.stats().messagesOut, before, "nothing is written while the sender runs");
+        // One microtask later, before any I/O or timer callback: a leader's appends leave as it
+        // starts its own log write, not a turn later.
+        await Promise.resolve();
+        assert.equal(a.transport.stats().messagesOut, before + 3);
+        await waitFor(() => b.received.length === 4, "the three messages");
+        assert.deepEqual(
+          b.received.slice(1).map((r) => r.message),
+          [{ i: 0 }, { i: 1 }, { i: 2 }],
+        );
+      },
+    );
+  });
+
   it("closes a peer's inbound connection when setPeers removes it", async () => {
     await withTcpCluster(
       2,

@@ -6,9 +6,11 @@
  * States: idle → connecting (TCP/TLS + cookie handshake, bounded by a timeout) → open → on any
  * failure backoff (exponential, jittered, bounded) → connecting again if messages are waiting,
  * else idle. Dialing is lazy: the first message queued for an idle link dials.
- * Writes are batched per event-loop turn: `enqueue` schedules one flush (setImmediate) that
- * seals and writes everything queued under `cork`/`uncork`, so many small messages leave in
- * few TCP segments.
+ * Writes are batched per run of synchronous code: `enqueue` schedules one flush (a microtask)
+ * that seals and writes everything queued under `cork`/`uncork`, so the messages one piece of
+ * code sends together (a Ready's appends, a loop turn's forwards) leave in one write. Not later:
+ * with a flush at the next event-loop turn (setImmediate) a leader's appends waited for the turn
+ * after its Ready, 0.1–0.4 ms at one write in flight (see src/runtime/DESIGN.md).
  */
 import { connect as connectTcp, type Socket } from "node:net";
 import { connect as connectTls } from "node:tls";
@@ -48,7 +50,7 @@ export class OutboundLink {
   #socket: Socket | null = null;
   #sealer: SessionSealer | null = null;
   #timer: NodeJS.Timeout | null = null;
-  #flush: NodeJS.Immediate | null = null;
+  #flushScheduled = false;
   #failedAttempts = 0;
   #openedAtMs = 0;
   #sentAtMs = 0;
@@ -219,7 +221,11 @@ export class OutboundLink {
   }
 
   #scheduleFlush(): void {
-    if (this.#flush === null) this.#flush = setImmediate(() => this.#flushNow());
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    queueMicrotask(() => {
+      if (this.#flushScheduled) this.#flushNow();
+    });
   }
 
   /**
@@ -228,8 +234,7 @@ export class OutboundLink {
    * message); large payloads are written as they are, after their header, to avoid a copy.
    */
   #flushNow(): void {
-    if (this.#flush !== null) clearImmediate(this.#flush);
-    this.#flush = null;
+    this.#flushScheduled = false;
     const socket = this.#socket;
     const sealer = this.#sealer;
     if (this.#state !== "open" || socket === null || sealer === null) return;
@@ -316,8 +321,7 @@ export class OutboundLink {
 
   #teardown(): void {
     this.#clearTimer();
-    if (this.#flush !== null) clearImmediate(this.#flush);
-    this.#flush = null;
+    this.#flushScheduled = false;
     const socket = this.#socket;
     this.#socket = null;
     this.#sealer = null;
