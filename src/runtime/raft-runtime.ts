@@ -698,7 +698,7 @@ export class RaftRuntime {
     //    followers write while the leader writes. Safe because the leader acknowledges nothing
     //    before this Ready is durable (Readys are handled one at a time, and entries committed
     //    by the followers' answers reach the state machine only in a later Ready).
-    const { early, afterSync } = splitMessages(ready.messages);
+    const { early, afterSync, commitUpdates } = splitMessages(ready.messages);
     for (const message of early) this.#options.transport.send(message.to, message);
     // 2. persist (one sync)
     const logKeepsSnapshot = ready.snapshot !== null && lastIndexBeforeReady > ready.snapshot.index;
@@ -714,6 +714,16 @@ export class RaftRuntime {
       this.#options.logger.info({ index: installed.index, term: installed.term }, "installed a snapshot");
     }
     applier.applyAll(ready.committed);
+    // Commit updates wake every follower to apply, and on a machine with few cores the woken
+    // followers take the CPU from this process: sent before the answers to the entries they
+    // commit (written by promise continuations after this), they delayed each answer by
+    // 0.3–0.4 ms at one write in flight. So they leave at the next turn, after the answers.
+    // Nothing waits on them: the commit index only ever rises, and appends and heartbeats
+    // carry it too.
+    if (commitUpdates.length > 0)
+      setImmediate(() => {
+        for (const message of commitUpdates) this.#options.transport.send(message.to, message);
+      });
     // 5. reads
     for (const read of ready.reads) this.#reads.confirmed(read.id, read.index);
     for (const id of ready.readsFailed) this.#reads.failed(id, notPrimary(null));
@@ -936,13 +946,24 @@ const sentBeforeSync: ReadonlySet<Message["type"]> = new Set([
 
 /**
  * Splits a Ready's messages: a leader's replication may leave before the Ready is durable; votes
- * and answers (which promise that what they acknowledge is on disk) only after.
+ * and answers (which promise that what they acknowledge is on disk) only after; commit updates
+ * (empty appends that only carry a higher commit index) after the entries are applied and the
+ * answers to them have gone out (see #handleReady).
  */
-function splitMessages(messages: readonly Message[]): { early: Message[]; afterSync: Message[] } {
+function splitMessages(messages: readonly Message[]): {
+  early: Message[];
+  afterSync: Message[];
+  commitUpdates: Message[];
+} {
   const early: Message[] = [];
   const afterSync: Message[] = [];
-  for (const message of messages) (sentBeforeSync.has(message.type) ? early : afterSync).push(message);
-  return { early, afterSync };
+  const commitUpdates: Message[] = [];
+  for (const message of messages) {
+    if (message.type === "append" && message.commitOnly === true && message.entries.length === 0)
+      commitUpdates.push(message);
+    else (sentBeforeSync.has(message.type) ? early : afterSync).push(message);
+  }
+  return { early, afterSync, commitUpdates };
 }
 
 /**

@@ -30,6 +30,8 @@ export interface Member {
   syncGate: Promise<void> | null;
   /** Vote and pre-vote requests the member sent (it campaigned). */
   voteRequests: number;
+  /** Called with every message the member hands to its transport, when set. */
+  onSend: ((to: string, message: unknown) => void) | null;
 }
 
 export class RuntimeCluster {
@@ -53,6 +55,7 @@ export class RuntimeCluster {
         syncs: 0,
         syncGate: null,
         voteRequests: 0,
+        onSend: null,
       };
       this.members.set(id, member);
       this.#build(member);
@@ -156,6 +159,7 @@ export class RuntimeCluster {
     const send = transport.send.bind(transport);
     transport.send = (to, message) => {
       if ((message as { type?: unknown }).type === "vote") member.voteRequests++;
+      member.onSend?.(to, message);
       return send(to, message);
     };
     const storage = member.disk.storage();
