@@ -97,6 +97,10 @@ export class ChannelTransport implements Transport {
     this.#inner.onPeerEvent?.(handler);
   }
 
+  flush(): void {
+    this.#inner.flush?.();
+  }
+
   stats(): TransportStats {
     return this.#inner.stats();
   }

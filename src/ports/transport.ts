@@ -86,6 +86,12 @@ export interface Transport {
   onPeerEvent?(handler: (event: PeerEvent) => void): void;
   /** Counters, for health pages and tests. */
   stats(): TransportStats;
+  /**
+   * Writes what `send` queued so far now, instead of once the calling code yields (optional: an
+   * adapter that delivers later anyway has nothing to gain). The runtime calls it when a message
+   * must not wait behind the work it does next (a follower's acknowledgement, before it applies).
+   */
+  flush?(): void;
   /** The address we listen on once started (with the real port when 0 was asked), else null. */
   readonly localAddress: { readonly host: string; readonly port: number } | null;
 }

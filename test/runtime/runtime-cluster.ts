@@ -8,7 +8,7 @@ import { MemoryDisk } from "../../src/adapters/storage/memory-storage.ts";
 import { MemoryNetwork, MemoryTransport } from "../../src/adapters/transport/memory-transport.ts";
 import { Prng } from "../../src/lib/prng.ts";
 import type { Logger } from "../../src/ports/logger.ts";
-import type { PeerAddress } from "../../src/ports/transport.ts";
+import type { PeerAddress, Transport } from "../../src/ports/transport.ts";
 import { RaftRuntime, type RaftRuntimeOptions } from "../../src/runtime/raft-runtime.ts";
 import type { RuntimeEvents } from "../../src/runtime/runtime-events.ts";
 import { KvStateMachine } from "./kv-test-machine.ts";
@@ -32,6 +32,8 @@ export interface Member {
   voteRequests: number;
   /** Called with every message the member hands to its transport, when set. */
   onSend: ((to: string, message: unknown) => void) | null;
+  /** Called when the member asks its transport to write what is queued (Transport.flush), when set. */
+  onFlush: (() => void) | null;
 }
 
 export class RuntimeCluster {
@@ -56,6 +58,7 @@ export class RuntimeCluster {
         syncGate: null,
         voteRequests: 0,
         onSend: null,
+        onFlush: null,
       };
       this.members.set(id, member);
       this.#build(member);
@@ -162,6 +165,8 @@ export class RuntimeCluster {
       member.onSend?.(to, message);
       return send(to, message);
     };
+    // The memory transport delivers at the next turn anyway; the hook only records the call.
+    (transport as Transport).flush = () => member.onFlush?.();
     const storage = member.disk.storage();
     const sync = storage.sync.bind(storage);
     storage.sync = async () => {

@@ -69,6 +69,40 @@ describe("RaftRuntime over in-memory adapters", { timeout: 30_000 }, () => {
     ]);
   });
 
+  it("a follower's acknowledgement is written before it applies what the same Ready committed", async () => {
+    const c = cluster(["a", "b", "c"]);
+    await c.startAll();
+    const leader = await c.electLeader();
+    const follower = [...c.members.values()].find((m) => m !== leader);
+    assert(follower);
+    const events: string[] = [];
+    follower.onSend = (_to, message) => {
+      if ((message as { type?: string }).type === "append-response") events.push("ack");
+    };
+    follower.onFlush = () => events.push("flush");
+    const apply = follower.machine.apply.bind(follower.machine);
+    follower.machine.apply = (data) => {
+      events.push("apply");
+      return apply(data);
+    };
+    // Waves of writes, each proposed as the one before is answered: the follower's Readys then
+    // hold new entries to acknowledge and earlier ones to apply.
+    let wave = Promise.resolve();
+    for (let i = 0; i < 20; i++) {
+      wave = wave.then(async () => {
+        await Promise.all([0, 1, 2].map((j) => leader.runtime.propose(put(`w${i}-${j}`, "v"))));
+      });
+    }
+    await c.await(wave);
+    await c.settle();
+    const ackThenApply = events.filter((event, at) => event === "ack" && events[at + 1] === "apply");
+    assert.equal(ackThenApply.length, 0, `an ack waited behind an apply: ${events.join(" ")}`);
+    assert.ok(
+      events.some((event, at) => event === "ack" && events[at + 1] === "flush" && events[at + 2] === "apply"),
+      "some Ready both acknowledged and applied",
+    );
+  });
+
   it("a follower refuses a proposal and names the leader; readIndex on the leader sees acknowledged writes", async () => {
     const c = cluster(["a", "b", "c"]);
     await c.startAll();

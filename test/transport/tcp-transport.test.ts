@@ -155,6 +155,25 @@ describe("TCP transport", { timeout: 20_000 }, () => {
     );
   });
 
+  it("flush() writes what was queued at once, before the sending code yields", async () => {
+    await withTcpCluster(
+      2,
+      () => ({}),
+      async ({ nodes: [a, b] }) => {
+        assert(a && b);
+        a.transport.send("n1", { warm: true });
+        await waitFor(() => b.received.length === 1, "the link to open");
+        const before = a.transport.stats().messagesOut;
+        a.transport.send("n1", { ack: 1 });
+        a.transport.flush();
+        assert.equal(a.transport.stats().messagesOut, before + 1, "written inside flush()");
+        a.transport.flush(); // nothing queued: nothing written twice
+        await waitFor(() => b.received.length === 2, "the flushed message");
+        assert.equal(a.transport.stats().messagesOut, before + 1);
+      },
+    );
+  });
+
   it("closes a peer's inbound connection when setPeers removes it", async () => {
     await withTcpCluster(
       2,

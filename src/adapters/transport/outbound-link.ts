@@ -220,6 +220,11 @@ export class OutboundLink {
     }
   }
 
+  /** Writes what is queued now rather than at the flush scheduled for it (Transport.flush). */
+  flush(): void {
+    if (this.#flushScheduled) this.#flushNow();
+  }
+
   #scheduleFlush(): void {
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;

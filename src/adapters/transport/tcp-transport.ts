@@ -279,6 +279,10 @@ export class TcpTransport implements Transport {
     this.#eventHandler = handler;
   }
 
+  flush(): void {
+    for (const link of this.#links.values()) link.flush();
+  }
+
   stats(): TransportStats {
     return { ...this.#stats };
   }
