@@ -9,6 +9,7 @@ import {
   nodeName,
   startTcpCluster,
   type TcpCluster,
+  type TcpNode,
   waitFor,
   withTcpCluster,
 } from "./tcp-fixture.ts";
@@ -132,46 +133,32 @@ describe("TCP transport", { timeout: 20_000 }, () => {
   });
 
   it("writes what one piece of code sends once it yields, together, not at the next event-loop turn", async () => {
-    await withTcpCluster(
-      2,
-      () => ({}),
-      async ({ nodes: [a, b] }) => {
-        assert(a && b);
-        a.transport.send("n1", { warm: true });
-        await waitFor(() => b.received.length === 1, "the link to open");
-        const before = a.transport.stats().messagesOut;
-        for (let i = 0; i < 3; i++) a.transport.send("n1", { i });
-        assert.equal(a.transport.stats().messagesOut, before, "nothing is written while the sender runs");
-        // One microtask later, before any I/O or timer callback: a leader's appends leave as it
-        // starts its own log write, not a turn later.
-        await Promise.resolve();
-        assert.equal(a.transport.stats().messagesOut, before + 3);
-        await waitFor(() => b.received.length === 4, "the three messages");
-        assert.deepEqual(
-          b.received.slice(1).map((r) => r.message),
-          [{ i: 0 }, { i: 1 }, { i: 2 }],
-        );
-      },
-    );
+    await withOpenLink(async (a, b) => {
+      const before = a.transport.stats().messagesOut;
+      for (let i = 0; i < 3; i++) a.transport.send("n1", { i });
+      assert.equal(a.transport.stats().messagesOut, before, "nothing is written while the sender runs");
+      // One microtask later, before any I/O or timer callback: a leader's appends leave as it
+      // starts its own log write, not a turn later.
+      await Promise.resolve();
+      assert.equal(a.transport.stats().messagesOut, before + 3);
+      await waitFor(() => b.received.length === 4, "the three messages");
+      assert.deepEqual(
+        b.received.slice(1).map((r) => r.message),
+        [{ i: 0 }, { i: 1 }, { i: 2 }],
+      );
+    });
   });
 
   it("flush() writes what was queued at once, before the sending code yields", async () => {
-    await withTcpCluster(
-      2,
-      () => ({}),
-      async ({ nodes: [a, b] }) => {
-        assert(a && b);
-        a.transport.send("n1", { warm: true });
-        await waitFor(() => b.received.length === 1, "the link to open");
-        const before = a.transport.stats().messagesOut;
-        a.transport.send("n1", { ack: 1 });
-        a.transport.flush();
-        assert.equal(a.transport.stats().messagesOut, before + 1, "written inside flush()");
-        a.transport.flush(); // nothing queued: nothing written twice
-        await waitFor(() => b.received.length === 2, "the flushed message");
-        assert.equal(a.transport.stats().messagesOut, before + 1);
-      },
-    );
+    await withOpenLink(async (a, b) => {
+      const before = a.transport.stats().messagesOut;
+      a.transport.send("n1", { ack: 1 });
+      a.transport.flush();
+      assert.equal(a.transport.stats().messagesOut, before + 1, "written inside flush()");
+      a.transport.flush(); // nothing queued: nothing written twice
+      await waitFor(() => b.received.length === 2, "the flushed message");
+      assert.equal(a.transport.stats().messagesOut, before + 1);
+    });
   });
 
   it("closes a peer's inbound connection when setPeers removes it", async () => {
@@ -208,4 +195,18 @@ async function restartN1(cluster: TcpCluster, port: number, received: unknown[])
   await restarted.start();
   restarted.setPeers(cluster.peers);
   return restarted;
+}
+
+/** Two TCP nodes whose link from n0 to n1 is open (one message sent and received). */
+async function withOpenLink(body: (a: TcpNode, b: TcpNode) => Promise<void>): Promise<void> {
+  await withTcpCluster(
+    2,
+    () => ({}),
+    async ({ nodes: [a, b] }) => {
+      assert(a && b);
+      a.transport.send("n1", { warm: true });
+      await waitFor(() => b.received.length === 1, "the link to open");
+      await body(a, b);
+    },
+  );
 }
