@@ -51,6 +51,22 @@ describe("SerialQueue", () => {
     await fourth;
   });
 
+  it("an operation queued from inside a running one waits for it", async () => {
+    const queue = new SerialQueue();
+    const log: string[] = [];
+    let inner: Promise<void> | null = null;
+    await queue.run(async () => {
+      log.push("outer start");
+      inner = queue.run(async () => {
+        log.push("inner");
+      });
+      await new Promise((resolve) => setImmediate(resolve));
+      log.push("outer end");
+    });
+    await inner;
+    assert.deepEqual(log, ["outer start", "outer end", "inner"]);
+  });
+
   it("turns an operation that throws before returning its promise into a rejection", async () => {
     const queue = new SerialQueue();
     const thrown = queue.run((() => {

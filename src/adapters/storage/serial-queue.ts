@@ -8,22 +8,27 @@
  * processes, woken, would otherwise take the CPU before the leader's own write has started).
  */
 export class SerialQueue {
-  #tail: Promise<unknown> = Promise.resolve();
+  /** Settles (never rejects) once the last operation queued so far settled. */
+  #tail: Promise<void> = Promise.resolve();
   /** Operations started or waiting, and not yet settled. */
   #unsettled = 0;
 
   run<T>(operation: () => Promise<T>): Promise<T> {
-    const result = this.#unsettled === 0 ? startNow(operation) : this.#tail.then(operation, operation);
+    const previous = this.#tail;
+    const idle = this.#unsettled === 0;
+    let release = (): void => {};
+    // The tail moves before the operation starts, so one queued from inside it waits for it.
+    this.#tail = new Promise<void>((resolve) => {
+      release = resolve;
+    });
     this.#unsettled += 1;
+    const result = idle ? startNow(operation) : previous.then(operation, operation);
     // The queue only needs to know when the operation settled, not how.
-    this.#tail = result.then(
-      () => {
-        this.#unsettled -= 1;
-      },
-      () => {
-        this.#unsettled -= 1;
-      },
-    );
+    const settled = (): void => {
+      this.#unsettled -= 1;
+      release();
+    };
+    result.then(settled, settled);
     return result;
   }
 }
