@@ -77,9 +77,7 @@ describe("TCP transport", { timeout: 20_000 }, () => {
     assert(a && b);
     let restarted: TcpTransport | null = null;
     try {
-      assert.equal(a.transport.send("n1", { before: true }), true);
-      await waitFor(() => b.received.length === 1, "the first message");
-      await b.transport.stop();
+      await deliverOnceThenStop(a, b);
       const received: unknown[] = [];
       restarted = await restartN1(cluster, b.address.port, received);
       // Keep sending, as Raft does with heartbeats: messages sent while the link is down are
@@ -109,9 +107,7 @@ describe("TCP transport", { timeout: 20_000 }, () => {
     assert(a && b);
     let restarted: TcpTransport | null = null;
     try {
-      assert.equal(a.transport.send("n1", { before: true }), true);
-      await waitFor(() => b.received.length === 1, "the first message");
-      await b.transport.stop();
+      await deliverOnceThenStop(a, b);
       // a's link fails and backs off; its next message waits in the queue.
       await waitFor(
         () => a.events.some((event) => event.type === "disconnected" && event.direction === "outbound"),
@@ -209,4 +205,11 @@ async function withOpenLink(body: (a: TcpNode, b: TcpNode) => Promise<void>): Pr
       await body(a, b);
     },
   );
+}
+
+/** a's link to b (n1) has carried one message; then b stops, so the link fails. */
+async function deliverOnceThenStop(a: TcpNode, b: TcpNode): Promise<void> {
+  assert.equal(a.transport.send("n1", { before: true }), true);
+  await waitFor(() => b.received.length === 1, "the first message");
+  await b.transport.stop();
 }
