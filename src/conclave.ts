@@ -30,6 +30,7 @@ import type { TransportTlsOptions } from "./adapters/transport/tls-identity.ts";
 import type { AdminContext } from "./admin/admin-context.ts";
 import { type AdminServer, startAdminServer } from "./admin/admin-server.ts";
 import { LeaderContact } from "./admin/leader-contact.ts";
+import { SlowRequestLog } from "./admin/slow-requests.ts";
 import { ApiTokenKeeper } from "./cluster/api-token.ts";
 import { ChannelTransport } from "./cluster/cluster-channel.ts";
 import { ClusterServices } from "./cluster/cluster-services.ts";
@@ -571,6 +572,11 @@ class Node implements ConclaveNode {
       runtime: this.runtime,
       database: this.database,
       logger: this.#logger,
+      slowRequests: new SlowRequestLog({
+        thresholdMs: this.#config.log.slowRequestMs,
+        linesPerSecondMax: this.#config.log.slowRequestLogsPerSecond,
+        logger: this.#logger,
+      }),
       leaderContact: this.#leaderContact,
       leaseClockMs: () => this.#leaseClock.nowMs(),
       cluster: { status: () => this.#services.status(), operations: this.#services.operations },

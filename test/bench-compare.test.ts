@@ -11,6 +11,7 @@ import {
   renderTextTable,
   winnerOf,
 } from "../bench/compare/report.ts";
+import { slowRequestLines, summarizeRequestSteps } from "../bench/compare/request-steps.ts";
 import { fileStamp } from "../bench/compare/results-file.ts";
 import { median, percentile, spread, summariseLatencies } from "../bench/compare/stats.ts";
 
@@ -150,6 +151,7 @@ describe("bench:compare options", () => {
       "/tmp/x",
       "--server-node-flags",
       "--cpu-prof --cpu-prof-dir=/tmp/prof",
+      "--trace-steps",
     ]);
     assert.ok(parsed.ok);
     assert.equal(parsed.options.runs, 5);
@@ -160,6 +162,7 @@ describe("bench:compare options", () => {
     assert.equal(parsed.options.label, "quiet-box");
     assert.equal(parsed.options.outDir, "/tmp/x");
     assert.deepEqual(parsed.options.serverNodeFlags, ["--cpu-prof", "--cpu-prof-dir=/tmp/prof"]);
+    assert.equal(parsed.options.traceSteps, true);
   });
 
   it("refuses what it does not know, naming the problem", () => {
@@ -185,5 +188,60 @@ describe("bench:compare etcd prefix range", () => {
   it("ends a prefix range just after the prefix", () => {
     assert.equal(prefixEnd("fo/r1/").toString(), "fo/r10");
     assert.deepEqual([...prefixEnd("a\xff")], [0x61, 0xc3, 0xc0]);
+  });
+});
+
+describe("bench:compare request steps (--trace-steps)", () => {
+  const line = (request: string, tookMs: number, steps: [string, number, string?][]): string =>
+    JSON.stringify({
+      level: 40,
+      msg: "slow request",
+      request,
+      status: 200,
+      tookMs,
+      steps: steps.map(([step, atMs, on]) => (on === undefined ? { step, atMs } : { step, atMs, on })),
+    });
+
+  it("reads slow-request lines among other log lines, skipping torn ones", () => {
+    const text = [
+      '{"level":30,"msg":"node is up"}',
+      line("PUT /v1/kv/a", 2, [["proposed", 1]]),
+      '{"level":40,"msg":"slow request","request":"PUT /v1/kv/b","steps":[{"st',
+      "",
+    ].join("\n");
+    assert.deepEqual(
+      slowRequestLines(text).map((l) => l.request),
+      ["PUT /v1/kv/a"],
+    );
+  });
+
+  it("gives each step's median gap and time, per kind of request, from the most common sequence", () => {
+    const text = [
+      line("PUT /v1/kv/a", 3, [
+        ["proposed", 1],
+        ["applied", 2],
+      ]),
+      line("PUT /v1/kv/b", 5, [
+        ["proposed", 2],
+        ["applied", 4],
+      ]),
+      line("PUT /v1/kv/c", 7, [
+        ["proposed", 3],
+        ["applied", 6],
+      ]),
+      line("PUT /v1/kv/odd", 9, [["applied", 8]]),
+      line("GET /v1/kv/a", 4, [
+        ["forwarded", 1],
+        ["read index confirmed", 2, "n1"],
+        ["primary answered", 3],
+      ]),
+    ].join("\n");
+    const summary = summarizeRequestSteps(slowRequestLines(text));
+    assert.match(summary, /\*\*read entered at a secondary\*\* \(1 of 1 requests/);
+    assert.match(summary, /\| primary: read index confirmed \| 1\.000 \| 2\.000 \|/);
+    assert.match(summary, /\*\*write entered at the primary\*\* \(3 of 4 requests/);
+    assert.match(summary, /\| proposed \| 2\.000 \| 2\.000 \|/);
+    assert.match(summary, /\| applied \| 2\.000 \| 4\.000 \|/);
+    assert.match(summary, /\| answer written \| 1\.000 \| 5\.000 \|/);
   });
 });

@@ -7,7 +7,7 @@
 
 import { type ChildProcess, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { missingServerEnvironment, serverNodeFlags } from "../../scripts/server-node-flags.mjs";
@@ -24,6 +24,7 @@ import {
   terminateProcess,
   waitFor,
 } from "./processes.ts";
+import { type SlowRequestLine, slowRequestLines } from "./request-steps.ts";
 
 /** The repository root (bench/compare/ is two levels down). */
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -35,11 +36,21 @@ export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "..", ".."
  */
 let runFromSource = false;
 let extraNodeFlags: readonly string[] = [];
+/** Every server logs every request's steps (`--trace-steps`). */
+let traceRequests = false;
 
-/** Chooses sources or dist/ for every server started after this; dist/ is built here, once. */
-export function prepareServerEntry(source: boolean, nodeFlags: readonly string[] = []): void {
+/**
+ * Chooses sources or dist/ for every server started after this; dist/ is built here, once.
+ * `traceSteps`: servers log every request's steps (log.slow_request_ms = 0).
+ */
+export function prepareServerEntry(
+  source: boolean,
+  nodeFlags: readonly string[] = [],
+  traceSteps = false,
+): void {
   runFromSource = source;
   extraNodeFlags = nodeFlags;
+  traceRequests = traceSteps;
   if (source) return;
   const tsc = join(repoRoot, "node_modules", "typescript", "bin", "tsc");
   const built = spawnSync(process.execPath, [tsc, "-p", join(repoRoot, "tsconfig.build.json")], {
@@ -88,6 +99,10 @@ interface Member {
   child: ChildProcess | null;
 }
 
+function logSize(file: string): number {
+  return existsSync(file) ? statSync(file).size : 0;
+}
+
 /** One API token file for every member (`http.token_file`), so the token is known before start. */
 const tokenFileName = "api-token";
 
@@ -102,6 +117,7 @@ export class ConclaveCluster implements BenchCluster {
   readonly #members: Member[] = [];
   readonly #cookie = randomBytes(32).toString("base64url");
   #root = "";
+  #logMarks: number[] = [];
 
   constructor(size: number) {
     this.size = size;
@@ -169,6 +185,7 @@ export class ConclaveCluster implements BenchCluster {
       `token_file = "${join(this.#root, tokenFileName)}"`,
       "[log]",
       `level = "warn"`,
+      ...(traceRequests ? ["slow_request_ms = 0", "slow_request_logs_per_second = 100000"] : []),
       "",
     ];
     writeFileSync(file, lines.join("\n"), { mode: 0o600 });
@@ -245,6 +262,24 @@ export class ConclaveCluster implements BenchCluster {
   /** Data directory of each member (the memory test reports per node). */
   memberNames(): string[] {
     return this.#members.map((m) => m.name);
+  }
+
+  /** Remembers where each member's log ends now (see requestLinesSinceMark). */
+  markRequestLogs(): void {
+    this.#logMarks = this.#members.map((member) => logSize(join(this.#root, `${member.name}.log`)));
+  }
+
+  /** The slow-request lines the members logged since markRequestLogs. */
+  requestLinesSinceMark(): SlowRequestLine[] {
+    return this.#members.flatMap((member, at) => {
+      const file = join(this.#root, `${member.name}.log`);
+      if (!existsSync(file)) return [];
+      return slowRequestLines(
+        readFileSync(file)
+          .subarray(this.#logMarks[at] ?? 0)
+          .toString("utf8"),
+      );
+    });
   }
 
   async stop(): Promise<void> {

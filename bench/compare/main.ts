@@ -9,7 +9,12 @@ import { runMemoryTest } from "./memory.ts";
 import { parseOptions, usage } from "./options.ts";
 import { cleanUpNow } from "./processes.ts";
 import { buildFigures, renderTextTable } from "./report.ts";
-import { type ResultsDocument, renderMemoryMarkdown, writeResults } from "./results-file.ts";
+import {
+  type ResultsDocument,
+  renderMemoryMarkdown,
+  renderRequestStepsMarkdown,
+  writeResults,
+} from "./results-file.ts";
 import { runComparison } from "./scenarios.ts";
 
 function log(line: string): void {
@@ -32,7 +37,7 @@ async function main(argv: readonly string[]): Promise<number> {
     console.error("etcd is not installed; install it with: apt-get install -y etcd-server etcd-client");
     return 2;
   }
-  prepareServerEntry(options.source, options.serverNodeFlags);
+  prepareServerEntry(options.source, options.serverNodeFlags, options.traceSteps);
   log(options.source ? "Conclave runs from its TypeScript sources" : "Conclave runs from dist/ (built now)");
   const startedAt = new Date().toISOString();
   log(
@@ -51,6 +56,8 @@ async function main(argv: readonly string[]): Promise<number> {
   };
   if (doc.figures.length > 0) console.log(`\n${renderTextTable(doc.figures)}`);
   if (memory !== null) console.log(`\n${renderMemoryMarkdown(memory)}`);
+  if (measurements !== null && measurements.requestSteps.length > 0)
+    console.log(`\n${renderRequestStepsMarkdown(measurements.requestSteps)}`);
   const written = writeResults(doc);
   console.log(`\nwritten: ${written.markdown}\n         ${written.json}`);
   return 0;

@@ -38,6 +38,8 @@ export interface CompareOptions {
   readonly source: boolean;
   /** Extra Node flags for the Conclave servers only (e.g. a V8 heap cap), after the defaults. */
   readonly serverNodeFlags: readonly string[];
+  /** Conclave logs every request's steps (log.slow_request_ms = 0); the results say where time went. */
+  readonly traceSteps: boolean;
   readonly help: boolean;
 }
 
@@ -64,7 +66,10 @@ export const usage = `usage: npm run bench:compare -- [options]
   --server-node-flags "F"  extra Node flags for the Conclave servers only, e.g. "--max-old-space-size=96"
   --source                 run Conclave from its TypeScript sources (type stripping), as \`conclave\`
                            does in a checkout, instead of the JavaScript that tsc emits into dist/
-                           (what an installed package runs; built at the start of the bench)`;
+                           (what an installed package runs; built at the start of the bench)
+  --trace-steps            Conclave's servers log every request's steps (log.slow_request_ms = 0) and
+                           the results show, per test, where its requests spent their time; the logging
+                           costs throughput, so use it with --only seq (docs/benchmarks.md)`;
 
 function positiveInteger(text: string | undefined, name: string, max: number): number | string {
   if (text === undefined || !/^\d{1,9}$/.test(text))
@@ -104,6 +109,7 @@ interface Draft {
   outDir: string;
   source: boolean;
   serverNodeFlags: string[];
+  traceSteps: boolean;
   help: boolean;
 }
 
@@ -156,6 +162,7 @@ const flags: Readonly<Record<string, (draft: Draft) => void>> = {
   "--quick": (draft) => (draft.quick = true),
   "--memory": (draft) => (draft.memory = true),
   "--source": (draft) => (draft.source = true),
+  "--trace-steps": (draft) => (draft.traceSteps = true),
   "--help": (draft) => (draft.help = true),
   "-h": (draft) => (draft.help = true),
 };
@@ -172,6 +179,7 @@ export function parseOptions(argv: readonly string[]): ParseResult {
     outDir: "bench/results",
     source: false,
     serverNodeFlags: [],
+    traceSteps: false,
     help: false,
   };
   for (let at = 0; at < argv.length; at++) {
@@ -208,6 +216,7 @@ export function parseOptions(argv: readonly string[]): ParseResult {
       outDir: draft.outDir,
       source: draft.source,
       serverNodeFlags: draft.serverNodeFlags,
+      traceSteps: draft.traceSteps,
       help: draft.help,
     },
   };

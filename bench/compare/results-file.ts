@@ -52,6 +52,16 @@ export function renderMemoryMarkdown(memory: MemoryResult): string {
   ].join("\n");
 }
 
+/** Where Conclave's requests spent their time, per test (`--trace-steps`). */
+export function renderRequestStepsMarkdown(steps: Measurements["requestSteps"]): string {
+  return [
+    "## Where Conclave's requests spent their time (--trace-steps)",
+    "",
+    "From every request's slow-request line (log.slow_request_ms = 0), every run. A primary's steps are placed assuming the hop there took as long as the hop back.",
+    ...steps.flatMap(({ test, summary }) => ["", `### ${test}`, "", summary]),
+  ].join("\n");
+}
+
 export function renderMarkdown(doc: ResultsDocument): string {
   const env = doc.environment;
   const lines = [
@@ -73,6 +83,8 @@ export function renderMarkdown(doc: ResultsDocument): string {
   if (doc.figures.length > 0) lines.push(renderMarkdownTable(doc.figures), "");
   if (doc.memory !== null)
     lines.push("## Memory (3-node Conclave)", "", renderMemoryMarkdown(doc.memory), "");
+  if (doc.measurements !== null && doc.measurements.requestSteps.length > 0)
+    lines.push(renderRequestStepsMarkdown(doc.measurements.requestSteps), "");
   return lines.join("\n");
 }
 

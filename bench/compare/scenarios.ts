@@ -17,6 +17,7 @@ import { EtcdCluster } from "./etcd-cluster.ts";
 import { type DriverFactory, type KillResult, killOnce } from "./failover.ts";
 import { type LoadResult, type LoadSpec, makeValue, runLoad } from "./load.ts";
 import type { CompareOptions, TestName } from "./options.ts";
+import { type SlowRequestLine, summarizeRequestSteps } from "./request-steps.ts";
 
 /** One load-test measurement (test names: seq, put64, …, sqlInsert64, growth-n5-1024). */
 export interface LoadMeasurement {
@@ -36,6 +37,8 @@ export interface KillMeasurement {
 export interface Measurements {
   readonly loads: LoadMeasurement[];
   readonly kills: KillMeasurement[];
+  /** With --trace-steps: per test, where Conclave's requests spent their time (request-steps.ts). */
+  readonly requestSteps: { readonly test: string; readonly summary: string }[];
 }
 
 /** Value sizes of the growth group. */
@@ -289,6 +292,7 @@ async function runMainGroup(
   options: CompareOptions,
   m: Measurements,
   log: Log,
+  traced: Map<string, SlowRequestLine[]>,
 ) {
   const tests = options.only.filter((t) => t !== "growth" && t !== "failover");
   const wantsFailover = options.only.includes("failover");
@@ -296,10 +300,15 @@ async function runMainGroup(
   await withClusters(options.nodes, options, async (suts) => {
     for (const test of tests) {
       for (const system of order) {
+        const cluster = suts[system].cluster;
+        const tracing = options.traceSteps && cluster instanceof ConclaveCluster ? cluster : null;
+        tracing?.markRequestLogs();
         for (const [name, result] of await runTest(test, suts[system], options, `b/r${run}`)) {
           m.loads.push({ run, system, test: name, result });
           log(`run ${run} ${system.padEnd(8)} ${name.padEnd(11)} ${describe(result)}`);
         }
+        if (tracing !== null)
+          traced.set(test, [...(traced.get(test) ?? []), ...tracing.requestLinesSinceMark()]);
       }
     }
     if (!wantsFailover) return;
@@ -351,12 +360,15 @@ async function runGrowthGroup(
 
 /** Every run of the comparison. */
 export async function runComparison(options: CompareOptions, log: Log): Promise<Measurements> {
-  const measurements: Measurements = { loads: [], kills: [] };
+  const measurements: Measurements = { loads: [], kills: [], requestSteps: [] };
+  const traced = new Map<string, SlowRequestLine[]>();
   for (let run = 1; run <= options.runs; run++) {
     const order: SystemName[] = run % 2 === 1 ? ["etcd", "conclave"] : ["conclave", "etcd"];
     log(`run ${run} of ${options.runs} (order: ${order.join(", ")})`);
-    await runMainGroup(run, order, options, measurements, log);
+    await runMainGroup(run, order, options, measurements, log, traced);
     await runGrowthGroup(run, order, options, measurements, log);
   }
+  for (const [test, lines] of traced)
+    measurements.requestSteps.push({ test, summary: summarizeRequestSteps(lines) });
   return measurements;
 }

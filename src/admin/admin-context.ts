@@ -18,6 +18,7 @@ import type { Database } from "../ports/database.ts";
 import type { Logger } from "../ports/logger.ts";
 import type { RaftRuntime } from "../runtime/raft-runtime.ts";
 import type { LeaderContact } from "./leader-contact.ts";
+import type { SlowRequestLog } from "./slow-requests.ts";
 
 /** The node as the HTTP layer sees it (the composition root implements it). */
 export interface AdminNode {
@@ -35,6 +36,8 @@ export interface AdminContext {
   readonly runtime: RaftRuntime;
   readonly database: Database;
   readonly logger: Logger;
+  /** Logs data requests slower than `log.slow_request_ms` with their steps. */
+  readonly slowRequests: SlowRequestLog;
   /** How recently this node knew a primary (for `consistency=none&maxStalenessMs=`). */
   readonly leaderContact: LeaderContact;
   /** The clock lease grants and keep-alives are stamped with (src/cluster/lease-clock.ts). */

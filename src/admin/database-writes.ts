@@ -42,9 +42,12 @@ export async function proposeCommand(
   const data = await orHttpFailure(context, () => context.database.encodeCommand(keyed));
   // The sync timeout is a cluster setting (conclave settings); without it the node's configured one.
   const timeoutMs = context.database.cluster.settings().syncTimeoutMs;
+  // The request a write came from carries its trace (the data routes', src/admin/slow-requests.ts).
+  const trace = idempotency?.from.trace;
   const outcome = await orHttpFailure(context, () =>
     context.runtime.propose(data, {
       forward: true,
+      ...(trace === undefined ? {} : { trace }),
       ...(carriesWallClock(command) ? { stampAtPrimary: true } : {}),
       ...(timeoutMs === null ? {} : { timeoutMs }),
     }),

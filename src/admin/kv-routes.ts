@@ -100,7 +100,7 @@ function registerKeyRoutes(router: PlainRouter, context: AdminContext): void {
   const { database } = context;
   router.add("GET", `${keyPathPrefix}*`, async (request) => {
     const key = keyOf(request, context);
-    await ensureReadable(context, queryReadOptions(request));
+    await ensureReadable(context, queryReadOptions(request), request.trace);
     const kv = database.kvGet(key);
     const revision = database.kvRevision();
     if (kv === null) throw new HttpFailure(404, "CONCLAVE_KEY_NOT_FOUND", `no key ${key}`, { revision });
@@ -161,7 +161,7 @@ export const registerKvRoutes: PlainRouteModule = (router, context) => {
       checkKey(prefix, context, "the prefix");
     const limitMax = database.limits.kvRangeLimitMax;
     const limit = Math.min(integerParam(request, "limit", limitMax), limitMax);
-    await ensureReadable(context, queryReadOptions(request));
+    await ensureReadable(context, queryReadOptions(request), request.trace);
     const found = database.kvRange(prefix, Math.min(limit + 1, limitMax));
     const kvs = found.slice(0, limit);
     return jsonAnswer({

@@ -14,6 +14,7 @@
  * Hono untouched, which answers it or its 404.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { RequestTrace } from "../runtime/request-trace.ts";
 import type { AdminContext } from "./admin-context.ts";
 import { tokenRefusal, unauthorizedHeader } from "./api-auth.ts";
 import { failureBody } from "./http-failure.ts";
@@ -101,6 +102,12 @@ async function answerAndWrite(
     context.logger.warn({ error: String(error) }, "HTTP response failed");
     outgoing.destroy();
   }
+  try {
+    context.slowRequests.finish(request.trace, request.method, request.path, routeAnswer.status);
+  } catch (error) {
+    // Measuring must never take a node down (this promise has no one to catch it).
+    context.logger.warn({ error: String(error) }, "slow-request log failed");
+  }
 }
 
 async function answer(
@@ -134,7 +141,10 @@ function write(outgoing: ServerResponse, answer: RouteAnswer, answerHeaders: Rec
 /** A node:http request as plain routes read it. */
 class NodeRouteRequest implements PlainRequest {
   readonly path: string;
+  readonly method: string;
   readonly answerHeaders: Record<string, string> = {};
+  /** Started when node:http had the headers: what the slow-request log measures. */
+  readonly trace = new RequestTrace();
   readonly #incoming: IncomingMessage;
   readonly #url: URL;
 
@@ -142,6 +152,7 @@ class NodeRouteRequest implements PlainRequest {
     this.#incoming = incoming;
     this.#url = url;
     this.path = url.pathname;
+    this.method = incoming.method ?? "";
   }
 
   header(name: string): string | undefined {
@@ -153,8 +164,10 @@ class NodeRouteRequest implements PlainRequest {
     return this.#url.search === "" ? undefined : (this.#url.searchParams.get(name) ?? undefined);
   }
 
-  bodyBytes(limitBytes: number, what: string): Promise<Uint8Array> {
-    return readNodeBody(this.#incoming, limitBytes, what);
+  async bodyBytes(limitBytes: number, what: string): Promise<Uint8Array> {
+    const body = await readNodeBody(this.#incoming, limitBytes, what);
+    this.trace.mark("body read");
+    return body;
   }
 
   setAnswerHeader(name: string, value: string): void {

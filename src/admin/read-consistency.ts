@@ -13,6 +13,7 @@
  *   once it is applied here.
  * `local` is accepted as an older name of `none`.
  */
+import type { RequestTrace } from "../runtime/request-trace.ts";
 import type { AdminContext } from "./admin-context.ts";
 import { HttpFailure, notPrimaryFailure, orHttpFailure } from "./http-failure.ts";
 import { integerParam } from "./request-body.ts";
@@ -49,8 +50,16 @@ export function queryReadOptions(request: RouteRequest): ReadOptions {
   return readOptions(request.query("consistency"), integerParam(request, "maxStalenessMs", null));
 }
 
-/** Waits until a local read gives the asked consistency; throws an HttpFailure when it cannot. */
-export async function ensureReadable(context: AdminContext, options: ReadOptions): Promise<void> {
+/**
+ * Waits until a local read gives the asked consistency; throws an HttpFailure when it cannot.
+ * `trace`: the request's, which the runtime marks its steps on.
+ */
+export async function ensureReadable(
+  context: AdminContext,
+  options: ReadOptions,
+  trace?: RequestTrace,
+): Promise<void> {
+  const traced = trace === undefined ? {} : { trace };
   switch (options.consistency) {
     case "none": {
       const limit = options.maxStalenessMs;
@@ -74,7 +83,7 @@ export async function ensureReadable(context: AdminContext, options: ReadOptions
       return;
     }
     case "linearizable":
-      await orHttpFailure(context, () => context.runtime.readIndex({ forward: true }));
+      await orHttpFailure(context, () => context.runtime.readIndex({ forward: true, ...traced }));
       return;
     case "strong": {
       // An empty KV transaction changes nothing but is ordered in the log like any write.
@@ -85,7 +94,9 @@ export async function ensureReadable(context: AdminContext, options: ReadOptions
         success: [],
         failure: [],
       });
-      const { index } = await orHttpFailure(context, () => context.runtime.propose(noop, { forward: true }));
+      const { index } = await orHttpFailure(context, () =>
+        context.runtime.propose(noop, { forward: true, ...traced }),
+      );
       // Forwarded: the primary applied it; wait until this member did too.
       await orHttpFailure(context, () => context.runtime.waitApplied(index));
       return;

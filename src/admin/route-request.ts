@@ -5,6 +5,7 @@
  * `RouteRequest` so they are written once. `honoRequest(c)` gives a Hono context's view.
  */
 import type { Context } from "hono";
+import type { RequestTrace } from "../runtime/request-trace.ts";
 import { setAnswerHeader } from "./direct-answer.ts";
 import { readHonoBody } from "./request-body.ts";
 
@@ -18,6 +19,8 @@ export interface RouteRequest {
   bodyBytes(limitBytes: number, what: string): Promise<Uint8Array>;
   /** Adds a header to the answer, error answers included (e.g. `Idempotency-Replayed`). */
   setAnswerHeader(name: string, value: string): void;
+  /** The request's step timings, on the data routes (plain-router.ts; src/admin/slow-requests.ts). */
+  readonly trace?: RequestTrace | undefined;
 }
 
 /** An answer of the plain router: status, content type and the whole body. */

@@ -92,7 +92,7 @@ export const registerSqlRoutes: PlainRouteModule = (router, context) => {
     );
     const options = readOptions(body.consistency, body.maxStalenessMs ?? null);
     const params = (body.params ?? []).map((value, at) => sqlValueFromJson(value, `params.${at}`));
-    await ensureReadable(context, options);
+    await ensureReadable(context, options, request.trace);
     const { rows, truncated } = await orHttpFailure(context, () => database.query(body.sql, params));
     return jsonAnswer({ rows: rowsToJson(rows), truncated });
   });

@@ -81,6 +81,10 @@ export interface TlsSettings {
 /** `[log]`. */
 export interface LogSettings {
   readonly level: "trace" | "debug" | "info" | "warn" | "error";
+  /** Data requests at least this slow are logged at warn with their steps (0: every one). */
+  readonly slowRequestMs: number;
+  /** Most slow-request lines a second; the rest are counted on the next line. */
+  readonly slowRequestLogsPerSecond: number;
 }
 
 /** A validated node configuration; file keys in camelCase, ports already offset. */

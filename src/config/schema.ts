@@ -160,6 +160,16 @@ export const logSectionShape = {
     '"trace", "debug", "info", "warn" or "error"',
     '"info"',
   ),
+  slow_request_ms: setting(
+    z.int().min(0).max(3_600_000).default(1000),
+    "a whole number of milliseconds from 0 (every request) to 3600000",
+    "1000",
+  ),
+  slow_request_logs_per_second: setting(
+    z.int().min(1).max(100_000).default(10),
+    "a whole number from 1 to 100000",
+    "10",
+  ),
 };
 
 /** Keys outside any section. */
@@ -224,7 +234,13 @@ const tlsSection = z.strictObject(tlsSectionShape).transform(
   }),
 );
 
-const logSection = z.strictObject(logSectionShape).transform((s): LogSettings => ({ level: s.level }));
+const logSection = z.strictObject(logSectionShape).transform(
+  (s): LogSettings => ({
+    level: s.level,
+    slowRequestMs: s.slow_request_ms,
+    slowRequestLogsPerSecond: s.slow_request_logs_per_second,
+  }),
+);
 
 const fileShape = z.strictObject({
   node: nodeSection.prefault({}),

@@ -14,6 +14,7 @@
  * ```
  */
 import type { NodeId } from "../raft/types.ts";
+import { parseWireSteps, type WireSteps } from "./request-trace.ts";
 
 /** A secondary asks the primary to propose `data` and answer with its result once applied. */
 export interface ForwardPropose {
@@ -29,6 +30,8 @@ export interface ForwardPropose {
    * proposing it. Absent means false (and a primary of an earlier build ignores it).
    */
   readonly stampAtPrimary?: true;
+  /** The secondary traces the request: the primary sends its steps back (request-trace.ts). Absent means false. */
+  readonly trace?: true;
 }
 
 /** A secondary asks the primary for a read index (ReadIndex on followers, Raft thesis §6.4). */
@@ -38,6 +41,7 @@ export interface ForwardReadIndex {
   readonly from: NodeId;
   readonly to: NodeId;
   readonly timeoutMs: number;
+  readonly trace?: true;
 }
 
 /** What a forwarded request came to: the applied entry (or read index), or a typed failure. */
@@ -60,6 +64,8 @@ export interface ForwardResult {
   readonly from: NodeId;
   readonly to: NodeId;
   readonly outcome: ForwardOutcome;
+  /** The primary's steps, when the request asked for them (a primary of an earlier build sends none). */
+  readonly trace?: WireSteps;
 }
 
 export type ForwardMessage = ForwardPropose | ForwardReadIndex | ForwardResult;
@@ -129,6 +135,8 @@ export function parseForwardMessage(value: unknown, limits: ForwardLimits): Forw
   const m = value as Record<string, unknown>;
   if (!isRequestId(m.id) || typeof m.from !== "string" || typeof m.to !== "string") return null;
   const envelope = { id: m.id, from: m.from, to: m.to };
+  if (m.type !== "forward-result" && m.trace !== undefined && m.trace !== true) return null;
+  const traced = m.trace === true ? { trace: true as const } : {};
   switch (m.type) {
     case "forward-propose":
       if (!(m.data instanceof Uint8Array) || m.data.byteLength > limits.dataBytesMax) return null;
@@ -140,13 +148,17 @@ export function parseForwardMessage(value: unknown, limits: ForwardLimits): Forw
         data: m.data,
         timeoutMs: m.timeoutMs,
         ...(m.stampAtPrimary === true ? { stampAtPrimary: true as const } : {}),
+        ...traced,
       };
     case "forward-read-index":
       if (!isTimeoutMs(m.timeoutMs)) return null;
-      return { type: "forward-read-index", ...envelope, timeoutMs: m.timeoutMs };
+      return { type: "forward-read-index", ...envelope, timeoutMs: m.timeoutMs, ...traced };
     default: {
       const outcome = parseOutcome(m.outcome);
-      return outcome === null ? null : { type: "forward-result", ...envelope, outcome };
+      if (outcome === null) return null;
+      if (m.trace === undefined) return { type: "forward-result", ...envelope, outcome };
+      const trace = parseWireSteps(m.trace);
+      return trace === null ? null : { type: "forward-result", ...envelope, outcome, trace };
     }
   }
 }

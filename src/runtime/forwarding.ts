@@ -34,6 +34,7 @@ import {
   parseForwardMessage,
 } from "./forward-messages.ts";
 import type { PendingCall, ProposalOutcome, ReadOutcome } from "./pending-calls.ts";
+import { RequestTrace, type WireSteps } from "./request-trace.ts";
 import { busy, notPrimary, runtimeErrorCodes } from "./runtime-errors.ts";
 
 /** Limits of forwarding; every one has a default. */
@@ -57,9 +58,17 @@ export interface ForwarderOptions {
   readonly isMember: (id: NodeId) => boolean;
   /** The primary's side: propose / read-index locally, without forwarding. */
   readonly serve: {
-    /** `stamp`: the proposer asked for the primary's clock (CallOptions.stampAtPrimary). */
-    propose(data: Uint8Array, timeoutMs: number, stamp: boolean): Promise<ProposalOutcome>;
-    readIndex(timeoutMs: number): Promise<ReadOutcome>;
+    /**
+     * `stamp`: the proposer asked for the primary's clock (CallOptions.stampAtPrimary); `trace`:
+     * the secondary traces the request, so the primary marks its steps here.
+     */
+    propose(
+      data: Uint8Array,
+      timeoutMs: number,
+      stamp: boolean,
+      trace: RequestTrace | null,
+    ): Promise<ProposalOutcome>;
+    readIndex(timeoutMs: number, trace: RequestTrace | null): Promise<ReadOutcome>;
   };
   /** Settles `call` once this node applied `index` (a forwarded read index). */
   readonly awaitApplied: (index: number, call: PendingCall<ReadOutcome>) => void;
@@ -84,11 +93,19 @@ type Outbound =
       readonly kind: "propose";
       target: NodeId;
       attempt: number;
+      /** When the last attempt was sent, on the call's trace (ms since it started). */
+      sentAtMs?: number;
       readonly data: Uint8Array;
       readonly stampAtPrimary: boolean;
       readonly call: PendingCall<ProposalOutcome>;
     }
-  | { readonly kind: "read"; target: NodeId; attempt: number; readonly call: PendingCall<ReadOutcome> };
+  | {
+      readonly kind: "read";
+      target: NodeId;
+      attempt: number;
+      sentAtMs?: number;
+      readonly call: PendingCall<ReadOutcome>;
+    };
 
 /** Attempts per forwarded request: the first, and one more towards a not-primary answer's hint. */
 const attemptsMax = 2;
@@ -157,7 +174,14 @@ export class Forwarder {
   #sendRequest(id: number, request: Outbound): void {
     const remainingMs = request.call.deadlineMs - this.#options.clock.now();
     const timeoutMs = Math.max(1, Math.min(forwardTimeoutMsMax, Math.floor(remainingMs)));
-    const envelope = { id, from: this.#options.id, to: request.target, timeoutMs };
+    const trace = request.call.trace;
+    const envelope = {
+      id,
+      from: this.#options.id,
+      to: request.target,
+      timeoutMs,
+      ...(trace === null ? {} : { trace: true as const }),
+    };
     const message: ForwardPropose | ForwardReadIndex =
       request.kind === "propose"
         ? {
@@ -172,6 +196,10 @@ export class Forwarder {
       // Not queued: the primary never saw it, so nothing was proposed.
       request.call.reject(busy(`the request could not be sent to the primary ${request.target}`));
       return;
+    }
+    if (trace !== null) {
+      trace.mark("forwarded");
+      request.sentAtMs = trace.elapsedMs();
     }
     this.#outbound.set(id, request);
   }
@@ -188,7 +216,7 @@ export class Forwarder {
       this.#drop(from, "forward message from a node that is not a member");
       return;
     }
-    if (message.type === "forward-result") this.#settle(message.id, from, message.outcome);
+    if (message.type === "forward-result") this.#settle(message.id, from, message.outcome, message.trace);
     else this.#serve(message);
   }
 
@@ -205,24 +233,30 @@ export class Forwarder {
     }
     this.#serving++;
     const { serve } = this.#options;
+    const trace = request.trace === true ? new RequestTrace() : null;
+    trace?.mark("received");
     const work: Promise<ForwardOutcome> =
       request.type === "forward-propose"
         ? serve
-            .propose(request.data, request.timeoutMs, request.stampAtPrimary === true)
+            .propose(request.data, request.timeoutMs, request.stampAtPrimary === true, trace)
             .then(({ index, term, result }) => ({ ok: true, index, term, result }))
         : serve
-            .readIndex(request.timeoutMs)
+            .readIndex(request.timeoutMs, trace)
             .then(({ index }) => ({ ok: true, index, term: 0, result: null }));
     void work
       .catch((error: unknown) => failureOf(error))
       .then((outcome) => {
         this.#serving--;
         this.#served++;
-        this.#answer(request, outcome);
+        this.#answer(request, outcome, trace);
       });
   }
 
-  #answer(request: ForwardPropose | ForwardReadIndex, outcome: ForwardOutcome): void {
+  #answer(
+    request: ForwardPropose | ForwardReadIndex,
+    outcome: ForwardOutcome,
+    trace: RequestTrace | null = null,
+  ): void {
     const reply = (answer: ForwardOutcome): boolean =>
       this.#options.send(request.from, {
         type: "forward-result",
@@ -230,6 +264,7 @@ export class Forwarder {
         from: this.#options.id,
         to: request.from,
         outcome: answer,
+        ...(trace === null ? {} : { trace: trace.toWire() }),
       });
     if (reply(outcome) || !outcome.ok) return;
     // Applied, but the result could not be queued (too large to encode?): say so, in a small message.
@@ -242,7 +277,7 @@ export class Forwarder {
   }
 
   /** The secondary's side: the answer to request `id`. */
-  #settle(id: number, from: NodeId, outcome: ForwardOutcome): void {
+  #settle(id: number, from: NodeId, outcome: ForwardOutcome, steps: WireSteps | undefined): void {
     const request = this.#outbound.get(id);
     if (request === undefined) return; // settled otherwise (timeout, abort, leader lost)
     if (request.target !== from) {
@@ -250,6 +285,9 @@ export class Forwarder {
       return;
     }
     this.#outbound.delete(id);
+    const trace = request.call.trace;
+    if (trace !== null && steps !== undefined) trace.addRemote(from, request.sentAtMs ?? 0, steps);
+    trace?.mark("primary answered");
     if (outcome.ok) {
       if (request.kind === "propose") request.call.resolve(outcome);
       else this.#options.awaitApplied(outcome.index, request.call);

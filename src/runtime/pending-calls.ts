@@ -5,6 +5,8 @@
  */
 import type { ConclaveError } from "../lib/errors.ts";
 import type { Clock, TimerHandle } from "../ports/clock.ts";
+import type { Entry } from "../raft/types.ts";
+import type { RequestTrace } from "./request-trace.ts";
 import { aborted, lost, timedOut } from "./runtime-errors.ts";
 
 /** A call waiting for an answer. */
@@ -17,6 +19,8 @@ export class PendingCall<T> {
   settled = false;
   /** When the call times out (the clock's ms), once watched: a forwarded call passes what is left on. */
   deadlineMs = Number.POSITIVE_INFINITY;
+  /** The caller's trace, which the runtime marks the call's steps on (CallOptions.trace). */
+  trace: RequestTrace | null = null;
 
   constructor(resolve: (value: T) => void, reject: (error: ConclaveError) => void) {
     this.#resolve = resolve;
@@ -65,6 +69,8 @@ export interface ProposalOutcome {
 /** Proposals in the log, by index, until the entry at that index is applied. */
 export class ProposalTable {
   readonly #byIndex = new Map<number, { term: number; call: PendingCall<ProposalOutcome> }>();
+  /** The traced proposals' traces, by index: looked up for each entry of a Ready only when any. */
+  readonly #traces = new Map<number, RequestTrace>();
 
   get size(): number {
     return this.#byIndex.size;
@@ -75,6 +81,17 @@ export class ProposalTable {
     const previous = this.#byIndex.get(index);
     if (previous !== undefined) previous.call.reject(lost(index, previous.term));
     this.#byIndex.set(index, { term, call });
+    if (call.trace === null) this.#traces.delete(index);
+    else {
+      call.trace.mark("proposed");
+      this.#traces.set(index, call.trace);
+    }
+  }
+
+  /** Marks `step` on the traces of the proposals among `entries` (a Ready's writes or commits). */
+  markEntries(entries: readonly Entry[], step: string): void {
+    if (this.#traces.size === 0) return;
+    for (const entry of entries) this.#traces.get(entry.index)?.mark(step);
   }
 
   /** The entry at `index` (of `term`) was applied with `result`. */
@@ -82,6 +99,8 @@ export class ProposalTable {
     const pending = this.#byIndex.get(index);
     if (pending === undefined) return;
     this.#byIndex.delete(index);
+    this.#traces.delete(index);
+    pending.call.trace?.mark("applied");
     if (pending.term === term) pending.call.resolve({ index, term, result });
     else pending.call.reject(lost(index, pending.term));
   }
@@ -91,6 +110,7 @@ export class ProposalTable {
     for (const [pendingIndex, pending] of this.#byIndex) {
       if (pendingIndex > index) continue;
       this.#byIndex.delete(pendingIndex);
+      this.#traces.delete(pendingIndex);
       pending.call.reject(error());
     }
   }
@@ -98,11 +118,16 @@ export class ProposalTable {
   rejectAll(error: () => ConclaveError): void {
     for (const pending of this.#byIndex.values()) pending.call.reject(error());
     this.#byIndex.clear();
+    this.#traces.clear();
   }
 
   /** Forgets calls that settled otherwise (timeout, abort). */
   prune(): void {
-    for (const [index, pending] of this.#byIndex) if (pending.call.settled) this.#byIndex.delete(index);
+    for (const [index, pending] of this.#byIndex) {
+      if (!pending.call.settled) continue;
+      this.#byIndex.delete(index);
+      this.#traces.delete(index);
+    }
   }
 }
 
@@ -133,6 +158,7 @@ export class ReadTable {
     const call = this.#unconfirmed.get(id);
     if (call === undefined) return;
     this.#unconfirmed.delete(id);
+    call.trace?.mark("read index confirmed");
     this.#confirmed.push({ index, call });
   }
 
@@ -146,8 +172,10 @@ export class ReadTable {
     if (this.#confirmed.length === 0) return;
     const waiting: { index: number; call: PendingCall<ReadOutcome> }[] = [];
     for (const read of this.#confirmed) {
-      if (read.index <= appliedIndex) read.call.resolve({ index: read.index });
-      else if (!read.call.settled) waiting.push(read);
+      if (read.index <= appliedIndex) {
+        read.call.trace?.mark("caught up");
+        read.call.resolve({ index: read.index });
+      } else if (!read.call.settled) waiting.push(read);
     }
     this.#confirmed = waiting;
   }

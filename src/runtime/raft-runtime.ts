@@ -39,6 +39,7 @@ import {
   ReadTable,
 } from "./pending-calls.ts";
 import { ReadyPersister } from "./ready-persister.ts";
+import type { RequestTrace } from "./request-trace.ts";
 import {
   busy,
   diskFull,
@@ -125,6 +126,8 @@ export interface CallOptions {
    * it ask: the rewrite decodes and encodes the command.
    */
   readonly stampAtPrimary?: boolean;
+  /** `propose` and `readIndex`: marks the call's steps on this trace (request-trace.ts). */
+  readonly trace?: RequestTrace;
 }
 
 /** Counters of the runtime since start (for health pages and tests). */
@@ -446,6 +449,7 @@ export class RaftRuntime {
   ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const call = new PendingCall<T>(resolve, reject);
+      if (options.trace !== undefined) call.trace = options.trace;
       if (this.#state !== "running") return call.reject(stopped());
       if (this.#diskFull !== null) return call.reject(diskFull(this.#diskFull, false));
       if (this.#calls.length >= (this.#options.queuedCallsMax ?? 8192))
@@ -562,9 +566,9 @@ export class RaftRuntime {
         );
       },
       serve: {
-        propose: (data, timeoutMs, stamp) =>
-          this.propose(stamp ? stampedAtPrimary(options, data) : data, { timeoutMs }),
-        readIndex: (timeoutMs) => this.readIndex({ timeoutMs }),
+        propose: (data, timeoutMs, stamp, trace) =>
+          this.propose(stamp ? stampedAtPrimary(options, data) : data, { timeoutMs, ...traceOption(trace) }),
+        readIndex: (timeoutMs, trace) => this.readIndex({ timeoutMs, ...traceOption(trace) }),
       },
       awaitApplied: (index, call) => {
         // Through the loop: the applied index is only read between turns.
@@ -702,7 +706,9 @@ export class RaftRuntime {
     for (const message of early) this.#options.transport.send(message.to, message);
     // 2. persist (one sync)
     const logKeepsSnapshot = ready.snapshot !== null && lastIndexBeforeReady > ready.snapshot.index;
+    this.#proposals.markEntries(ready.entries, "log write started");
     await this.#persister.persist(ready, logKeepsSnapshot);
+    this.#proposals.markEntries(ready.entries, "log written");
     // 3. send the rest (votes, answers), only once durable
     for (const message of afterSync) this.#options.transport.send(message.to, message);
     // A follower's acknowledgement is what the leader commits on: it leaves before this member
@@ -716,6 +722,7 @@ export class RaftRuntime {
       this.#proposals.rejectThrough(installed.index, () => outcomeUnknown(installed.index));
       this.#options.logger.info({ index: installed.index, term: installed.term }, "installed a snapshot");
     }
+    this.#proposals.markEntries(ready.committed, "committed");
     applier.applyAll(ready.committed);
     // Commit updates wake every follower to apply, and on a machine with few cores the woken
     // followers take the CPU from this process: sent before the answers to the entries they
@@ -953,6 +960,10 @@ const sentBeforeSync: ReadonlySet<Message["type"]> = new Set([
  * (empty appends that only carry a higher commit index) after the entries are applied and the
  * answers to them have gone out (see #handleReady).
  */
+function traceOption(trace: RequestTrace | null): { trace?: RequestTrace } {
+  return trace === null ? {} : { trace };
+}
+
 function splitMessages(messages: readonly Message[]): {
   early: Message[];
   afterSync: Message[];

@@ -32,6 +32,8 @@ export class InProcessCluster {
       readonly sharedTokenFile?: boolean;
       /** Options of one member on top of `options` (e.g. a wall clock of its own). */
       readonly optionsOf?: (name: string) => NodeOptions;
+      /** `[log]` settings on top of level "warn" (e.g. `slow_request_ms`). */
+      readonly log?: Record<string, unknown>;
     } = {},
   ): Promise<InProcessCluster> {
     const cluster = new InProcessCluster();
@@ -55,7 +57,7 @@ export class InProcessCluster {
             bind: "127.0.0.1",
             ...(fixture.sharedTokenFile === false ? {} : { token_file: tokenFile }),
           },
-          log: { level: "warn" },
+          log: { level: "warn", ...fixture.log },
         },
       });
       const node = await createNode(config, {

@@ -11,14 +11,18 @@ import type { AdminContext } from "../../src/admin/admin-context.ts";
 import { HttpFailure } from "../../src/admin/http-failure.ts";
 import { PlainRouter, servePlain } from "../../src/admin/plain-router.ts";
 import { jsonAnswer } from "../../src/admin/route-request.ts";
+import { SlowRequestLog } from "../../src/admin/slow-requests.ts";
 
 const token = "cnc_test-token";
+const ignore = (): void => {};
+const silent = { debug: ignore, info: ignore, warn: ignore, error: ignore };
 
 describe("the plain router", () => {
   const warnings: { fields: unknown; message: string }[] = [];
   const context = {
     apiToken: { check: (presented: string | undefined) => presented === token },
     logger: { warn: (fields: unknown, message: string) => warnings.push({ fields, message }) },
+    slowRequests: new SlowRequestLog({ thresholdMs: 60_000, linesPerSecondMax: 10, logger: silent }),
   } as unknown as AdminContext;
   let server: Server;
   let base: string;

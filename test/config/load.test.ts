@@ -67,7 +67,7 @@ describe("defaults", () => {
       },
       http: { port: 4380, bind: "127.0.0.1", tokenFile: undefined },
       tls: { enabled: false, cert: undefined, key: undefined, ca: undefined, requireClientCert: false },
-      log: { level: "info" },
+      log: { level: "info", slowRequestMs: 1000, slowRequestLogsPerSecond: 10 },
       portOffset: 0,
     });
   });
@@ -125,6 +125,8 @@ require_client_cert = true
 
 [log]
 level = "debug"
+slow_request_ms = 0
+slow_request_logs_per_second = 500
 `);
     const config = await loadConfig({ file, env: {} });
     assert.deepEqual(config.node, {
@@ -163,7 +165,7 @@ level = "debug"
       ca: "/etc/conclave/ca.crt",
       requireClientCert: true,
     });
-    assert.equal(config.log.level, "debug");
+    assert.deepEqual(config.log, { level: "debug", slowRequestMs: 0, slowRequestLogsPerSecond: 500 });
     assert.equal(config.portOffset, 10);
   });
 });

@@ -10,6 +10,7 @@ import { after, describe, it } from "node:test";
 import { unpack } from "msgpackr";
 import { decodeBody, encodeBody } from "../../src/adapters/transport/frame-codec.ts";
 import { isConclaveError } from "../../src/lib/errors.ts";
+import { RequestTrace } from "../../src/runtime/request-trace.ts";
 import { encodeKvCommand, type KvResult } from "./kv-test-machine.ts";
 import type { Member } from "./runtime-cluster.ts";
 import { RuntimeCluster } from "./runtime-cluster.ts";
@@ -172,6 +173,16 @@ describe("forwarding to the primary (RaftRuntime over in-memory adapters)", { ti
       { type: "forward-read-index", id: 4, from: follower.id, to: "not-me", timeoutMs: 100 },
       { type: "forward-result", id: 5, from: follower.id, to: leader.id, outcome: { ok: "maybe" } },
       { type: "forward-result", id: 6, from: follower.id, to: leader.id, outcome: { ok: false, code: "x" } },
+      // A trace flag must be `true`; a primary's steps must be a short list of [name, ms] pairs.
+      { type: "forward-read-index", id: 7, from: follower.id, to: leader.id, timeoutMs: 100, trace: "yes" },
+      {
+        type: "forward-result",
+        id: 8,
+        from: follower.id,
+        to: leader.id,
+        outcome: { ok: true, index: 1, term: 1 },
+        trace: [["x".repeat(100), 1]],
+      },
       // Well-formed, but an answer to a request never sent (or already settled): ignored, not counted.
       {
         type: "forward-result",
@@ -187,7 +198,7 @@ describe("forwarding to the primary (RaftRuntime over in-memory adapters)", { ti
       assert.ok(receiver.receive(from, encoded.value));
     }
     await c.settle();
-    assert.equal(leader.runtime.stats().forwarding.malformedDropped, 7);
+    assert.equal(leader.runtime.stats().forwarding.malformedDropped, 9);
     assert.equal(leader.runtime.stats().forwarding.served, 0, "nothing malformed was proposed");
     assert.ok(leader.runtime.running);
     const outcome = await c.await(follower.runtime.propose(put("after-junk", "ok"), { forward: true }));
@@ -248,5 +259,52 @@ describe("forwarding to the primary (RaftRuntime over in-memory adapters)", { ti
     const second = follower.runtime.propose(put("b2", "2"), { forward: true });
     await assert.rejects(c.await(second), (error: unknown) => isConclaveError(error, "CONCLAVE_BUSY"));
     assert.deepEqual((await c.await(first)).result, { op: "put" });
+  });
+
+  it("a traced request gets the primary's steps back, placed between forwarding and the answer", async () => {
+    const { c, leader, follower } = await started();
+    const names = (trace: RequestTrace, on?: string): string[] =>
+      trace
+        .steps()
+        .filter((step) => step.on === on)
+        .map((step) => step.step);
+    const writeTrace = new RequestTrace();
+    await c.await(follower.runtime.propose(put("traced", "v"), { forward: true, trace: writeTrace }));
+    assert.deepEqual(names(writeTrace), ["forwarded", "primary answered"]);
+    assert.deepEqual(names(writeTrace, leader.id), [
+      "received",
+      "proposed",
+      "log write started",
+      "log written",
+      "committed",
+      "applied",
+      "answered",
+    ]);
+    const times = writeTrace.steps().map((step) => step.atMs);
+    assert.deepEqual(
+      times,
+      [...times].sort((a, b) => a - b),
+      "the primary's steps fall between forwarding and the answer",
+    );
+
+    const readTrace = new RequestTrace();
+    await c.await(follower.runtime.readIndex({ forward: true, trace: readTrace }));
+    assert.deepEqual(names(readTrace), ["forwarded", "primary answered", "caught up"]);
+    assert.deepEqual(names(readTrace, leader.id), [
+      "received",
+      "read index confirmed",
+      "caught up",
+      "answered",
+    ]);
+
+    const localTrace = new RequestTrace();
+    await c.await(leader.runtime.propose(put("traced-local", "v"), { trace: localTrace }));
+    assert.deepEqual(names(localTrace), [
+      "proposed",
+      "log write started",
+      "log written",
+      "committed",
+      "applied",
+    ]);
   });
 });
