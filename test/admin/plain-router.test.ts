@@ -4,14 +4,18 @@
  * and header views, and error answers (one JSON shape, never a stack trace).
  */
 import assert from "node:assert/strict";
+import { once } from "node:events";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { connect } from "node:net";
 import { after, before, describe, it } from "node:test";
+import { setTimeout as delay } from "node:timers/promises";
 import type { AdminContext } from "../../src/admin/admin-context.ts";
 import { HttpFailure } from "../../src/admin/http-failure.ts";
 import { PlainRouter, servePlain } from "../../src/admin/plain-router.ts";
 import { jsonAnswer } from "../../src/admin/route-request.ts";
 import { SlowRequestLog } from "../../src/admin/slow-requests.ts";
+import { waitFor } from "../e2e/node-processes.ts";
 
 const token = "cnc_test-token";
 const ignore = (): void => {};
@@ -115,6 +119,47 @@ describe("the plain router", () => {
     const tooLarge = await call("/v1/things/k", { method: "PUT", body: "123456789" });
     assert.equal(tooLarge.status, 413);
     assert.equal(((await tooLarge.json()) as { limitBytes: number }).limitBytes, 8);
+  });
+
+  /** Sends `parts` over one raw connection, `gapMs` apart; resolves with the answer's status line and body. */
+  async function rawRequest(
+    parts: readonly string[],
+    gapMs: number,
+  ): Promise<{ status: string; body: string }> {
+    const socket = connect(Number(new URL(base).port), "127.0.0.1");
+    await once(socket, "connect");
+    let received = "";
+    socket.on("data", (chunk: Buffer) => (received += chunk.toString()));
+    for (const part of parts) {
+      socket.write(part);
+      await delay(gapMs);
+    }
+    await waitFor("an answer", 5000, async () => (received.includes("\r\n\r\n{") ? true : null));
+    socket.destroy();
+    return {
+      status: received.split("\r\n")[0] ?? "",
+      body: received.slice(received.indexOf("\r\n\r\n") + 4),
+    };
+  }
+  const head = (extra: string) =>
+    `PUT /v1/things/k HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n${extra}\r\n`;
+
+  it("reads a body that arrives in several packets, and one that arrives with its headers", async () => {
+    const split = await rawRequest([head("Content-Length: 8\r\n"), "1234", "5678"], 30);
+    assert.equal(split.status, "HTTP/1.1 200 OK");
+    assert.equal((JSON.parse(split.body) as { body: string }).body, "12345678");
+    const whole = await rawRequest([`${head("Content-Length: 3\r\n")}abc`], 0);
+    assert.equal((JSON.parse(whole.body) as { body: string }).body, "abc");
+    const empty = await rawRequest([head("Content-Length: 0\r\n")], 0);
+    assert.equal((JSON.parse(empty.body) as { body: string }).body, "");
+  });
+
+  it("refuses a chunked body past the limit, whether it came in one packet or several (413)", async () => {
+    const chunked = head("Transfer-Encoding: chunked\r\n");
+    const inOne = await rawRequest([`${chunked}9\r\n123456789\r\n0\r\n\r\n`], 0);
+    assert.equal(inOne.status, "HTTP/1.1 413 Payload Too Large");
+    const inParts = await rawRequest([chunked, "5\r\n12345\r\n", "4\r\n6789\r\n0\r\n\r\n"], 30);
+    assert.equal(inParts.status, "HTTP/1.1 413 Payload Too Large");
   });
 
   it("writes bytes with the route's headers; HEAD gets the GET route's headers and no body", async () => {
