@@ -78,7 +78,8 @@ export function servePlain(
   }
   const handler = router.match(method, url.pathname);
   if (handler === undefined) return false;
-  void answerAndWrite(context, handler, new NodeRouteRequest(incoming, url), outgoing);
+  const trace = new RequestTrace({ detailAfterMs: context.slowRequests.thresholdMs });
+  void answerAndWrite(context, handler, new NodeRouteRequest(incoming, url, trace), outgoing);
   return true;
 }
 
@@ -144,11 +145,12 @@ class NodeRouteRequest implements PlainRequest {
   readonly method: string;
   readonly answerHeaders: Record<string, string> = {};
   /** Started when node:http had the headers: what the slow-request log measures. */
-  readonly trace = new RequestTrace();
+  readonly trace: RequestTrace;
   readonly #incoming: IncomingMessage;
   readonly #url: URL;
 
-  constructor(incoming: IncomingMessage, url: URL) {
+  constructor(incoming: IncomingMessage, url: URL, trace: RequestTrace) {
+    this.trace = trace;
     this.#incoming = incoming;
     this.#url = url;
     this.path = url.pathname;

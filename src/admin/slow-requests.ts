@@ -38,6 +38,11 @@ export class SlowRequestLog {
   #linesInWindow = 0;
   #notLogged = 0;
 
+  /** Requests at least this slow are logged. */
+  get thresholdMs(): number {
+    return this.#options.thresholdMs;
+  }
+
   constructor(options: SlowRequestLogOptions) {
     this.#options = options;
     this.#nowMs = options.nowMs ?? (() => performance.now());

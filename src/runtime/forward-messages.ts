@@ -30,8 +30,11 @@ export interface ForwardPropose {
    * proposing it. Absent means false (and a primary of an earlier build ignores it).
    */
   readonly stampAtPrimary?: true;
-  /** The secondary traces the request: the primary sends its steps back (request-trace.ts). Absent means false. */
-  readonly trace?: true;
+  /**
+   * The secondary traces the request (request-trace.ts): the primary sends back its total time,
+   * and all its steps when serving took at least this many ms. Absent: not traced.
+   */
+  readonly trace?: number;
 }
 
 /** A secondary asks the primary for a read index (ReadIndex on followers, Raft thesis §6.4). */
@@ -41,7 +44,7 @@ export interface ForwardReadIndex {
   readonly from: NodeId;
   readonly to: NodeId;
   readonly timeoutMs: number;
-  readonly trace?: true;
+  readonly trace?: number;
 }
 
 /** What a forwarded request came to: the applied entry (or read index), or a typed failure. */
@@ -104,6 +107,10 @@ function isTimeoutMs(value: unknown): value is number {
   return Number.isSafeInteger(value) && (value as number) > 0 && (value as number) <= forwardTimeoutMsMax;
 }
 
+function isTraceMinMs(value: unknown): value is number {
+  return Number.isSafeInteger(value) && (value as number) >= 0 && (value as number) <= forwardTimeoutMsMax;
+}
+
 function isNodeIdOrNull(value: unknown): value is NodeId | null {
   return value === null || (typeof value === "string" && value.length > 0 && value.length <= 256);
 }
@@ -135,8 +142,8 @@ export function parseForwardMessage(value: unknown, limits: ForwardLimits): Forw
   const m = value as Record<string, unknown>;
   if (!isRequestId(m.id) || typeof m.from !== "string" || typeof m.to !== "string") return null;
   const envelope = { id: m.id, from: m.from, to: m.to };
-  if (m.type !== "forward-result" && m.trace !== undefined && m.trace !== true) return null;
-  const traced = m.trace === true ? { trace: true as const } : {};
+  if (m.type !== "forward-result" && m.trace !== undefined && !isTraceMinMs(m.trace)) return null;
+  const traced = typeof m.trace === "number" ? { trace: m.trace } : {};
   switch (m.type) {
     case "forward-propose":
       if (!(m.data instanceof Uint8Array) || m.data.byteLength > limits.dataBytesMax) return null;

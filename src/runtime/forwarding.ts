@@ -180,7 +180,8 @@ export class Forwarder {
       from: this.#options.id,
       to: request.target,
       timeoutMs,
-      ...(trace === null ? {} : { trace: true as const }),
+      // The primary's steps matter only if the request can still become slow because of them.
+      ...(trace === null ? {} : { trace: traceMinMs(trace) }),
     };
     const message: ForwardPropose | ForwardReadIndex =
       request.kind === "propose"
@@ -233,7 +234,7 @@ export class Forwarder {
     }
     this.#serving++;
     const { serve } = this.#options;
-    const trace = request.trace === true ? new RequestTrace() : null;
+    const trace = request.trace === undefined ? null : new RequestTrace();
     trace?.mark("received");
     const work: Promise<ForwardOutcome> =
       request.type === "forward-propose"
@@ -264,7 +265,7 @@ export class Forwarder {
         from: this.#options.id,
         to: request.from,
         outcome: answer,
-        ...(trace === null ? {} : { trace: trace.toWire() }),
+        ...(trace === null ? {} : { trace: trace.toWire(trace.elapsedMs() >= (request.trace ?? 0)) }),
       });
     if (reply(outcome) || !outcome.ok) return;
     // Applied, but the result could not be queued (too large to encode?): say so, in a small message.
@@ -332,6 +333,11 @@ export class Forwarder {
   prune(): void {
     for (const [id, request] of this.#outbound) if (request.call.settled) this.#outbound.delete(id);
   }
+}
+
+/** When the primary should send all its steps: once serving took long enough to make the request slow. */
+function traceMinMs(trace: RequestTrace): number {
+  return Math.min(forwardTimeoutMsMax, Math.max(0, Math.floor(trace.detailAfterMs - trace.elapsedMs())));
 }
 
 function leaderLost(target: NodeId, leader: NodeId | null): ConclaveError {

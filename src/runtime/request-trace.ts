@@ -26,7 +26,7 @@ export interface TraceStep {
   readonly on?: string;
 }
 
-/** Steps as they travel in a forward result: `[name, ms since the primary received the request]`. */
+/** Steps as they travel in a forward result: `[name, µs since the primary received the request]`. */
 export type WireSteps = readonly (readonly [string, number])[];
 
 /** Most steps a trace keeps (a request has about ten; more is a bug, not worth memory). */
@@ -35,14 +35,27 @@ const stepsMax = 32;
 const wireStepsMax = 16;
 const stepNameCharsMax = 40;
 
+export interface RequestTraceOptions {
+  /** Milliseconds, monotonic (default `performance.now`). */
+  readonly now?: () => number;
+  /**
+   * How slow the request must be for its steps to matter (the slow-request threshold): a primary
+   * serving it sends all its steps back only when it took long enough for that, and otherwise
+   * only its total, which keeps every forwarded answer small (default 0: always all steps).
+   */
+  readonly detailAfterMs?: number;
+}
+
 export class RequestTrace {
+  readonly detailAfterMs: number;
   readonly #startMs: number;
   readonly #steps: TraceStep[] = [];
   readonly #now: () => number;
 
-  constructor(now: () => number = () => performance.now()) {
-    this.#now = now;
-    this.#startMs = now();
+  constructor(options: RequestTraceOptions = {}) {
+    this.#now = options.now ?? (() => performance.now());
+    this.detailAfterMs = options.detailAfterMs ?? 0;
+    this.#startMs = this.#now();
   }
 
   /** Records that `step` happened now. */
@@ -60,12 +73,15 @@ export class RequestTrace {
     return this.#steps;
   }
 
-  /** The steps for a forward result, with a last `answered` step (ms rounded to µs). */
-  toWire(): WireSteps {
-    const wire: [string, number][] = this.#steps
-      .slice(0, wireStepsMax - 1)
-      .map(({ step, atMs }) => [step, roundMicros(atMs)]);
-    wire.push(["answered", roundMicros(this.elapsedMs())]);
+  /**
+   * The steps for a forward result, in whole microseconds, ending with `answered`; only that
+   * last step unless `detailed`.
+   */
+  toWire(detailed: boolean): WireSteps {
+    const wire: [string, number][] = detailed
+      ? this.#steps.slice(0, wireStepsMax - 1).map(({ step, atMs }) => [step, Math.round(atMs * 1000)])
+      : [];
+    wire.push(["answered", Math.round(this.elapsedMs() * 1000)]);
     return wire;
   }
 
@@ -77,12 +93,12 @@ export class RequestTrace {
    */
   addRemote(member: string, sentAtMs: number, remote: WireSteps): void {
     const last = remote[remote.length - 1];
-    const remoteTotalMs = last === undefined ? 0 : last[1];
+    const remoteTotalMs = last === undefined ? 0 : last[1] / 1000;
     const networkMs = Math.max(0, this.elapsedMs() - sentAtMs - remoteTotalMs);
     const receivedAtMs = sentAtMs + networkMs / 2;
-    for (const [step, atMs] of remote) {
+    for (const [step, atMicros] of remote) {
       if (this.#steps.length >= stepsMax) return;
-      this.#steps.push({ step, atMs: receivedAtMs + atMs, on: member });
+      this.#steps.push({ step, atMs: receivedAtMs + atMicros / 1000, on: member });
     }
   }
 }
@@ -97,9 +113,9 @@ export function parseWireSteps(value: unknown): WireSteps | null {
   if (!Array.isArray(value) || value.length > wireStepsMax) return null;
   for (const item of value) {
     if (!Array.isArray(item) || item.length !== 2) return null;
-    const [step, atMs] = item as unknown[];
+    const [step, atMs] = item as unknown[]; // µs
     if (typeof step !== "string" || step.length === 0 || step.length > stepNameCharsMax) return null;
-    if (typeof atMs !== "number" || !Number.isFinite(atMs) || atMs < 0 || atMs > 86_400_000) return null;
+    if (!Number.isSafeInteger(atMs) || (atMs as number) < 0 || (atMs as number) > 86_400_000_000) return null;
   }
   return value as WireSteps;
 }

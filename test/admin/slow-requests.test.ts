@@ -18,7 +18,7 @@ function recordingLogger(): {
 /** A trace that took `ms`, with one step half-way. */
 function traceOf(ms: number): RequestTrace {
   let now = 0;
-  const trace = new RequestTrace(() => now);
+  const trace = new RequestTrace({ now: () => now });
   now = ms / 2;
   trace.mark("proposed");
   now = ms;

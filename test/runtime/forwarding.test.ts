@@ -297,6 +297,12 @@ describe("forwarding to the primary (RaftRuntime over in-memory adapters)", { ti
       "answered",
     ]);
 
+    // A request that cannot become slow because of the primary gets only the primary's total.
+    const briefTrace = new RequestTrace({ detailAfterMs: 60_000 });
+    await c.await(follower.runtime.propose(put("traced-brief", "v"), { forward: true, trace: briefTrace }));
+    assert.deepEqual(names(briefTrace, leader.id), ["answered"]);
+    assert.deepEqual(names(briefTrace), ["forwarded", "primary answered"]);
+
     const localTrace = new RequestTrace();
     await c.await(leader.runtime.propose(put("traced-local", "v"), { trace: localTrace }));
     assert.deepEqual(names(localTrace), [
