@@ -60,7 +60,9 @@ export function summarizeRequestSteps(lines: readonly SlowRequestLine[]): string
   const byKind = new Map<string, SlowRequestLine[]>();
   for (const line of lines) {
     const kind = kindOf(line);
-    byKind.set(kind, [...(byKind.get(kind) ?? []), line]);
+    const ofKind = byKind.get(kind);
+    if (ofKind === undefined) byKind.set(kind, [line]);
+    else ofKind.push(line);
   }
   const sections: string[] = [];
   for (const [kind, ofKind] of [...byKind].sort(([a], [b]) => a.localeCompare(b))) {
@@ -69,7 +71,9 @@ export function summarizeRequestSteps(lines: readonly SlowRequestLine[]): string
     const bySequence = new Map<string, SlowRequestLine[]>();
     for (const line of ofKind) {
       const sequence = line.steps.map(stepName).join(" → ");
-      bySequence.set(sequence, [...(bySequence.get(sequence) ?? []), line]);
+      const same = bySequence.get(sequence);
+      if (same === undefined) bySequence.set(sequence, [line]);
+      else same.push(line);
     }
     const [, common = []] = [...bySequence].sort(([, a], [, b]) => b.length - a.length)[0] ?? [];
     const first = common[0];
