@@ -69,8 +69,6 @@ export interface ProposalOutcome {
 /** Proposals in the log, by index, until the entry at that index is applied. */
 export class ProposalTable {
   readonly #byIndex = new Map<number, { term: number; call: PendingCall<ProposalOutcome> }>();
-  /** The traced proposals' traces, by index: looked up for each entry of a Ready only when any. */
-  readonly #traces = new Map<number, RequestTrace>();
 
   get size(): number {
     return this.#byIndex.size;
@@ -81,17 +79,13 @@ export class ProposalTable {
     const previous = this.#byIndex.get(index);
     if (previous !== undefined) previous.call.reject(lost(index, previous.term));
     this.#byIndex.set(index, { term, call });
-    if (call.trace === null) this.#traces.delete(index);
-    else {
-      call.trace.mark("proposed");
-      this.#traces.set(index, call.trace);
-    }
+    call.trace?.mark("proposed");
   }
 
   /** Marks `step` on the traces of the proposals among `entries` (a Ready's writes or commits). */
   markEntries(entries: readonly Entry[], step: string): void {
-    if (this.#traces.size === 0) return;
-    for (const entry of entries) this.#traces.get(entry.index)?.mark(step);
+    if (this.#byIndex.size === 0) return; // a follower's Readys: nothing proposed here
+    for (const entry of entries) this.#byIndex.get(entry.index)?.call.trace?.mark(step);
   }
 
   /** The entry at `index` (of `term`) was applied with `result`. */
@@ -99,7 +93,6 @@ export class ProposalTable {
     const pending = this.#byIndex.get(index);
     if (pending === undefined) return;
     this.#byIndex.delete(index);
-    this.#traces.delete(index);
     pending.call.trace?.mark("applied");
     if (pending.term === term) pending.call.resolve({ index, term, result });
     else pending.call.reject(lost(index, pending.term));
@@ -110,7 +103,6 @@ export class ProposalTable {
     for (const [pendingIndex, pending] of this.#byIndex) {
       if (pendingIndex > index) continue;
       this.#byIndex.delete(pendingIndex);
-      this.#traces.delete(pendingIndex);
       pending.call.reject(error());
     }
   }
@@ -118,16 +110,11 @@ export class ProposalTable {
   rejectAll(error: () => ConclaveError): void {
     for (const pending of this.#byIndex.values()) pending.call.reject(error());
     this.#byIndex.clear();
-    this.#traces.clear();
   }
 
   /** Forgets calls that settled otherwise (timeout, abort). */
   prune(): void {
-    for (const [index, pending] of this.#byIndex) {
-      if (!pending.call.settled) continue;
-      this.#byIndex.delete(index);
-      this.#traces.delete(index);
-    }
+    for (const [index, pending] of this.#byIndex) if (pending.call.settled) this.#byIndex.delete(index);
   }
 }
 
