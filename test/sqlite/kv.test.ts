@@ -425,6 +425,31 @@ describe("KV store", () => {
     assert.equal(machine.kv.watches.changesSince(14).ok, true);
   });
 
+  it("a long history is compacted in steps of 1/64 of it: at least the window stays watchable, at most a step more", (t) => {
+    const opened = openMachine(undefined, { kvHistoryRevisionsMax: 640 }); // steps of 10 revisions
+    t.after(() => opened.machine.close());
+    const oldestWatchable = () => {
+      const since = opened.machine.kv.watches.changesSince(0);
+      return since.ok ? 1 : since.error.oldestRevision;
+    };
+    const seenOldest = new Set<number>();
+    for (let revision = 1; revision <= 1000; revision += 1) {
+      opened.machine.apply(
+        kvEntry({ op: "put", key: `k${revision % 7}`, value: bytes(String(revision)) }),
+        revision,
+      );
+      const oldest = oldestWatchable();
+      const kept = revision - oldest + 1;
+      assert.ok(kept >= Math.min(revision, 640), `revision ${revision}: ${kept} revisions watchable`);
+      assert.ok(kept < 640 + 10, `revision ${revision}: ${kept} revisions watchable`);
+      seenOldest.add(oldest);
+    }
+    // Compacted 36 times (at revisions 650, 660 … 1000), not at each of the 360 revisions past the window.
+    assert.deepEqual([...seenOldest], [1, ...Array.from({ length: 36 }, (_, step) => 11 + step * 10)]);
+    const since = opened.machine.kv.watches.changesSince(360);
+    assert.ok(since.ok && since.changes.length === 640, "the last 640 revisions, every change");
+  });
+
   it("lock ownership goes to the lowest create_revision and passes on when the owner's lease expires", (t) => {
     const { machine } = kvMachine(t);
     let index = 100;

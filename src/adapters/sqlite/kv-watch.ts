@@ -1,7 +1,10 @@
 /**
  * The KV change history behind watches: every put and delete is recorded with its revision in
- * `_conclave_kv_history`, kept for the last `historyRevisionsMax` revisions (compacted in the same
- * transaction, so every member holds the same history). A watcher that fell behind reads
+ * `_conclave_kv_history`, kept for at least the last `historyRevisionsMax` revisions (compacted
+ * in the same transaction, so every member holds the same history). Compaction runs once per
+ * 1/64 of that window rather than at every revision: one DELETE and one UPDATE per put were ~2 %
+ * of a member's busy time at put ×64 (profile, session 18); now a window of 10,000 revisions is
+ * compacted 156 revisions at a time, and up to 155 more revisions stay watchable. A watcher that fell behind reads
  * `changesSince(revision)`; live changes reach in-process listeners after each commit.
  *
  * @example
@@ -19,6 +22,9 @@ import { StatementCache } from "./statement-cache.ts";
 
 /** Most changes one `changesSince` returns. */
 export const changesPerReadMax = 10_000;
+
+/** Compaction runs once this share of the history window has passed (at least every revision). */
+const compactionStepsPerWindow = 64;
 
 /** Most in-process listeners at once. */
 export const watchListenersMax = 1000;
@@ -39,6 +45,8 @@ interface HistoryRow {
 /** The bounded change history and its listeners. */
 export class KvWatchHistory {
   readonly #historyRevisionsMax: number;
+  /** Revisions compaction waits for before it runs (deterministic: the same on every member). */
+  readonly #compactionStep: number;
   readonly #listeners = new Set<KvChangeListener>();
   readonly #statements: StatementCache;
   /** The compacted revision in `_conclave_kv_meta`, once read (null: read it). */
@@ -47,6 +55,7 @@ export class KvWatchHistory {
   /** `historyRevisionsMax` must be the same on every member (it decides what is deleted). */
   constructor(db: DatabaseSync, historyRevisionsMax: number) {
     this.#historyRevisionsMax = historyRevisionsMax;
+    this.#compactionStep = Math.max(1, Math.floor(historyRevisionsMax / compactionStepsPerWindow));
     this.#statements = new StatementCache(db);
   }
 
@@ -76,13 +85,14 @@ export class KvWatchHistory {
 
   /**
    * Drops history older than the last `historyRevisionsMax` revisions (inside the entry's
-   * transaction), except the rows keys still point at (they hold the keys' values). Only the
-   * revisions newly compacted are looked at: the rows kept below them are deleted by `release`.
+   * transaction) once a compaction step of them has passed, except the rows keys still point at
+   * (they hold the keys' values). Only the revisions newly compacted are looked at: the rows kept
+   * below them are deleted by `release`.
    */
   compact(revision: number): void {
     const compactTo = revision - this.#historyRevisionsMax;
     const compacted = this.#compactedRevision();
-    if (compactTo <= compacted) return;
+    if (compactTo - compacted < this.#compactionStep) return;
     this.#statements
       .get(
         `DELETE FROM _conclave_kv_history AS h WHERE h.revision > ? AND h.revision <= ?
