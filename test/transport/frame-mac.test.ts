@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { createHmac, createSecretKey, randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { FrameMac } from "../../src/adapters/transport/frame-mac.ts";
+import { FrameMac, MAC_RESERVED_BYTES } from "../../src/adapters/transport/frame-mac.ts";
 
 function referenceTag(key: Uint8Array, direction: number, sequence: Uint8Array, payload: Uint8Array): Buffer {
   return createHmac("sha256", key)
@@ -52,5 +52,23 @@ describe("FrameMac", () => {
         );
       }
     }
+  });
+
+  it("tags a message built after the reserved block, and a message in chunks, as createHmac does", () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 1, maxLength: 100 }),
+        fc.array(fc.uint8Array({ maxLength: 3000 }), { minLength: 1, maxLength: 5 }),
+        (key, chunks) => {
+          const mac = new FrameMac(createSecretKey(key));
+          const message = Buffer.concat(chunks);
+          const expected = createHmac("sha256", key).update(message).digest();
+          const inner = Buffer.concat([randomBytes(MAC_RESERVED_BYTES), message]);
+          assert.deepEqual(mac.tagReserved(inner), expected);
+          assert.deepEqual(mac.tagChunks(chunks), expected);
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 });

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
-import { createSecretKey, randomBytes } from "node:crypto";
+import { createHmac, createSecretKey, randomBytes } from "node:crypto";
 import { describe, it } from "node:test";
 import { FRAME_HEADER_BYTES } from "../../src/adapters/transport/frame-codec.ts";
+import { FrameMac } from "../../src/adapters/transport/frame-mac.ts";
 import { SESSION_HEADER_BYTES, SessionOpener, SessionSealer } from "../../src/adapters/transport/session.ts";
 
 const key = createSecretKey(randomBytes(32));
@@ -21,11 +22,79 @@ function pair() {
 describe("session frames", () => {
   it("opens the frames of its sealer, in order, returning the payloads", () => {
     const { sealer, opener } = pair();
-    for (let i = 0; i < 100; i++) {
+    for (let i = 1; i <= 100; i++) {
       const payload = randomBytes(i);
       const opened = opener.open(sealBody(sealer, payload));
       assert(opened.ok);
-      assert.deepEqual(Buffer.from(opened.payload), payload);
+      assert.deepEqual(
+        opened.payloads.map((one) => Buffer.from(one)),
+        [payload],
+      );
+    }
+  });
+
+  it("one frame carries several messages under one tag and opens into them in order", () => {
+    const { sealer, opener } = pair();
+    for (const sizes of [[1, 2, 3], [100, 16 * 1024, 7], [40_000], [1, 40_000], [16 * 1024 + 1]]) {
+      const payloads = sizes.map((size) => randomBytes(size));
+      const chunks = sealer.seal(payloads);
+      const frame = Buffer.concat(chunks);
+      assert.equal(frame.readUInt32BE(0), frame.length - FRAME_HEADER_BYTES, `${sizes}: length prefix`);
+      const opened = opener.open(frame.subarray(FRAME_HEADER_BYTES));
+      assert(opened.ok, `${sizes}`);
+      assert.deepEqual(
+        opened.payloads.map((one) => Buffer.from(one)),
+        payloads,
+        `${sizes}`,
+      );
+    }
+  });
+
+  it("the wire format: sequence, then HMAC-SHA256(key, direction ‖ sequence ‖ parts)[0..16], then length-prefixed parts", () => {
+    const rawKey = randomBytes(32);
+    const sealer = new SessionSealer(createSecretKey(rawKey), "acceptor-to-dialer");
+    sealer.seal([Buffer.from("frame 0")]);
+    let sequence = 1n;
+    for (const payloads of [[Buffer.from("a"), Buffer.from("bc")], [randomBytes(20_000)]]) {
+      const body = Buffer.concat(sealer.seal(payloads)).subarray(FRAME_HEADER_BYTES);
+      const parts = Buffer.concat(
+        payloads.flatMap((payload) => [
+          Buffer.from([0, 0, payload.length >> 8, payload.length & 0xff]),
+          payload,
+        ]),
+      );
+      assert.equal(body.readBigUInt64BE(0), sequence++);
+      const expectedTag = createHmac("sha256", rawKey)
+        .update(Buffer.from([0x02]))
+        .update(body.subarray(0, 8))
+        .update(parts)
+        .digest()
+        .subarray(0, 16);
+      assert.deepEqual(body.subarray(8, 24), expectedTag);
+      assert.deepEqual(body.subarray(24), parts);
+    }
+  });
+
+  it("an authentic frame whose message lengths do not add up is refused, naming where", () => {
+    const rawKey = randomBytes(32);
+    const mac = new FrameMac(createSecretKey(rawKey));
+    const bodyOf = (sequence: number, parts: Buffer) => {
+      const sequenceBytes = Buffer.alloc(8);
+      sequenceBytes.writeUInt32BE(sequence, 4);
+      const tag = mac.tag(0x01, sequenceBytes, parts).subarray(0, 16);
+      return Buffer.concat([sequenceBytes, tag, parts]);
+    };
+    const cases: [string, Buffer, RegExp][] = [
+      ["no message", Buffer.alloc(0), /without a message/],
+      ["a length longer than the frame", Buffer.from([0, 0, 0, 9, 1, 2]), /length 9 at byte 0 does not fit/],
+      ["an empty message", Buffer.from([0, 0, 0, 0]), /length 0 at byte 0/],
+      ["a truncated second length", Buffer.from([0, 0, 0, 1, 7, 0, 0]), /truncated message length at byte 5/],
+    ];
+    for (const [name, parts, reason] of cases) {
+      const opener = new SessionOpener(createSecretKey(rawKey), "dialer-to-acceptor");
+      const opened = opener.open(bodyOf(0, parts));
+      assert.equal(opened.ok, false, name);
+      assert.match(!opened.ok ? opened.reason : "", reason, name);
     }
   });
 
@@ -76,10 +145,10 @@ describe("session frames", () => {
       const iterations = size === 100 ? 50_000 : 2_000;
       const bodies: Uint8Array[] = [];
       for (let i = 0; i < iterations; i++) bodies.push(sealBody(sealer, payload));
-      // What the transport does per frame: seal a header (the payload is written as it is)...
-      const headerSealer = new SessionSealer(key, "dialer-to-acceptor");
+      // What the transport does per frame of one message: seal it (copied once when small)...
+      const frameSealer = new SessionSealer(key, "dialer-to-acceptor");
       const sealStart = performance.now();
-      for (let i = 0; i < iterations; i++) headerSealer.sealHeader(payload);
+      for (let i = 0; i < iterations; i++) frameSealer.seal([payload]);
       const sealUs = ((performance.now() - sealStart) * 1000) / iterations;
       // ...and open the frame on the other side.
       const openStart = performance.now();

@@ -157,6 +157,36 @@ describe("TCP transport", { timeout: 20_000 }, () => {
     });
   });
 
+  it("one flush's messages share frames, each within frameBytesMax, and arrive whole and in order", async () => {
+    const frameBytesMax = 2000;
+    await withOpenLink(
+      async (a, b) => {
+        const before = a.transport.stats();
+        const sizes = [600, 600, 600, 10, 1900, 1972, 1973, 5, 300, 300, 300, 300, 300, 300, 300];
+        const sent = sizes.map((size, i) => ({ i, text: "x".repeat(size) }));
+        // 1973 characters encode to 1,973 + 3 (string header) + 2 × 3 (keys, record header) ≥ the
+        // limit less the frame's 28 header bytes: refused at send, counted, never on the wire.
+        const accepted = sent.map((message) => a.transport.send("n1", message));
+        const dropped = accepted.filter((ok) => !ok).length;
+        assert.ok(dropped >= 1, "the message that cannot fit a frame is dropped");
+        assert.equal(a.transport.stats().messagesDropped - before.messagesDropped, dropped);
+        const expected = sent.filter((_, at) => accepted[at]);
+        await waitFor(() => b.received.length === 1 + expected.length, "every accepted message");
+        assert.deepEqual(
+          b.received.slice(1).map((r) => r.message),
+          expected,
+        );
+        const after = a.transport.stats();
+        assert.equal(after.protocolErrors + b.transport.stats().protocolErrors, 0);
+        // Alone, each message would have cost a frame header (4 + 24 bytes); shared, less.
+        const payloadBytes = after.bytesOut - before.bytesOut;
+        const aloneBytes = expected.reduce((sum, message) => sum + 32 + JSON.stringify(message).length, 0);
+        assert.ok(payloadBytes < aloneBytes, `${payloadBytes} bytes written, ${aloneBytes} if alone`);
+      },
+      () => ({ frameBytesMax }),
+    );
+  });
+
   it("closes a peer's inbound connection when setPeers removes it", async () => {
     await withTcpCluster(
       2,
@@ -194,17 +224,16 @@ async function restartN1(cluster: TcpCluster, port: number, received: unknown[])
 }
 
 /** Two TCP nodes whose link from n0 to n1 is open (one message sent and received). */
-async function withOpenLink(body: (a: TcpNode, b: TcpNode) => Promise<void>): Promise<void> {
-  await withTcpCluster(
-    2,
-    () => ({}),
-    async ({ nodes: [a, b] }) => {
-      assert(a && b);
-      a.transport.send("n1", { warm: true });
-      await waitFor(() => b.received.length === 1, "the link to open");
-      await body(a, b);
-    },
-  );
+async function withOpenLink(
+  body: (a: TcpNode, b: TcpNode) => Promise<void>,
+  overrides: Parameters<typeof withTcpCluster>[1] = () => ({}),
+): Promise<void> {
+  await withTcpCluster(2, overrides, async ({ nodes: [a, b] }) => {
+    assert(a && b);
+    a.transport.send("n1", { warm: true });
+    await waitFor(() => b.received.length === 1, "the link to open");
+    await body(a, b);
+  });
 }
 
 /** a's link to b (n1) has carried one message; then b stops, so the link fails. */

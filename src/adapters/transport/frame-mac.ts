@@ -15,7 +15,12 @@ const DIGEST_BYTES = 32;
 /** Bytes of direction and sequence in front of the payload. */
 const PREFIX_BYTES = 1 + 8;
 /** Up to this payload size the one-shot form is used. */
-const ONE_SHOT_PAYLOAD_BYTES_MAX = 16 * 1024;
+export const ONE_SHOT_PAYLOAD_BYTES_MAX = 16 * 1024;
+/**
+ * Bytes a caller leaves free at the start of a buffer it has {@link FrameMac.tagReserved} tag in
+ * place: the key block goes there, so the message is hashed without being copied once more.
+ */
+export const MAC_RESERVED_BYTES = BLOCK_BYTES;
 
 /** Tags frames of one session key. */
 export class FrameMac {
@@ -40,18 +45,29 @@ export class FrameMac {
   /** HMAC-SHA256(key, direction ‖ sequenceBytes ‖ payload), 32 bytes. */
   tag(direction: number, sequenceBytes: Uint8Array, payload: Uint8Array): Buffer {
     if (payload.length > ONE_SHOT_PAYLOAD_BYTES_MAX) {
-      return createHmac("sha256", this.#key)
-        .update(new Uint8Array([direction]))
-        .update(sequenceBytes)
-        .update(payload)
-        .digest();
+      return this.tagChunks([new Uint8Array([direction]), sequenceBytes, payload]);
     }
     const inner = Buffer.allocUnsafe(BLOCK_BYTES + PREFIX_BYTES + payload.length);
-    this.#innerPad.copy(inner, 0);
     inner[BLOCK_BYTES] = direction;
     inner.set(sequenceBytes, BLOCK_BYTES + 1);
     inner.set(payload, BLOCK_BYTES + PREFIX_BYTES);
+    return this.tagReserved(inner);
+  }
+
+  /**
+   * HMAC-SHA256(key, inner[MAC_RESERVED_BYTES..]), 32 bytes; overwrites the reserved bytes at the
+   * start of `inner` (the caller built the message after them).
+   */
+  tagReserved(inner: Buffer): Buffer {
+    this.#innerPad.copy(inner, 0);
     hash("sha256", inner, "buffer").copy(this.#outer, BLOCK_BYTES);
     return hash("sha256", this.#outer, "buffer");
+  }
+
+  /** HMAC-SHA256(key, chunks concatenated), 32 bytes, without copying them (for large messages). */
+  tagChunks(chunks: readonly Uint8Array[]): Buffer {
+    const hmac = createHmac("sha256", this.#key);
+    for (const chunk of chunks) hmac.update(chunk);
+    return hmac.digest();
   }
 }

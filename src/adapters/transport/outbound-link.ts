@@ -8,7 +8,8 @@
  * else idle. Dialing is lazy: the first message queued for an idle link dials.
  * Writes are batched per run of synchronous code: `enqueue` schedules one flush (a microtask)
  * that seals and writes everything queued under `cork`/`uncork`, so the messages one piece of
- * code sends together (a Ready's appends, a loop turn's forwards) leave in one write. Not later:
+ * code sends together (a Ready's appends, a loop turn's forwards) leave in one write, in one
+ * frame under one tag. Not later:
  * with a flush at the next event-loop turn (setImmediate) a leader's appends waited for the turn
  * after its Ready, 0.1–0.4 ms at one write in flight (see src/runtime/DESIGN.md).
  */
@@ -25,12 +26,12 @@ import {
 } from "./connection-context.ts";
 import { FrameDecoder } from "./frame-codec.ts";
 import { answerChallenge, createHello, type Hello } from "./handshake.ts";
-import { SessionSealer } from "./session.ts";
+import { PART_HEADER_BYTES, SESSION_HEADER_BYTES, SessionSealer } from "./session.ts";
 import { clientTlsOptions } from "./tls-identity.ts";
 
-/** Payloads below this size are copied into a shared write buffer; larger ones are written as is. */
+/** Payloads below this size share a frame (copied into it); larger ones are written as is. */
 const COALESCE_PAYLOAD_BYTES_MAX = 16 * 1024;
-/** Size at which a buffer of coalesced small frames is handed to the socket. */
+/** Most bytes of messages in one shared frame. */
 const COALESCED_WRITE_BYTES = 64 * 1024;
 /** Idle sockets are probed so that a vanished peer is noticed. */
 const KEEPALIVE_INITIAL_DELAY_MS = 10_000;
@@ -235,46 +236,50 @@ export class OutboundLink {
 
   /**
    * Seals and writes queued messages until the queue is empty or the socket buffer is full.
-   * Small frames are coalesced into one buffer per ~64 KiB (one write call instead of two per
-   * message); large payloads are written as they are, after their header, to avoid a copy.
+   * Small messages share a frame (one tag, one buffer) up to ~64 KiB; a large one gets a frame
+   * of its own and is written as it is, after its header, to avoid a copy.
    */
   #flushNow(): void {
     this.#flushScheduled = false;
     const socket = this.#socket;
     const sealer = this.#sealer;
     if (this.#state !== "open" || socket === null || sealer === null) return;
-    const { socketBufferBytesMax } = this.#context.settings;
+    const { socketBufferBytesMax, frameBytesMax } = this.#context.settings;
+    const groupBytesMax = Math.min(COALESCED_WRITE_BYTES, frameBytesMax - SESSION_HEADER_BYTES);
     const stats = this.#context.stats;
-    const batch: Uint8Array[] = [];
-    let batchBytes = 0;
-    const writeBatch = () => {
-      if (batchBytes > 0) socket.write(Buffer.concat(batch, batchBytes));
-      batch.length = 0;
-      batchBytes = 0;
+    const group: Uint8Array[] = [];
+    let groupBytes = 0;
+    const writeFrame = (payloads: Uint8Array[]) => {
+      for (const chunk of sealer.seal(payloads)) {
+        socket.write(chunk);
+        stats.bytesOut += chunk.length;
+      }
+    };
+    const writeGroup = () => {
+      if (group.length > 0) writeFrame(group);
+      group.length = 0;
+      groupBytes = 0;
     };
     socket.cork();
     while (
       this.#queueHead < this.#queue.length &&
-      socket.writableLength + batchBytes < socketBufferBytesMax
+      socket.writableLength + groupBytes < socketBufferBytesMax
     ) {
       const body = this.#queue[this.#queueHead] as Uint8Array;
       this.#queue[this.#queueHead] = EMPTY;
       this.#queueHead += 1;
       this.#queuedBytes -= body.length;
-      const header = sealer.sealHeader(body);
       if (body.length >= COALESCE_PAYLOAD_BYTES_MAX) {
-        writeBatch();
-        socket.write(header);
-        socket.write(body);
+        writeGroup();
+        writeFrame([body]);
       } else {
-        batch.push(header, body);
-        batchBytes += header.length + body.length;
-        if (batchBytes >= COALESCED_WRITE_BYTES) writeBatch();
+        if (groupBytes + PART_HEADER_BYTES + body.length > groupBytesMax) writeGroup();
+        group.push(body);
+        groupBytes += PART_HEADER_BYTES + body.length;
       }
       stats.messagesOut += 1;
-      stats.bytesOut += header.length + body.length;
     }
-    writeBatch();
+    writeGroup();
     socket.uncork();
     this.#compactQueue();
     // Anything left waits for `drain`, which the socket emits once its buffer empties.
