@@ -8,7 +8,8 @@
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { unpack } from "msgpackr";
-import { decodeBody, encodeBody } from "../../src/adapters/transport/frame-codec.ts";
+import { encodeBody } from "../../src/adapters/transport/frame-codec.ts";
+import { decodeMessage } from "../../src/adapters/transport/message-codec.ts";
 import { isConclaveError } from "../../src/lib/errors.ts";
 import { RequestTrace } from "../../src/runtime/request-trace.ts";
 import { encodeKvCommand, type KvResult } from "./kv-test-machine.ts";
@@ -110,7 +111,7 @@ describe("forwarding to the primary (RaftRuntime over in-memory adapters)", { ti
     const receive = inbound.receive.bind(inbound);
     let raftBlocked = true;
     inbound.receive = (from, body) => {
-      const decoded = decodeBody(body);
+      const decoded = decodeMessage(body);
       const type = decoded.ok ? String((decoded.value as { type?: unknown }).type) : "";
       if (raftBlocked && from.nodeId === leader.id && !type.startsWith("forward-")) return true;
       return receive(from, body);

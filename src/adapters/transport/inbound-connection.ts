@@ -15,7 +15,7 @@ import {
   socketClosed,
   writeHandshakeMessage,
 } from "./connection-context.ts";
-import { decodeBody, FrameDecoder } from "./frame-codec.ts";
+import { FrameDecoder } from "./frame-codec.ts";
 import {
   type AcceptorPending,
   AUTH_FAILED,
@@ -25,6 +25,7 @@ import {
   parseHello,
   verifyProof,
 } from "./handshake.ts";
+import { decodeMessage } from "./message-codec.ts";
 import { SessionOpener } from "./session.ts";
 
 /** How long a refused peer gets to read our "auth failed" before the socket is destroyed. */
@@ -216,13 +217,17 @@ export class InboundConnection {
         this.#violation(opened.reason);
         return;
       }
-      const decoded = decodeBody(opened.payload);
-      if (!decoded.ok) {
-        this.#violation(`malformed message: ${decoded.error.message}`);
-        return;
+      for (const payload of opened.payloads) {
+        const decoded = decodeMessage(payload);
+        if (!decoded.ok) {
+          this.#violation(`malformed message: ${decoded.error.message}`);
+          return;
+        }
+        stats.messagesIn += 1;
+        this.#hooks.deliver(nodeId, decoded.value);
+        // A message delivered may close this connection (peer removed): deliver nothing after.
+        if (this.#state !== "open") return;
       }
-      stats.messagesIn += 1;
-      this.#hooks.deliver(nodeId, decoded.value);
     }
   }
 

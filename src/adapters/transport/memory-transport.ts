@@ -14,7 +14,7 @@
  */
 import type { PeerAddress, PeerEvent, Transport, TransportStats } from "../../ports/transport.ts";
 import { emptyStats, type MutableStats } from "./connection-context.ts";
-import { decodeBody, encodeBody } from "./frame-codec.ts";
+import { decodeMessage, encodeMessage } from "./message-codec.ts";
 
 /** Connects {@link MemoryTransport}s of one test. */
 export class MemoryNetwork {
@@ -94,7 +94,7 @@ export class MemoryTransport implements Transport {
   }
 
   send(to: string, message: unknown): boolean {
-    const encoded = this.#state === "started" && this.#peers.has(to) ? encodeBody(message) : null;
+    const encoded = this.#state === "started" && this.#peers.has(to) ? encodeMessage(message) : null;
     let queue = this.#queues.get(to);
     if (encoded === null || !encoded.ok || (queue?.length ?? 0) >= this.#queueMessagesMax) {
       this.#stats.messagesDropped += 1;
@@ -154,7 +154,7 @@ export class MemoryTransport implements Transport {
       });
       return false;
     }
-    const decoded = decodeBody(body);
+    const decoded = decodeMessage(body);
     if (!decoded.ok) return false;
     this.#stats.messagesIn += 1;
     this.#stats.bytesIn += body.length;

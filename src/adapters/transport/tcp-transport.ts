@@ -29,11 +29,12 @@ import {
   type MutableStats,
   type TransportSettings,
 } from "./connection-context.ts";
-import { encodeBody, FRAME_BYTES_MAX_DEFAULT } from "./frame-codec.ts";
+import { FRAME_BYTES_MAX_DEFAULT } from "./frame-codec.ts";
 import { deriveCookieKey, NAME_LENGTH_MAX } from "./handshake.ts";
 import { InboundConnection, type InboundHooks, socketKey } from "./inbound-connection.ts";
+import { encodeMessage } from "./message-codec.ts";
 import { OutboundLink } from "./outbound-link.ts";
-import { SESSION_HEADER_BYTES } from "./session.ts";
+import { PART_HEADER_BYTES, SESSION_HEADER_BYTES } from "./session.ts";
 import { certificateMatchesName, createTlsContexts, type TransportTlsOptions } from "./tls-identity.ts";
 
 /** Configuration of a {@link TcpTransport}; every limit has a default. */
@@ -259,9 +260,12 @@ export class TcpTransport implements Transport {
 
   send(to: string, message: unknown): boolean {
     const peer = this.#state === "started" ? this.#peers.get(to) : undefined;
-    const encoded = peer === undefined ? null : encodeBody(message);
+    const encoded = peer === undefined ? null : encodeMessage(message);
     if (peer === undefined || encoded === null || !encoded.ok) return this.#drop();
-    if (SESSION_HEADER_BYTES + encoded.value.length > this.#context.settings.frameBytesMax)
+    if (
+      SESSION_HEADER_BYTES + PART_HEADER_BYTES + encoded.value.length >
+      this.#context.settings.frameBytesMax
+    )
       return this.#drop();
     let link = this.#links.get(to);
     if (link === undefined) {
