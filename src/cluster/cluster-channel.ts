@@ -13,7 +13,7 @@
  * channel.sendCluster("n2", { type: "ping", sentAtMs: Date.now() });
  * ```
  */
-import type { PeerAddress, PeerEvent, Transport, TransportStats } from "../ports/transport.ts";
+import type { PeerAddress, PeerEvent, SendOptions, Transport, TransportStats } from "../ports/transport.ts";
 
 /** A cluster-channel message: an object with a `type`. */
 export interface ClusterMessage {
@@ -85,8 +85,8 @@ export class ChannelTransport implements Transport {
     this.#inner.setPeers(peers);
   }
 
-  send(to: string, message: unknown): boolean {
-    return this.#inner.send(to, message);
+  send(to: string, message: unknown, options?: SendOptions): boolean {
+    return this.#inner.send(to, message, options);
   }
 
   onMessage(handler: (from: string, message: unknown) => void): void {

@@ -46,9 +46,22 @@ export interface PeerEvent {
   readonly reason?: string;
 }
 
+/** How a message may be written. */
+export interface SendOptions {
+  /**
+   * The message may wait until the end of the current event-loop turn (instead of until the
+   * sending code yields) to share a frame with what other callbacks of the turn send. For
+   * messages sent one per client request (a secondary's forwards): at 64 writes in flight a
+   * secondary wrote 1.13 messages per frame without it.
+   */
+  readonly coalesce?: boolean;
+}
+
 /** Counters since start; all monotonic. */
 export interface TransportStats {
   readonly messagesOut: number;
+  /** Frames written: messages sent together share one (messagesOut / framesOut is how many). */
+  readonly framesOut: number;
   readonly messagesIn: number;
   readonly bytesOut: number;
   readonly bytesIn: number;
@@ -79,7 +92,7 @@ export interface Transport {
    */
   setPeers(peers: readonly PeerAddress[]): void;
   /** Queues `message` for `to` (a nodeId). `false` = dropped now. Never throws. */
-  send(to: string, message: unknown): boolean;
+  send(to: string, message: unknown, options?: SendOptions): boolean;
   /** Sets the one handler that receives every message, with the sender's nodeId. */
   onMessage(handler: (from: string, message: unknown) => void): void;
   /** Sets the one handler of peer events (optional: an adapter may have nothing to report). */

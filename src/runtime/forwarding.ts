@@ -24,6 +24,7 @@
 import { ConclaveError, isConclaveError } from "../lib/errors.ts";
 import type { Clock } from "../ports/clock.ts";
 import type { Logger } from "../ports/logger.ts";
+import type { SendOptions } from "../ports/transport.ts";
 import type { NodeId } from "../raft/types.ts";
 import {
   type ForwardMessage,
@@ -53,7 +54,7 @@ export interface ForwarderOptions {
   readonly logger: Logger;
   readonly limits: ForwardingLimits;
   /** Sends on the cluster transport; false = dropped now. */
-  readonly send: (to: NodeId, message: ForwardMessage) => boolean;
+  readonly send: (to: NodeId, message: ForwardMessage, options?: SendOptions) => boolean;
   /** True when `id` is a current member (voter or learner). */
   readonly isMember: (id: NodeId) => boolean;
   /** The primary's side: propose / read-index locally, without forwarding. */
@@ -193,7 +194,9 @@ export class Forwarder {
           }
         : { type: "forward-read-index", ...envelope };
     this.#forwarded++;
-    if (!this.#options.send(request.target, message)) {
+    // One forward per client request: those of one event-loop turn share a frame (and the
+    // primary's read), instead of 1.13 messages per frame at 64 writes in flight.
+    if (!this.#options.send(request.target, message, { coalesce: true })) {
       // Not queued: the primary never saw it, so nothing was proposed.
       request.call.reject(busy(`the request could not be sent to the primary ${request.target}`));
       return;

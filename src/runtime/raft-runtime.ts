@@ -558,7 +558,7 @@ export class RaftRuntime {
       clock: options.clock,
       logger: options.logger,
       limits: options.forwarding ?? {},
-      send: (to, message) => options.transport.send(to, message),
+      send: (to, message, sendOptions) => options.transport.send(to, message, sendOptions),
       isMember: (id) => {
         const membership = this.#status?.membership;
         return (

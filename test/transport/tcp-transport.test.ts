@@ -145,6 +145,31 @@ describe("TCP transport", { timeout: 20_000 }, () => {
     });
   });
 
+  it("coalesced messages wait for the end of the event-loop turn and share one frame", async () => {
+    await withOpenLink(async (a, b) => {
+      const before = a.transport.stats();
+      for (let i = 0; i < 3; i++) {
+        a.transport.send("n1", { coalesced: i }, { coalesce: true });
+        await Promise.resolve(); // the sending code yields: a plain message would be written now
+      }
+      assert.equal(a.transport.stats().messagesOut, before.messagesOut, "still waiting for the turn's end");
+      await new Promise((resolve) => setImmediate(resolve));
+      const after = a.transport.stats();
+      assert.equal(after.messagesOut - before.messagesOut, 3);
+      assert.equal(after.framesOut - before.framesOut, 1, "one frame for the three");
+      // A plain message sent after a coalesced one takes it along at its own (sooner) flush.
+      a.transport.send("n1", { coalesced: 3 }, { coalesce: true });
+      a.transport.send("n1", { plain: true });
+      await Promise.resolve();
+      assert.equal(a.transport.stats().messagesOut - after.messagesOut, 2);
+      await waitFor(() => b.received.length === 6, "the five messages");
+      assert.deepEqual(
+        b.received.slice(1).map((r) => r.message),
+        [{ coalesced: 0 }, { coalesced: 1 }, { coalesced: 2 }, { coalesced: 3 }, { plain: true }],
+      );
+    });
+  });
+
   it("flush() writes what was queued at once, before the sending code yields", async () => {
     await withOpenLink(async (a, b) => {
       const before = a.transport.stats().messagesOut;

@@ -33,6 +33,7 @@ export type MutableStats = { -readonly [K in keyof TransportStats]: TransportSta
 export function emptyStats(): MutableStats {
   return {
     messagesOut: 0,
+    framesOut: 0,
     messagesIn: 0,
     bytesOut: 0,
     bytesIn: 0,

@@ -132,6 +132,7 @@ export class MemoryTransport implements Transport {
         const delivered = receiver?.receive(this.#self, body) ?? false;
         if (delivered) {
           this.#stats.messagesOut += 1;
+          this.#stats.framesOut += 1; // no frames here: one delivery per message
           this.#stats.bytesOut += body.length;
         } else {
           this.#stats.messagesDropped += 1;

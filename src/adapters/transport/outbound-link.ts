@@ -52,6 +52,7 @@ export class OutboundLink {
   #sealer: SessionSealer | null = null;
   #timer: NodeJS.Timeout | null = null;
   #flushScheduled = false;
+  #turnFlushScheduled = false;
   #failedAttempts = 0;
   #openedAtMs = 0;
   #sentAtMs = 0;
@@ -96,8 +97,11 @@ export class OutboundLink {
     else this.#state = "idle";
   }
 
-  /** Queues an encoded message; false (and counted) when the queue is full or the link closed. */
-  enqueue(body: Uint8Array): boolean {
+  /**
+   * Queues an encoded message; false (and counted) when the queue is full or the link closed.
+   * `coalesce`: it may wait for the end of this event-loop turn (SendOptions.coalesce).
+   */
+  enqueue(body: Uint8Array, coalesce = false): boolean {
     const { sendQueueMessagesMax, sendQueueBytesMax } = this.#context.settings;
     const queuedMessages = this.#queue.length - this.#queueHead;
     if (
@@ -112,7 +116,10 @@ export class OutboundLink {
     this.#queuedBytes += body.length;
     this.#sentAtMs = performance.now();
     if (this.#state === "idle") this.#dial();
-    else if (this.#state === "open") this.#scheduleFlush();
+    else if (this.#state === "open") {
+      if (coalesce) this.#scheduleTurnFlush();
+      else this.#scheduleFlush();
+    }
     return true;
   }
 
@@ -234,6 +241,16 @@ export class OutboundLink {
     });
   }
 
+  /** Flushes at the end of this event-loop turn (setImmediate), unless a sooner flush writes first. */
+  #scheduleTurnFlush(): void {
+    if (this.#flushScheduled || this.#turnFlushScheduled) return;
+    this.#turnFlushScheduled = true;
+    setImmediate(() => {
+      this.#turnFlushScheduled = false;
+      if (this.#queueHead < this.#queue.length) this.#flushNow();
+    });
+  }
+
   /**
    * Seals and writes queued messages until the queue is empty or the socket buffer is full.
    * Small messages share a frame (one tag, one buffer) up to ~64 KiB; a large one gets a frame
@@ -250,6 +267,7 @@ export class OutboundLink {
     const group: Uint8Array[] = [];
     let groupBytes = 0;
     const writeFrame = (payloads: Uint8Array[]) => {
+      stats.framesOut += 1;
       for (const chunk of sealer.seal(payloads)) {
         socket.write(chunk);
         stats.bytesOut += chunk.length;

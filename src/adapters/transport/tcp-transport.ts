@@ -16,7 +16,13 @@
 import { createServer, type Server, type Socket } from "node:net";
 import type { TLSSocket, Server as TlsServer } from "node:tls";
 import { ConclaveError } from "../../lib/errors.ts";
-import type { PeerAddress, PeerEvent, Transport, TransportStats } from "../../ports/transport.ts";
+import type {
+  PeerAddress,
+  PeerEvent,
+  SendOptions,
+  Transport,
+  TransportStats,
+} from "../../ports/transport.ts";
 import {
   FAILED_HANDSHAKE_LIMIT_DEFAULT,
   type FailedHandshakeLimit,
@@ -258,7 +264,7 @@ export class TcpTransport implements Transport {
     }
   }
 
-  send(to: string, message: unknown): boolean {
+  send(to: string, message: unknown, options?: SendOptions): boolean {
     const peer = this.#state === "started" ? this.#peers.get(to) : undefined;
     const encoded = peer === undefined ? null : encodeMessage(message);
     if (peer === undefined || encoded === null || !encoded.ok) return this.#drop();
@@ -272,7 +278,7 @@ export class TcpTransport implements Transport {
       link = new OutboundLink(this.#context, peer);
       this.#links.set(to, link);
     }
-    return link.enqueue(encoded.value);
+    return link.enqueue(encoded.value, options?.coalesce === true);
   }
 
   onMessage(handler: (from: string, message: unknown) => void): void {
