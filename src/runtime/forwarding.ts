@@ -194,9 +194,11 @@ export class Forwarder {
           }
         : { type: "forward-read-index", ...envelope };
     this.#forwarded++;
-    // One forward per client request: those of one event-loop turn share a frame (and the
-    // primary's read), instead of 1.13 messages per frame at 64 writes in flight.
-    if (!this.#options.send(request.target, message, { coalesce: true })) {
+    // One forward per client request: under load those of one event-loop turn share a frame (and
+    // the primary's read), instead of 1.13 messages per frame at 64 writes in flight. Alone (none
+    // outstanding) it leaves as the code yields: nothing would share its frame.
+    const coalesce = this.#outbound.size > 0;
+    if (!this.#options.send(request.target, message, { coalesce })) {
       // Not queued: the primary never saw it, so nothing was proposed.
       request.call.reject(busy(`the request could not be sent to the primary ${request.target}`));
       return;

@@ -67,19 +67,9 @@ function encodeFixed(value: unknown): Uint8Array | null {
     case "append-response":
       return encodeAppendResponse(m);
     case "heartbeat":
-      return hasOnly(m, 6) && envelopeOk(m) && counts(m.commit, m.round)
-        ? envelope(KIND_HEARTBEAT, m, 16)
-            .number(m.commit as number)
-            .number(m.round as number)
-            .done()
-        : null;
+      return encodeEnvelopeAndTwoCounts(KIND_HEARTBEAT, m, "commit", "round");
     case "heartbeat-response":
-      return hasOnly(m, 6) && envelopeOk(m) && counts(m.round, m.lastIndex)
-        ? envelope(KIND_HEARTBEAT_RESPONSE, m, 16)
-            .number(m.round as number)
-            .number(m.lastIndex as number)
-            .done()
-        : null;
+      return encodeEnvelopeAndTwoCounts(KIND_HEARTBEAT_RESPONSE, m, "round", "lastIndex");
     case "forward-propose":
       return encodeForwardPropose(m);
     case "forward-result":
@@ -87,6 +77,20 @@ function encodeFixed(value: unknown): Uint8Array | null {
     default:
       return null;
   }
+}
+
+/** A heartbeat or its answer: Raft's envelope and two counts, in the order the decoder reads them. */
+function encodeEnvelopeAndTwoCounts(
+  kind: number,
+  m: Fields,
+  first: string,
+  second: string,
+): Uint8Array | null {
+  if (!hasOnly(m, 6) || !envelopeOk(m) || !counts(m[first], m[second])) return null;
+  return envelope(kind, m, 16)
+    .number(m[first] as number)
+    .number(m[second] as number)
+    .done();
 }
 
 function encodeAppend(m: Fields): Uint8Array | null {
