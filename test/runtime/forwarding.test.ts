@@ -100,6 +100,22 @@ describe("forwarding to the primary (RaftRuntime over in-memory adapters)", { ti
     );
   });
 
+  it("a lone forward leaves as the code yields; one sent while others are outstanding waits to share a frame", async () => {
+    const { c, follower } = await started();
+    const coalesced: boolean[] = [];
+    follower.onSend = (_to, message, options) => {
+      if ((message as { type?: unknown }).type === "forward-propose")
+        coalesced.push(options?.coalesce === true);
+    };
+    await c.await(follower.runtime.propose(put("alone", "v"), { forward: true }));
+    const together = [1, 2, 3].map((n) =>
+      follower.runtime.propose(put(`together-${n}`, "v"), { forward: true }),
+    );
+    for (const pending of together) await c.await(pending);
+    follower.onSend = null;
+    assert.deepEqual(coalesced, [false, false, true, true]);
+  });
+
   it("a follower's forwarded read index waits until it applied a write the primary acknowledged just before", async () => {
     const { c, leader, follower } = await started();
     await c.await(leader.runtime.propose(put("x", "old")));

@@ -8,7 +8,7 @@ import { MemoryDisk } from "../../src/adapters/storage/memory-storage.ts";
 import { MemoryNetwork, MemoryTransport } from "../../src/adapters/transport/memory-transport.ts";
 import { Prng } from "../../src/lib/prng.ts";
 import type { Logger } from "../../src/ports/logger.ts";
-import type { PeerAddress, Transport } from "../../src/ports/transport.ts";
+import type { PeerAddress, SendOptions, Transport } from "../../src/ports/transport.ts";
 import { RaftRuntime, type RaftRuntimeOptions } from "../../src/runtime/raft-runtime.ts";
 import type { RuntimeEvents } from "../../src/runtime/runtime-events.ts";
 import { KvStateMachine } from "./kv-test-machine.ts";
@@ -30,8 +30,8 @@ export interface Member {
   syncGate: Promise<void> | null;
   /** Vote and pre-vote requests the member sent (it campaigned). */
   voteRequests: number;
-  /** Called with every message the member hands to its transport, when set. */
-  onSend: ((to: string, message: unknown) => void) | null;
+  /** Called with every message the member hands to its transport (and how to send it), when set. */
+  onSend: ((to: string, message: unknown, options?: SendOptions) => void) | null;
   /** Called when the member asks its transport to write what is queued (Transport.flush), when set. */
   onFlush: (() => void) | null;
 }
@@ -160,9 +160,9 @@ export class RuntimeCluster {
     }));
     transport.setPeers(peers);
     const send = transport.send.bind(transport);
-    transport.send = (to, message) => {
+    transport.send = (to, message, options) => {
       if ((message as { type?: unknown }).type === "vote") member.voteRequests++;
-      member.onSend?.(to, message);
+      member.onSend?.(to, message, options);
       return send(to, message);
     };
     // The memory transport delivers at the next turn anyway; the hook only records the call.

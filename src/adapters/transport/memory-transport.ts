@@ -12,7 +12,13 @@
  * const a = new MemoryTransport(network, { self: { nodeId: "a", name: "a@mem" } });
  * ```
  */
-import type { PeerAddress, PeerEvent, Transport, TransportStats } from "../../ports/transport.ts";
+import type {
+  PeerAddress,
+  PeerEvent,
+  SendOptions,
+  Transport,
+  TransportStats,
+} from "../../ports/transport.ts";
 import { emptyStats, type MutableStats } from "./connection-context.ts";
 import { decodeMessage, encodeMessage } from "./message-codec.ts";
 
@@ -93,7 +99,8 @@ export class MemoryTransport implements Transport {
     }
   }
 
-  send(to: string, message: unknown): boolean {
+  /** `options` changes nothing here: every message is delivered at the next turn anyway. */
+  send(to: string, message: unknown, _options?: SendOptions): boolean {
     const encoded = this.#state === "started" && this.#peers.has(to) ? encodeMessage(message) : null;
     let queue = this.#queues.get(to);
     if (encoded === null || !encoded.ok || (queue?.length ?? 0) >= this.#queueMessagesMax) {
