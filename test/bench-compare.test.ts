@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
 import { describe, it } from "node:test";
+import type { BenchCluster } from "../bench/compare/cluster.ts";
+import type { KvDriver, SystemName } from "../bench/compare/drivers.ts";
 import { prefixEnd } from "../bench/compare/drivers.ts";
 import { parseOptions } from "../bench/compare/options.ts";
 import {
@@ -14,6 +18,7 @@ import {
 import { slowRequestLines, summarizeRequestSteps } from "../bench/compare/request-steps.ts";
 import { fileStamp } from "../bench/compare/results-file.ts";
 import { median, percentile, spread, summariseLatencies } from "../bench/compare/stats.ts";
+import { processState, Turns } from "../bench/compare/turns.ts";
 
 describe("bench:compare statistics", () => {
   it("takes percentiles by nearest rank, as the etcd harness does", () => {
@@ -152,6 +157,8 @@ describe("bench:compare options", () => {
       "--server-node-flags",
       "--cpu-prof --cpu-prof-dir=/tmp/prof",
       "--trace-steps",
+      "--idle-cluster",
+      "running",
     ]);
     assert.ok(parsed.ok);
     assert.equal(parsed.options.runs, 5);
@@ -163,6 +170,10 @@ describe("bench:compare options", () => {
     assert.equal(parsed.options.outDir, "/tmp/x");
     assert.deepEqual(parsed.options.serverNodeFlags, ["--cpu-prof", "--cpu-prof-dir=/tmp/prof"]);
     assert.equal(parsed.options.traceSteps, true);
+    assert.equal(parsed.options.idleCluster, "running");
+    const defaults = parseOptions([]);
+    assert.ok(defaults.ok);
+    assert.equal(defaults.options.idleCluster, "paused");
   });
 
   it("refuses what it does not know, naming the problem", () => {
@@ -175,6 +186,7 @@ describe("bench:compare options", () => {
       [["--label", "a b"], /--label/],
       [["--fast"], /unknown option --fast/],
       [["--server-node-flags", "--cpu-prof; rm -rf x"], /--server-node-flags takes Node flags/],
+      [["--idle-cluster", "asleep"], /--idle-cluster is paused or running/],
     ];
     for (const [argv, message] of cases) {
       const parsed = parseOptions(argv);
@@ -243,5 +255,81 @@ describe("bench:compare request steps (--trace-steps)", () => {
     assert.match(summary, /\| proposed \| 2\.000 \| 2\.000 \|/);
     assert.match(summary, /\| applied \| 2\.000 \| 4\.000 \|/);
     assert.match(summary, /\| answer written \| 1\.000 \| 5\.000 \|/);
+  });
+});
+
+/** A stand-in cluster of real (idle) processes; `leaderAfter` polls answer null before a leader. */
+function fakeCluster(system: SystemName, members: ChildProcess[], leaderAfter: number) {
+  let polls = 0;
+  const writes: string[] = [];
+  const cluster = {
+    system,
+    size: members.length,
+    pids: () => members.map((m) => m.pid ?? -1),
+    leader: async () => (polls++ < leaderAfter ? null : 0),
+  } as unknown as BenchCluster;
+  const driver = {
+    system,
+    put: async (key: string) => {
+      writes.push(key);
+      return { term: 1 };
+    },
+  } as unknown as KvDriver;
+  return { cluster, driver, writes, polls: () => polls };
+}
+
+describe("bench:compare turns (--idle-cluster)", () => {
+  const idle = (): ChildProcess => spawn(process.execPath, ["-e", "setInterval(() => {}, 1000)"]);
+
+  it("stops the cluster not measured and continues it, serving, before its own turn", async () => {
+    const etcdMembers = [idle(), idle()];
+    const conclaveMembers = [idle(), idle()];
+    const all = [...etcdMembers, ...conclaveMembers];
+    await Promise.all(all.map((child) => once(child, "spawn")));
+    try {
+      const etcd = fakeCluster("etcd", etcdMembers, 0);
+      const conclave = fakeCluster("conclave", conclaveMembers, 2);
+      const turns = new Turns("paused");
+      turns.add(etcd.cluster, etcd.driver);
+      turns.add(conclave.cluster, conclave.driver);
+
+      await turns.give("etcd");
+      assert.deepEqual(
+        conclaveMembers.map((m) => processState(m.pid ?? -1)),
+        ["T", "T"],
+      );
+      assert.ok(etcdMembers.every((m) => processState(m.pid ?? -1) !== "T"));
+
+      await turns.give("conclave");
+      assert.deepEqual(
+        etcdMembers.map((m) => processState(m.pid ?? -1)),
+        ["T", "T"],
+      );
+      assert.ok(conclaveMembers.every((m) => processState(m.pid ?? -1) !== "T"));
+      // Its turn began only after it named a leader (third poll) and each member took a write.
+      assert.equal(conclave.polls(), 3);
+      assert.equal(conclave.writes.length, 2);
+
+      turns.continueAll();
+      assert.ok(all.every((m) => processState(m.pid ?? -1) !== "T"));
+    } finally {
+      for (const child of all) child.kill("SIGKILL");
+    }
+  });
+
+  it("leaves both running with --idle-cluster running", async () => {
+    const members = [idle()];
+    await once(members[0] as ChildProcess, "spawn");
+    try {
+      const etcd = fakeCluster("etcd", members, 0);
+      const conclave = fakeCluster("conclave", [], 0);
+      const turns = new Turns("running");
+      turns.add(etcd.cluster, etcd.driver);
+      turns.add(conclave.cluster, conclave.driver);
+      await turns.give("conclave");
+      assert.notEqual(processState(members[0]?.pid ?? -1), "T");
+    } finally {
+      for (const child of members) child.kill("SIGKILL");
+    }
   });
 });

@@ -40,8 +40,16 @@ export interface CompareOptions {
   readonly serverNodeFlags: readonly string[];
   /** Conclave logs every request's steps (log.slow_request_ms = 0); the results say where time went. */
   readonly traceSteps: boolean;
+  /**
+   * What the cluster not under test does: "paused" (SIGSTOP, the default: it takes no CPU from
+   * the one measured) or "running" (idle, heartbeats only, as before session 19).
+   */
+  readonly idleCluster: IdleCluster;
   readonly help: boolean;
 }
+
+/** See CompareOptions.idleCluster. */
+export type IdleCluster = "paused" | "running";
 
 export type ParseResult = { ok: true; options: CompareOptions } | { ok: false; message: string };
 
@@ -69,7 +77,10 @@ export const usage = `usage: npm run bench:compare -- [options]
                            (what an installed package runs; built at the start of the bench)
   --trace-steps            Conclave's servers log every request's steps (log.slow_request_ms = 0) and
                            the results show, per test, where its requests spent their time; the logging
-                           costs throughput, so use it with --only seq (docs/benchmarks.md)`;
+                           costs throughput, so use it with --only seq (docs/benchmarks.md)
+  --idle-cluster paused|running
+                           the cluster not being measured is stopped with SIGSTOP (paused, default)
+                           so it takes no CPU from the one measured, or left running idle`;
 
 function positiveInteger(text: string | undefined, name: string, max: number): number | string {
   if (text === undefined || !/^\d{1,9}$/.test(text))
@@ -110,6 +121,7 @@ interface Draft {
   source: boolean;
   serverNodeFlags: string[];
   traceSteps: boolean;
+  idleCluster: IdleCluster;
   help: boolean;
 }
 
@@ -151,6 +163,10 @@ function applyOption(draft: Draft, name: string, value: string | undefined): str
         ? assign(() => (draft.serverNodeFlags = flags))
         : '--server-node-flags takes Node flags such as "--max-old-space-size=96"';
     }
+    case "--idle-cluster":
+      return value === "paused" || value === "running"
+        ? assign(() => (draft.idleCluster = value))
+        : `--idle-cluster is paused or running, not ${value ?? "nothing"}`;
     case "--out-dir":
       return value === undefined ? "--out-dir needs a directory" : assign(() => (draft.outDir = value));
     default:
@@ -180,6 +196,7 @@ export function parseOptions(argv: readonly string[]): ParseResult {
     source: false,
     serverNodeFlags: [],
     traceSteps: false,
+    idleCluster: "paused",
     help: false,
   };
   for (let at = 0; at < argv.length; at++) {
@@ -217,6 +234,7 @@ export function parseOptions(argv: readonly string[]): ParseResult {
       source: draft.source,
       serverNodeFlags: draft.serverNodeFlags,
       traceSteps: draft.traceSteps,
+      idleCluster: draft.idleCluster,
       help: draft.help,
     },
   };

@@ -33,7 +33,8 @@ function optionsLine(options: CompareOptions): string {
   return options.memory
     ? `--memory --memory-keys ${options.memoryKeys}${servers}`
     : `--runs ${options.runs}${options.quick ? " --quick" : ""} --nodes ${options.nodes} --etcd-timing ${timing} ` +
-        `--kills ${options.killsPerRun} --ops ${options.opsPerTest} --only ${options.only.join(",")}${servers}`;
+        `--kills ${options.killsPerRun} --ops ${options.opsPerTest} --only ${options.only.join(",")}` +
+        ` --idle-cluster ${options.idleCluster}${servers}`;
 }
 
 /** The memory result as a Markdown table. */

@@ -18,6 +18,7 @@ import { type DriverFactory, type KillResult, killOnce } from "./failover.ts";
 import { type LoadResult, type LoadSpec, makeValue, runLoad } from "./load.ts";
 import type { CompareOptions, TestName } from "./options.ts";
 import { type SlowRequestLine, summarizeRequestSteps } from "./request-steps.ts";
+import { Turns } from "./turns.ts";
 
 /** One load-test measurement (test names: seq, put64, …, sqlInsert64, growth-n5-1024). */
 export interface LoadMeasurement {
@@ -244,20 +245,24 @@ function describe(result: LoadResult): string {
 async function withClusters<T>(
   size: number,
   options: CompareOptions,
-  body: (suts: Record<SystemName, SystemUnderTest>) => Promise<T>,
+  body: (suts: Record<SystemName, SystemUnderTest>, turns: Turns) => Promise<T>,
 ): Promise<T> {
   const etcd = await startCluster("etcd", size, options);
   let conclave: BenchCluster | null = null;
+  const turns = new Turns(options.idleCluster);
   try {
     conclave = await startCluster("conclave", size, options);
     const suts = {
       etcd: { cluster: etcd, driver: mainDriver(etcd), getKeys: null },
       conclave: { cluster: conclave, driver: mainDriver(conclave), getKeys: null },
     };
+    turns.add(etcd, suts.etcd.driver);
+    turns.add(conclave, suts.conclave.driver);
     try {
-      await warmUpClusters(suts, options);
-      return await body(suts);
+      await warmUpClusters(suts, turns, options);
+      return await body(suts, turns);
     } finally {
+      turns.continueAll();
       suts.etcd.driver.close();
       suts.conclave.driver.close();
     }
@@ -276,10 +281,12 @@ async function withClusters<T>(
  */
 async function warmUpClusters(
   suts: Record<SystemName, SystemUnderTest>,
+  turns: Turns,
   options: CompareOptions,
 ): Promise<void> {
   if (options.clusterWarmupOps === 0) return;
   for (const sut of Object.values(suts)) {
+    await turns.give(sut.driver.system);
     const spec = putSpec(sut.driver, options, "warm", 64, defaultValueBytes, options.clusterWarmupOps);
     await runLoad({ ...spec, warmupOps: 0 }, () => []);
   }
@@ -297,9 +304,10 @@ async function runMainGroup(
   const tests = options.only.filter((t) => t !== "growth" && t !== "failover");
   const wantsFailover = options.only.includes("failover");
   if (tests.length === 0 && !wantsFailover) return;
-  await withClusters(options.nodes, options, async (suts) => {
+  await withClusters(options.nodes, options, async (suts, turns) => {
     for (const test of tests) {
       for (const system of order) {
+        await turns.give(system);
         const cluster = suts[system].cluster;
         const tracing = options.traceSteps && cluster instanceof ConclaveCluster ? cluster : null;
         tracing?.markRequestLogs();
@@ -314,6 +322,7 @@ async function runMainGroup(
     if (!wantsFailover) return;
     for (let k = 1; k <= options.killsPerRun; k++) {
       for (const system of order) {
+        await turns.give(system);
         const kill = await killOnce(suts[system].cluster, driverFactory(system), `fo/r${run}/k${k}/`);
         m.kills.push({ run, system, kill });
         log(
@@ -335,9 +344,10 @@ async function runGrowthGroup(
 ) {
   if (!options.only.includes("growth")) return;
   for (const nodes of growthNodes) {
-    await withClusters(nodes, options, async (suts) => {
+    await withClusters(nodes, options, async (suts, turns) => {
       for (const bytes of growthValueBytes) {
         for (const system of order) {
+          await turns.give(system);
           const spec = putSpec(
             suts[system].driver,
             options,
