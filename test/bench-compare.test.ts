@@ -82,6 +82,25 @@ describe("bench:compare table", () => {
     assert.equal(lost.winner, "etcd");
   });
 
+  it("gives each run's own ratio beside the ratio of the medians", () => {
+    // Run 2 missed 1.5× although the medians' ratio (2.00×) did not show it.
+    const figure = {
+      group: "key-value",
+      name: "put ×64: ops/s",
+      better: "higher" as const,
+      etcd: [1000, 2000, 1500],
+      conclave: [3000, 2400, 3000],
+      perRun: true,
+    };
+    const row = aggregate(figure);
+    assert.equal(row.ratio, 2);
+    assert.deepEqual(row.runRatios, [3, 1.2, 2]);
+    assert.match(renderMarkdownTable([row]), /\| 2\.00× ↑ \(runs 3\.00 \/ 1\.20 \/ 2\.00\) \|/);
+    // Per kill (not per run), or one run only: no run ratios.
+    assert.deepEqual(aggregate({ ...figure, perRun: false }).runRatios, []);
+    assert.deepEqual(aggregate({ ...figure, etcd: [1000], conclave: [3000] }).runRatios, []);
+  });
+
   it("formats numbers, ratios and arrows for the table", () => {
     assert.equal(formatNumber(3470.4), "3,470");
     assert.equal(formatNumber(17.77), "17.8");

@@ -21,6 +21,8 @@ export interface Figure {
   readonly aggregate?: "median" | "sum";
   /** Set when the etcd column is a reference figure from another test (e.g. SQL vs put). */
   readonly etcdReference?: string;
+  /** The values are one per run, in run order, on both sides: each run's ratio is reported too. */
+  readonly perRun?: boolean;
 }
 
 /** An aggregated row. */
@@ -31,6 +33,12 @@ export interface FigureRow {
   readonly etcd: { min: number | null; median: number | null; max: number | null };
   readonly conclave: { min: number | null; median: number | null; max: number | null };
   readonly ratio: number | null;
+  /**
+   * Conclave/etcd of each run (figures measured once per run, with more than one run): the
+   * issue's targets are ratios measured in the same run, and this machine's speed moves by up to
+   * ±30 % between runs, so the ratio of the medians alone can hide a run that missed.
+   */
+  readonly runRatios: readonly (number | null)[];
   readonly winner: SystemName | "tie" | null;
   readonly etcdReference: string | null;
 }
@@ -74,6 +82,10 @@ export function aggregate(figure: Figure): FigureRow {
     etcd,
     conclave,
     ratio: ratioOf(conclave.median, etcd.median),
+    runRatios:
+      figure.perRun === true && figure.etcd.length > 1 && figure.etcd.length === figure.conclave.length
+        ? figure.conclave.map((value, run) => ratioOf(value, figure.etcd[run] ?? null))
+        : [],
     winner: winnerOf(figure.better, conclave.median, etcd.median),
     etcdReference: figure.etcdReference ?? null,
   };
@@ -116,6 +128,7 @@ function loadFigures(
     better,
     etcd: values(loads, "etcd", test, pick),
     conclave: values(loads, "conclave", test, pick),
+    perRun: true,
   });
   return [
     row("ops/s", "higher", opsPerSecond),
@@ -145,6 +158,7 @@ function sqlFigures(loads: readonly LoadMeasurement[]): Figure[] {
         etcd: values(loads, "etcd", reference, pick),
         conclave: values(loads, "conclave", test, pick),
         etcdReference: referenceLabel,
+        perRun: true,
       });
     }
   }
@@ -202,6 +216,7 @@ function growthFigures(loads: readonly LoadMeasurement[]): Figure[] {
       better,
       etcd: values(loads, "etcd", test, pick),
       conclave: values(loads, "conclave", test, pick),
+      perRun: true,
     });
     return [
       row("ops/s", "higher", opsPerSecond),
@@ -225,6 +240,7 @@ export function buildFigures(measurements: Measurements): FigureRow[] {
       better: "lower",
       etcd: values(loads, "etcd", "put64", diskPerByte),
       conclave: values(loads, "conclave", "put64", diskPerByte),
+      perRun: true,
     });
   }
   figures.push(...sqlFigures(loads), ...failoverFigures(measurements.kills), ...growthFigures(loads));
@@ -258,7 +274,17 @@ function rowCells(row: FigureRow, withSpread: boolean): string[] {
       ? `${formatNumber(s.median)} [${formatNumber(s.min)}–${formatNumber(s.max)}]`
       : formatNumber(s.median);
   const reference = row.etcdReference === null ? "" : ` (${row.etcdReference})`;
-  return [row.name, `${cell(row.etcd)}${reference}`, cell(row.conclave), formatRatio(row), winnerCell(row)];
+  const runs =
+    withSpread && row.runRatios.length > 0
+      ? ` (runs ${row.runRatios.map((r) => (r === null ? "–" : r.toFixed(2))).join(" / ")})`
+      : "";
+  return [
+    row.name,
+    `${cell(row.etcd)}${reference}`,
+    cell(row.conclave),
+    `${formatRatio(row)}${runs}`,
+    winnerCell(row),
+  ];
 }
 
 /** The table as aligned plain text, one block per group. */
@@ -279,7 +305,7 @@ export function renderTextTable(rows: readonly FigureRow[]): string {
   return out.join("\n");
 }
 
-/** The table in Markdown, cells "median [min–max]" across runs. */
+/** The table in Markdown, cells "median [min–max]" across runs, and each run's own ratio. */
 export function renderMarkdownTable(rows: readonly FigureRow[]): string {
   const escapePipes = (text: string) => text.replaceAll("|", "\\|");
   const out = [

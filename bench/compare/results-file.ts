@@ -76,7 +76,7 @@ export function renderMarkdown(doc: ResultsDocument): string {
     `| versions | Node ${env.node}; etcd ${env.etcd ?? "not installed"}; Conclave ${env.conclave} |`,
     `| options | \`${optionsLine(doc.options)}\` |`,
     "",
-    "Medians over runs, [min–max] when they differ; failover over every kill; lost writes summed.",
+    "Medians over runs, [min–max] when they differ, and each run's own Conclave/etcd ratio (runs …); failover over every kill; lost writes summed.",
     "↑ = higher is better, ↓ = lower is better. CPU is % of one core (100 × cores = the whole machine).",
     "Disk bytes per payload byte = /proc/<pid>/io write_bytes of all servers ÷ acknowledged value bytes (an approximation of bytes fsynced).",
     "",
