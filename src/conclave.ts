@@ -23,6 +23,7 @@ import { sqliteDatabase } from "./adapters/sqlite/sqlite-database.ts";
 import { SqliteStateMachine } from "./adapters/sqlite/sqlite-state-machine.ts";
 import { adoptUnnamedStandalone } from "./adapters/storage/adopt-standalone.ts";
 import { acquireDataDirLock, type DataDirLock } from "./adapters/storage/data-dir-lock.ts";
+import { DurableWrites, durableWriteBucketsSeconds } from "./adapters/storage/durable-writes.ts";
 import { createFileStorage } from "./adapters/storage/file-storage.ts";
 import { MemoryNetwork, MemoryTransport } from "./adapters/transport/memory-transport.ts";
 import { TcpTransport } from "./adapters/transport/tcp-transport.ts";
@@ -30,6 +31,7 @@ import type { TransportTlsOptions } from "./adapters/transport/tls-identity.ts";
 import type { AdminContext } from "./admin/admin-context.ts";
 import { type AdminServer, startAdminServer } from "./admin/admin-server.ts";
 import { LeaderContact } from "./admin/leader-contact.ts";
+import type { NodeMetrics } from "./admin/metrics.ts";
 import { SlowRequestLog } from "./admin/slow-requests.ts";
 import { ApiTokenKeeper } from "./cluster/api-token.ts";
 import { ChannelTransport } from "./cluster/cluster-channel.ts";
@@ -269,9 +271,10 @@ async function wireNode(
       return role === "leader" ? term : null;
     },
   });
+  const durableWrites = new DurableWrites();
   const runtime: RaftRuntime = new RaftRuntime({
     id: raftId,
-    storage: createFileStorage(config.node.dataDir),
+    storage: createFileStorage(config.node.dataDir, { durableWrites }),
     transport,
     stateMachine: machine,
     clock: systemClock,
@@ -319,6 +322,7 @@ async function wireNode(
     transport,
     apiToken,
     leaseClock,
+    durableWrites,
   });
 }
 
@@ -485,6 +489,9 @@ class Node implements ConclaveNode {
   readonly #transport: Transport;
   readonly #apiToken: ApiTokenKeeper;
   readonly #leaseClock: LeaseClock;
+  readonly #durableWrites: DurableWrites;
+  #leaderChanges = 0;
+  #lastLeader: string | null = null;
   #server: AdminServer | null = null;
   #state: "new" | "started" | "stopped" = "new";
 
@@ -502,7 +509,9 @@ class Node implements ConclaveNode {
     transport: Transport;
     apiToken: ApiTokenKeeper;
     leaseClock: LeaseClock;
+    durableWrites: DurableWrites;
   }) {
+    this.#durableWrites = parts.durableWrites;
     this.#leaseClock = parts.leaseClock;
     this.#apiToken = parts.apiToken;
     this.#transport = parts.transport;
@@ -526,6 +535,11 @@ class Node implements ConclaveNode {
       database: this.database,
       leaseClockMs: () => parts.leaseClock.nowMs(),
       logger: this.#logger,
+    });
+    this.runtime.on("role-changed", ({ leader }) => {
+      if (leader === this.#lastLeader) return;
+      this.#lastLeader = leader;
+      this.#leaderChanges++;
     });
   }
 
@@ -568,6 +582,7 @@ class Node implements ConclaveNode {
         status: () => ({ ...this.status() }),
         memberName: (raftId) => this.memberAddress(raftId),
         details: () => this.details(),
+        metrics: () => this.metrics(),
       },
       runtime: this.runtime,
       database: this.database,
@@ -612,6 +627,34 @@ class Node implements ConclaveNode {
     return (
       row?.nodeName ?? this.#config.cluster.members.find((member) => member.name === raftId)?.nodeName ?? null
     );
+  }
+
+  /** What `GET /v1/metrics` reports (src/admin/metrics.ts), read now. */
+  metrics(): NodeMetrics {
+    const raft = this.runtime.running ? this.runtime.status() : null;
+    const runtimeStats = this.runtime.stats();
+    const { forwarding, ...raftCounters } = runtimeStats;
+    const peers = this.#services.peers.peers;
+    return {
+      raft: {
+        term: raft?.term ?? 0,
+        isLeader: raft?.role === "leader",
+        hasLeader: (raft?.leader ?? null) !== null,
+        leaderChanges: this.#leaderChanges,
+        commit: raft?.commit ?? 0,
+        applied: raft?.applied ?? 0,
+        firstIndex: raft?.firstIndex ?? 0,
+        lastIndex: raft?.lastIndex ?? 0,
+        logBytes: raft?.logBytes ?? 0,
+      },
+      storage: { ...this.#durableWrites.snapshot(), bucketsSeconds: durableWriteBucketsSeconds },
+      transport: { ...this.#transportStats(), ...raftCounters },
+      forwarding,
+      peers: {
+        known: peers.length,
+        reachable: peers.filter((peer) => this.#services.pings.reachable(peer.nodeId)).length,
+      },
+    };
   }
 
   /** This node's subsystems, for `conclave node`. */

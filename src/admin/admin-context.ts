@@ -18,6 +18,7 @@ import type { Database } from "../ports/database.ts";
 import type { Logger } from "../ports/logger.ts";
 import type { RaftRuntime } from "../runtime/raft-runtime.ts";
 import type { LeaderContact } from "./leader-contact.ts";
+import type { NodeMetrics } from "./metrics.ts";
 import type { SlowRequestLog } from "./slow-requests.ts";
 
 /** The node as the HTTP layer sees it (the composition root implements it). */
@@ -28,6 +29,8 @@ export interface AdminNode {
   memberName(raftId: string | null): string | null;
   /** What `GET /v1/node` shows: storage, transport peers, apply lag, disk use. */
   details(): Promise<Readonly<Record<string, unknown>>>;
+  /** What `GET /v1/metrics` shows (metrics.ts), read at each scrape. */
+  metrics(): NodeMetrics;
 }
 
 /** Everything a route module may use. */

@@ -24,6 +24,7 @@ import { registerHealthRoutes } from "./health-routes.ts";
 import { failureBody } from "./http-failure.ts";
 import { registerKvRoutes } from "./kv-routes.ts";
 import { registerLeaseRoutes } from "./lease-routes.ts";
+import { registerMetricsRoutes } from "./metrics-routes.ts";
 import { type PlainRouteModule, PlainRouter, servePlain } from "./plain-router.ts";
 import { registerSqlRoutes } from "./sql-routes.ts";
 import { registerStatusRoutes } from "./status-routes.ts";
@@ -37,6 +38,7 @@ export const routeModules: readonly RouteModule[] = [
   registerLeaseRoutes,
   registerWatchRoutes,
   registerDebugRoutes,
+  registerMetricsRoutes,
 ];
 
 /** The plain route modules: the data routes clients call most (plain-router.ts says why). */

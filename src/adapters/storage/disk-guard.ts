@@ -5,6 +5,7 @@
 import type { FileHandle } from "node:fs/promises";
 import { statfs } from "node:fs/promises";
 import { ConclaveError } from "../../lib/errors.ts";
+import type { DurableWrites } from "./durable-writes.ts";
 
 function errorCode(error: unknown): string {
   if (typeof error === "object" && error !== null && "code" in error && typeof error.code === "string") {
@@ -38,10 +39,18 @@ export function corruptStorageError(file: string, offsetBytes: number, problem: 
  */
 export class DiskGuard {
   readonly directory: string;
+  readonly #durableWrites: DurableWrites | null;
   #failure: ConclaveError | null = null;
 
-  constructor(directory: string) {
+  /** `durableWrites`: where fsyncs and O_DSYNC writes are counted (GET /v1/metrics), if anywhere. */
+  constructor(directory: string, durableWrites: DurableWrites | null = null) {
     this.directory = directory;
+    this.#durableWrites = durableWrites;
+  }
+
+  /** Counts a durable write of `bytes` that started at `startedMs` (performance.now()) and is done. */
+  countDurable(bytes: number, startedMs: number): void {
+    this.#durableWrites?.record(bytes, (performance.now() - startedMs) / 1000);
   }
 
   /** Throws the fail-stop error if the store has failed. */
@@ -68,12 +77,14 @@ export class DiskGuard {
   /** fsync (or fdatasync) once; any failure is fail-stop. Never retried. */
   async flush(handle: FileHandle, file: string, dataOnly = false): Promise<void> {
     this.assertUsable();
+    const startedMs = performance.now();
     try {
       if (dataOnly) await handle.datasync();
       else await handle.sync();
     } catch (error) {
       throw this.fail(error, `fsync of ${file}`);
     }
+    this.countDurable(0, startedMs);
   }
 
   /**

@@ -23,6 +23,7 @@ import { ConclaveError } from "../../lib/errors.ts";
 import type { LogRecovery, LogStore } from "../../ports/storage.ts";
 import type { Entry } from "../../raft/types.ts";
 import { DiskGuard } from "./disk-guard.ts";
+import type { DurableWrites } from "./durable-writes.ts";
 import { encodeEntry } from "./entry-codec.ts";
 import { LogSegment, TermRuns } from "./log-index.ts";
 import { recoverLog } from "./log-recovery.ts";
@@ -40,6 +41,8 @@ export interface FileLogStoreOptions {
   readonly segmentBytesMax?: number;
   /** How far the active segment's file is extended past its records when a write reaches its end (0: never). */
   readonly presizeBytes?: number;
+  /** Counts the durable writes and fsyncs (GET /v1/metrics). */
+  readonly durableWrites?: DurableWrites;
 }
 
 /**
@@ -84,7 +87,7 @@ export class FileLogStore implements LogStore {
     this.directory = directory;
     this.#segmentBytesMax = options.segmentBytesMax ?? SEGMENT_BYTES_MAX_DEFAULT;
     this.#presizeBytes = options.presizeBytes ?? PRESIZE_BYTES_DEFAULT;
-    this.#guard = new DiskGuard(directory);
+    this.#guard = new DiskGuard(directory, options.durableWrites ?? null);
   }
 
   async open(): Promise<LogRecovery> {
@@ -218,6 +221,7 @@ export class FileLogStore implements LogStore {
     // below is meant to start before the caller yields (see SerialQueue).
     if (this.#mustPresize(startBytes + batch.length))
       await this.#presize(active, path, startBytes + batch.length);
+    const startedMs = performance.now();
     await this.#guard.write(
       `write to ${path}`,
       batch.length,
@@ -238,6 +242,7 @@ export class FileLogStore implements LogStore {
         this.#activeFileBytes = startBytes;
       },
     );
+    this.#guard.countDurable(batch.length, startedMs);
     let offset = startBytes;
     for (const record of this.#pending) {
       segment.pushRecord(offset);

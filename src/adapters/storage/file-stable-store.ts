@@ -22,6 +22,7 @@ import { assert } from "../../lib/assert.ts";
 import type { StableStore } from "../../ports/storage.ts";
 import type { HardState } from "../../raft/types.ts";
 import { corruptStorageError, DiskGuard } from "./disk-guard.ts";
+import type { DurableWrites } from "./durable-writes.ts";
 import { decodeHardState, encodeHardState } from "./entry-codec.ts";
 import { SerialQueue } from "./serial-queue.ts";
 
@@ -76,10 +77,11 @@ export class FileStableStore implements StableStore {
   #durable: HardState | null = null;
   #pending: HardState | null = null;
 
-  constructor(directory: string) {
+  /** `durableWrites`: counts the slot writes (GET /v1/metrics). */
+  constructor(directory: string, durableWrites: DurableWrites | null = null) {
     this.directory = directory;
     this.#path = join(directory, HARD_STATE_FILE_NAME);
-    this.#guard = new DiskGuard(directory);
+    this.#guard = new DiskGuard(directory, durableWrites);
   }
 
   async open(): Promise<HardState | null> {
@@ -150,6 +152,7 @@ export class FileStableStore implements StableStore {
       const sequence = this.#sequence + 1;
       const slot = encodeSlot(sequence, pending);
       const position = (sequence % SLOT_COUNT) * SLOT_BYTES;
+      const startedMs = performance.now();
       await this.#guard.write(
         `write to ${this.#path}`,
         SLOT_BYTES,
@@ -159,6 +162,7 @@ export class FileStableStore implements StableStore {
         // The slot written may be torn; the other one still holds the durable state.
         async () => undefined,
       );
+      this.#guard.countDurable(SLOT_BYTES, startedMs);
       this.#sequence = sequence;
       this.#durable = pending;
       if (this.#pending === pending) this.#pending = null;

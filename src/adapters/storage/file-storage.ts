@@ -9,6 +9,7 @@
  */
 import { join } from "node:path";
 import type { RaftStorage } from "../../ports/storage.ts";
+import type { DurableWrites } from "./durable-writes.ts";
 import { FileLogStore } from "./file-log-store.ts";
 import { FileSnapshotStore } from "./file-snapshot-store.ts";
 import { FileStableStore } from "./file-stable-store.ts";
@@ -19,6 +20,8 @@ export interface FileStorageOptions {
   readonly segmentBytesMax?: number;
   /** Snapshots kept (default 2). */
   readonly snapshotRetainCount?: number;
+  /** Counts the log's and the hard state's durable writes and fsyncs (GET /v1/metrics). */
+  readonly durableWrites?: DurableWrites;
 }
 
 /**
@@ -33,11 +36,11 @@ export interface FileStorageOptions {
 export function createFileStorage(dataDirectory: string, options: FileStorageOptions = {}): RaftStorage {
   const logDirectory = join(dataDirectory, "log");
   return new ComposedRaftStorage({
-    log: new FileLogStore(
-      logDirectory,
-      options.segmentBytesMax === undefined ? {} : { segmentBytesMax: options.segmentBytesMax },
-    ),
-    stable: new FileStableStore(dataDirectory),
+    log: new FileLogStore(logDirectory, {
+      ...(options.segmentBytesMax === undefined ? {} : { segmentBytesMax: options.segmentBytesMax }),
+      ...(options.durableWrites === undefined ? {} : { durableWrites: options.durableWrites }),
+    }),
+    stable: new FileStableStore(dataDirectory, options.durableWrites ?? null),
     snapshots: new FileSnapshotStore(
       join(dataDirectory, "snapshots"),
       options.snapshotRetainCount === undefined ? {} : { retainCount: options.snapshotRetainCount },

@@ -1,0 +1,171 @@
+/**
+ * `GET /v1/metrics` on a real 3-node cluster in one process, and the exposition format itself:
+ * every line is valid Prometheus text, the token is required, the primary says it leads, and the
+ * storage counters move with the writes a client makes.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { DurableWrites, durableWriteBucketsSeconds } from "../../src/adapters/storage/durable-writes.ts";
+import { type MetricFamily, renderFamilies } from "../../src/admin/metrics.ts";
+import { authorizedFetch } from "../e2e/api-token.ts";
+import { InProcessCluster, type TestNode } from "./node-fixture.ts";
+
+/**
+ * One sample line: name, optional {labels}, value (the format's grammar, without timestamps).
+ * NaN and Inf in any case, as Prometheus reads them (Go's ParseFloat); prom-client writes "Nan".
+ */
+const sampleLine =
+  /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*"(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*")*\})? (-?[0-9.eE+-]+|[Nn][Aa][Nn]|[+-]?[Ii][Nn][Ff])$/;
+
+/** Parses exposition text strictly; throws naming the first bad line. Returns name{labels} → value. */
+function parseExposition(text: string): Map<string, number> {
+  const samples = new Map<string, number>();
+  const typed = new Set<string>();
+  for (const line of text.split("\n")) {
+    if (line === "") continue;
+    const meta = /^# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*) (.+)$/.exec(line);
+    if (meta !== null) {
+      if (meta[1] === "TYPE") {
+        assert.match(meta[3] ?? "", /^(counter|gauge|histogram|summary|untyped)$/, line);
+        typed.add(meta[2] ?? "");
+      }
+      continue;
+    }
+    const sample = sampleLine.exec(line);
+    assert.ok(sample !== null, `not a valid sample line: ${JSON.stringify(line)}`);
+    const name = sample[1] ?? "";
+    const family = name.replace(/_(bucket|sum|count|total|created)$/, "");
+    assert.ok(typed.has(name) || typed.has(family), `no # TYPE before ${name}`);
+    samples.set(`${name}${sample[2] ?? ""}`, Number(sample[3]));
+  }
+  return samples;
+}
+
+async function scrape(node: TestNode): Promise<Map<string, number>> {
+  const response = await authorizedFetch(`${node.url}/v1/metrics`, { signal: AbortSignal.timeout(5000) });
+  assert.equal(response.status, 200);
+  assert.match(response.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
+  return parseExposition(await response.text());
+}
+
+describe("metrics exposition format", () => {
+  it("renders gauges, counters and cumulative histograms with HELP and TYPE", () => {
+    const families: MetricFamily[] = [
+      { name: "a_gauge", help: "line one\nback\\slash", type: "gauge", value: 1.5 },
+      { name: "b_total", help: "count", type: "counter", value: 7 },
+      {
+        name: "c_seconds",
+        help: "time",
+        type: "histogram",
+        bucketsSeconds: [0.001, 0.01],
+        buckets: [2, 1, 4],
+        sum: 0.25,
+        count: 7,
+      },
+    ];
+    assert.equal(
+      renderFamilies(families),
+      [
+        "# HELP a_gauge line one\\nback\\\\slash",
+        "# TYPE a_gauge gauge",
+        "a_gauge 1.5",
+        "# HELP b_total count",
+        "# TYPE b_total counter",
+        "b_total 7",
+        "# HELP c_seconds time",
+        "# TYPE c_seconds histogram",
+        'c_seconds_bucket{le="0.001"} 2',
+        'c_seconds_bucket{le="0.01"} 3',
+        'c_seconds_bucket{le="+Inf"} 7',
+        "c_seconds_sum 0.25",
+        "c_seconds_count 7",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("puts each durable write in the first bucket whose bound it does not exceed", () => {
+    const writes = new DurableWrites();
+    writes.record(100, 0.0002); // ≤ 0.25 ms
+    writes.record(200, 0.0009); // ≤ 1 ms (third bound)
+    writes.record(0, 60); // above every bound
+    const snapshot = writes.snapshot();
+    assert.equal(snapshot.count, 3);
+    assert.equal(snapshot.bytes, 300);
+    assert.equal(snapshot.buckets.length, durableWriteBucketsSeconds.length + 1);
+    assert.equal(snapshot.buckets[0], 1);
+    assert.equal(snapshot.buckets[2], 1);
+    assert.equal(snapshot.buckets.at(-1), 1);
+  });
+});
+
+describe("GET /v1/metrics", { timeout: 60_000 }, () => {
+  let cluster: InProcessCluster;
+  let leader: TestNode;
+
+  before(async () => {
+    cluster = await InProcessCluster.start(3);
+    leader = await cluster.leader();
+  });
+  after(async () => {
+    await cluster?.stop();
+  });
+
+  it("needs the API token", async () => {
+    const response = await fetch(`${leader.url}/v1/metrics`, { signal: AbortSignal.timeout(5000) });
+    assert.equal(response.status, 401);
+  });
+
+  it("says who leads, and counts the durable writes a client's puts cause on every member", async () => {
+    const before = await Promise.all(cluster.nodes.map(scrape));
+    for (let i = 0; i < 20; i++) {
+      const follower = cluster.followers(leader)[i % 2] as TestNode;
+      const response = await authorizedFetch(`${follower.url}/v1/kv/metrics-${i}`, {
+        method: "PUT",
+        body: "v".repeat(100),
+        signal: AbortSignal.timeout(5000),
+      });
+      assert.equal(response.status, 200);
+    }
+    await cluster.converged();
+    const afterPuts = await Promise.all(cluster.nodes.map(scrape));
+    cluster.nodes.forEach((node, at) => {
+      const was = before[at] as Map<string, number>;
+      const now = afterPuts[at] as Map<string, number>;
+      const isLeader = node === leader;
+      assert.equal(now.get("conclave_raft_is_leader"), isLeader ? 1 : 0, node.name);
+      assert.equal(now.get("conclave_raft_has_leader"), 1);
+      assert.ok((now.get("conclave_raft_leader_changes_total") ?? 0) >= 1);
+      assert.equal(now.get("conclave_raft_term"), leader.node.runtime.status().term);
+      assert.ok(
+        (now.get("conclave_raft_applied_index") ?? 0) >= (was.get("conclave_raft_applied_index") ?? 0) + 20,
+      );
+      // Each put is in the log of every member, written durably: at least its 100 bytes each.
+      const writes =
+        (now.get("conclave_storage_durable_writes_total") ?? 0) -
+        (was.get("conclave_storage_durable_writes_total") ?? 0);
+      const bytes =
+        (now.get("conclave_storage_durable_write_bytes_total") ?? 0) -
+        (was.get("conclave_storage_durable_write_bytes_total") ?? 0);
+      assert.ok(writes >= 1, `${node.name}: ${writes} durable writes`);
+      assert.ok(bytes >= 20 * 100, `${node.name}: ${bytes} bytes written durably`);
+      assert.equal(
+        now.get('conclave_storage_durable_write_duration_seconds_bucket{le="+Inf"}'),
+        now.get("conclave_storage_durable_writes_total"),
+      );
+      assert.equal(now.get("conclave_peers"), 2);
+      // The secondaries forwarded the puts, the primary served them.
+      const forwardName = isLeader
+        ? "conclave_forwarding_served_total"
+        : "conclave_forwarding_forwarded_total";
+      assert.ok(
+        (now.get(forwardName) ?? 0) - (was.get(forwardName) ?? 0) >= 10,
+        `${node.name} ${forwardName}`,
+      );
+      assert.ok((now.get("conclave_transport_messages_sent_total") ?? 0) > 0);
+      // prom-client's process collectors are there too.
+      assert.ok((now.get("process_cpu_seconds_total") ?? 0) > 0);
+      assert.ok(now.has("nodejs_eventloop_lag_seconds"));
+    });
+  });
+});
