@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { describe, it } from "node:test";
-import type { BenchCluster } from "../bench/compare/cluster.ts";
+import { type BenchCluster, sumSamples } from "../bench/compare/cluster.ts";
 import type { KvDriver, SystemName } from "../bench/compare/drivers.ts";
 import { prefixEnd } from "../bench/compare/drivers.ts";
 import { parseOptions } from "../bench/compare/options.ts";
@@ -350,5 +350,26 @@ describe("bench:compare turns (--idle-cluster)", () => {
     } finally {
       for (const child of members) child.kill("SIGKILL");
     }
+  });
+});
+
+describe("bench:compare metrics scrape", () => {
+  it("sums unlabelled samples by exact name and refuses a missing one", () => {
+    const text = [
+      "# TYPE etcd_disk_wal_fsync_duration_seconds histogram",
+      'etcd_disk_wal_fsync_duration_seconds_bucket{le="0.001"} 3',
+      "etcd_disk_wal_fsync_duration_seconds_count 9",
+      "etcd_disk_backend_commit_duration_seconds_count 6",
+      "etcd_disk_wal_write_bytes_total 1.776e+03",
+    ].join("\n");
+    assert.equal(
+      sumSamples(text, [
+        "etcd_disk_wal_fsync_duration_seconds_count",
+        "etcd_disk_backend_commit_duration_seconds_count",
+      ]),
+      15,
+    );
+    assert.equal(sumSamples(text, ["etcd_disk_wal_write_bytes_total"]), 1776);
+    assert.equal(sumSamples(text, ["etcd_disk_wal_fsync_duration_seconds"]), null);
   });
 });

@@ -11,7 +11,13 @@ import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { missingServerEnvironment, serverNodeFlags } from "../../scripts/server-node-flags.mjs";
-import { type BenchCluster, clusterStartMsMax, controlJson } from "./cluster.ts";
+import {
+  type BenchCluster,
+  clusterStartMsMax,
+  controlJson,
+  type DurableCounters,
+  scrapeDurableCounters,
+} from "./cluster.ts";
 import type { Endpoint } from "./http-client.ts";
 import {
   freePort,
@@ -236,6 +242,18 @@ export class ConclaveCluster implements BenchCluster {
     const primary = statuses[primaries[0] ?? -1];
     const agreed = statuses.every((status) => status === null || status.leader === primary?.raftId);
     return agreed ? (primaries[0] ?? null) : null;
+  }
+
+  durableCounters(): Promise<DurableCounters | null> {
+    const running = this.#members.filter((member) => runningPid(member.child) !== null);
+    return scrapeDurableCounters(
+      running.map((member) => ({
+        url: `http://127.0.0.1:${member.httpPort}/v1/metrics`,
+        headers: this.#headers(member),
+      })),
+      ["conclave_storage_durable_writes_total"],
+      ["conclave_storage_durable_write_bytes_total"],
+    );
   }
 
   pids(): number[] {

@@ -7,7 +7,13 @@
 import type { ChildProcess } from "node:child_process";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
-import { type BenchCluster, clusterStartMsMax, controlJson } from "./cluster.ts";
+import {
+  type BenchCluster,
+  clusterStartMsMax,
+  controlJson,
+  type DurableCounters,
+  scrapeDurableCounters,
+} from "./cluster.ts";
 import type { Endpoint } from "./http-client.ts";
 import type { EtcdTiming } from "./options.ts";
 import {
@@ -122,6 +128,15 @@ export class EtcdCluster implements BenchCluster {
       )
       .filter((at) => at >= 0);
     return leaders.length === 1 ? (leaders[0] ?? null) : null;
+  }
+
+  durableCounters(): Promise<DurableCounters | null> {
+    const running = this.#members.filter((member) => runningPid(member.child) !== null);
+    return scrapeDurableCounters(
+      running.map((member) => ({ url: `http://127.0.0.1:${member.clientPort}/metrics`, headers: {} })),
+      ["etcd_disk_wal_fsync_duration_seconds_count", "etcd_disk_backend_commit_duration_seconds_count"],
+      ["etcd_disk_wal_write_bytes_total"],
+    );
   }
 
   pids(): number[] {

@@ -3,6 +3,7 @@
  * previous one returned; latency = each request's wall time in the client. Every load test is
  * bounded by an op count and a wall-clock cap (workers stop taking new ops after the cap).
  */
+import type { DurableCounters } from "./cluster.ts";
 import { type CostDelta, costDelta, costSnapshot } from "./proc-stats.ts";
 import { type LatencySummary, round, summariseLatencies } from "./stats.ts";
 
@@ -62,6 +63,10 @@ export interface LoadResult {
   readonly cost: CostDelta;
   /** Server write_bytes divided by acknowledged payload bytes; null for reads. */
   readonly diskBytesPerPayloadByte: number | null;
+  /** Durable writes (fsyncs) on all members per acknowledged write, from their metrics; null when not scraped. */
+  readonly durableWritesPerOp?: number | null;
+  /** Log bytes written durably on all members per payload byte, from their metrics; null when not scraped. */
+  readonly durableBytesPerPayloadByte?: number | null;
 }
 
 /** A load test: `op` timed after `warmupOps` untimed ops of `warmOp` at the same concurrency. */
@@ -76,13 +81,22 @@ export interface LoadSpec {
   readonly payloadBytesPerOp: number;
 }
 
-/** Runs a load test against servers `serverPids()` and measures its cost. */
-export async function runLoad(spec: LoadSpec, serverPids: () => number[]): Promise<LoadResult> {
+/**
+ * Runs a load test against servers `serverPids()` and measures its cost; `durableCounters`, when
+ * given, is read before and after the timed ops (writes: fsyncs and log bytes per write).
+ */
+export async function runLoad(
+  spec: LoadSpec,
+  serverPids: () => number[],
+  durableCounters?: () => Promise<DurableCounters | null>,
+): Promise<LoadResult> {
   if (spec.warmupOps > 0) await closedLoop(spec.warmupOps, spec.concurrency, spec.wallMsMax, spec.warmOp);
   const pids = serverPids();
+  const durableBefore = (await durableCounters?.()) ?? null;
   const before = costSnapshot(pids);
   const outcome = await closedLoop(spec.total, spec.concurrency, spec.wallMsMax, spec.op);
   const cost = costDelta(before, costSnapshot(pids));
+  const durableAfter = durableBefore === null ? null : ((await durableCounters?.()) ?? null);
   const succeeded = outcome.started - outcome.errors;
   const payloadBytes = succeeded * spec.payloadBytesPerOp;
   return {
@@ -95,6 +109,18 @@ export async function runLoad(spec: LoadSpec, serverPids: () => number[]): Promi
     latency: summariseLatencies(outcome.latenciesMs),
     cost,
     diskBytesPerPayloadByte: payloadBytes > 0 ? round(cost.serverWriteBytes / payloadBytes, 2) : null,
+    ...(durableCounters === undefined
+      ? {}
+      : {
+          durableWritesPerOp:
+            durableBefore !== null && durableAfter !== null && succeeded > 0
+              ? round((durableAfter.writes - durableBefore.writes) / succeeded, 3)
+              : null,
+          durableBytesPerPayloadByte:
+            durableBefore !== null && durableAfter !== null && payloadBytes > 0
+              ? round((durableAfter.bytes - durableBefore.bytes) / payloadBytes, 2)
+              : null,
+        }),
   };
 }
 

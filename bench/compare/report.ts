@@ -98,6 +98,8 @@ const p99: Pick = (r) => r.latency.p99Ms;
 const serverCpu: Pick = (r) => r.cost.serverCpuPercent;
 const clientCpu: Pick = (r) => r.cost.clientCpuPercent;
 const diskPerByte: Pick = (r) => r.diskBytesPerPayloadByte;
+const durableWritesPerOp: Pick = (r) => r.durableWritesPerOp ?? null;
+const durableBytesPerByte: Pick = (r) => r.durableBytesPerPayloadByte ?? null;
 
 function values(
   loads: readonly LoadMeasurement[],
@@ -222,8 +224,27 @@ function growthFigures(loads: readonly LoadMeasurement[]): Figure[] {
       row("ops/s", "higher", opsPerSecond),
       row("p99 ms", "lower", p99),
       row("disk bytes written per payload byte (≈)", "lower", diskPerByte),
+      ...durableRows(loads, test, (name, better, pick) => row(name, better, pick)),
     ];
   });
+}
+
+/**
+ * Fsyncs per write and log bytes written durably per payload byte, from the members' metrics
+ * (etcd: WAL fsyncs + backend commits, WAL bytes; Conclave: the log's and hard state's durable
+ * writes), when the test scraped them.
+ */
+function durableRows(
+  loads: readonly LoadMeasurement[],
+  test: string,
+  row: (name: string, better: Better, pick: Pick) => Figure,
+): Figure[] {
+  const scraped = loads.some((m) => m.test === test && m.result.durableWritesPerOp != null);
+  if (!scraped) return [];
+  return [
+    row("fsyncs per write, all members (metrics)", "lower", durableWritesPerOp),
+    row("log bytes fsynced per payload byte, all members (metrics)", "lower", durableBytesPerByte),
+  ];
 }
 
 /** Every figure the measurements support, in table order. */
@@ -242,6 +263,19 @@ export function buildFigures(measurements: Measurements): FigureRow[] {
       conclave: values(loads, "conclave", "put64", diskPerByte),
       perRun: true,
     });
+    for (const test of ["put64", "put256"] as const) {
+      const label = loadLabels[test] ?? test;
+      figures.push(
+        ...durableRows(loads, test, (name, better, pick) => ({
+          group: "key-value",
+          name: `${label}: ${name}`,
+          better,
+          etcd: values(loads, "etcd", test, pick),
+          conclave: values(loads, "conclave", test, pick),
+          perRun: true,
+        })),
+      );
+    }
   }
   figures.push(...sqlFigures(loads), ...failoverFigures(measurements.kills), ...growthFigures(loads));
   return figures.map(aggregate);

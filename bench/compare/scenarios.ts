@@ -209,6 +209,7 @@ async function runTest(
       const result = await runLoad(
         putSpec(sut.driver, options, `${prefix}/${test}`, concurrency, defaultValueBytes),
         pids,
+        () => sut.cluster.durableCounters(),
       );
       if (test === "put64" && result.errors === 0 && result.ops === options.opsPerTest)
         sut.getKeys = { prefix: `${prefix}/put64/t`, count: result.ops };
@@ -356,7 +357,12 @@ async function runGrowthGroup(
             bytes,
             growthOps(options),
           );
-          const result = await runLoad(spec, () => suts[system].cluster.pids());
+          const cluster = suts[system].cluster;
+          const result = await runLoad(
+            spec,
+            () => cluster.pids(),
+            () => cluster.durableCounters(),
+          );
           const test = `growth-n${nodes}-${bytes}`;
           m.loads.push({ run, system, test, result });
           log(
