@@ -30,6 +30,7 @@ import { TcpTransport } from "./adapters/transport/tcp-transport.ts";
 import type { TransportTlsOptions } from "./adapters/transport/tls-identity.ts";
 import type { AdminContext } from "./admin/admin-context.ts";
 import { type AdminServer, startAdminServer } from "./admin/admin-server.ts";
+import { HttpMetrics } from "./admin/http-metrics.ts";
 import { LeaderContact } from "./admin/leader-contact.ts";
 import type { NodeMetrics } from "./admin/metrics.ts";
 import { SlowRequestLog } from "./admin/slow-requests.ts";
@@ -592,6 +593,7 @@ class Node implements ConclaveNode {
         linesPerSecondMax: this.#config.log.slowRequestLogsPerSecond,
         logger: this.#logger,
       }),
+      httpMetrics: new HttpMetrics(),
       leaderContact: this.#leaderContact,
       leaseClockMs: () => this.#leaseClock.nowMs(),
       cluster: { status: () => this.#services.status(), operations: this.#services.operations },

@@ -17,6 +17,7 @@ import type { ClusterStatusView } from "../cluster/cluster-status.ts";
 import type { Database } from "../ports/database.ts";
 import type { Logger } from "../ports/logger.ts";
 import type { RaftRuntime } from "../runtime/raft-runtime.ts";
+import type { HttpMetrics } from "./http-metrics.ts";
 import type { LeaderContact } from "./leader-contact.ts";
 import type { NodeMetrics } from "./metrics.ts";
 import type { SlowRequestLog } from "./slow-requests.ts";
@@ -41,6 +42,8 @@ export interface AdminContext {
   readonly logger: Logger;
   /** Logs data requests slower than `log.slow_request_ms` with their steps. */
   readonly slowRequests: SlowRequestLog;
+  /** Counts every answered request by route and status, with its duration (GET /v1/metrics). */
+  readonly httpMetrics: HttpMetrics;
   /** How recently this node knew a primary (for `consistency=none&maxStalenessMs=`). */
   readonly leaderContact: LeaderContact;
   /** The clock lease grants and keep-alives are stamped with (src/cluster/lease-clock.ts). */

@@ -13,7 +13,8 @@
  */
 import { createServer, type Server } from "node:http";
 import { getRequestListener } from "@hono/node-server";
-import { Hono } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
+import { matchedRoutes } from "hono/route";
 import { ConclaveError } from "../lib/errors.ts";
 import type { AdminContext, RouteModule } from "./admin-context.ts";
 import { requireApiToken } from "./api-auth.ts";
@@ -54,6 +55,7 @@ export interface AdminServer {
 /** Builds the Hono app (exported for tests that call `app.request` without a socket). */
 export function createAdminApp(context: AdminContext, modules: readonly RouteModule[] = routeModules): Hono {
   const app = new Hono();
+  app.use("*", countRequests(context));
   app.use("/v1/*", requireApiToken(context));
   for (const register of modules) register(app, context);
   app.notFound((c) =>
@@ -67,6 +69,22 @@ export function createAdminApp(context: AdminContext, modules: readonly RouteMod
     return answerJson(c, body, status);
   });
   return app;
+}
+
+/**
+ * Counts each request the Hono app answers (GET /v1/metrics): the route is the pattern of the
+ * handler that matched, `unmatched` when only middleware did (a 404).
+ */
+function countRequests(context: AdminContext): MiddlewareHandler {
+  return async (c, next) => {
+    const startedMs = performance.now();
+    try {
+      await next();
+    } finally {
+      const route = matchedRoutes(c).findLast((matched) => matched.method !== "ALL")?.path ?? "unmatched";
+      context.httpMetrics.record(c.req.method, route, c.res.status, (performance.now() - startedMs) / 1000);
+    }
+  };
 }
 
 /** Listens on `listen`; throws `CONCLAVE_HTTP_LISTEN_FAILED` naming the address when it cannot. */

@@ -21,7 +21,8 @@ export const registerMetricsRoutes: RouteModule = (app, context) => {
       processMetrics = new Registry();
       collectDefaultMetrics({ register: processMetrics, eventLoopMonitoringPrecision: eventLoopSampleMs });
     }
-    const text = renderFamilies(nodeFamilies(context.node.metrics())) + (await processMetrics.metrics());
+    const families = [...nodeFamilies(context.node.metrics()), ...context.httpMetrics.families()];
+    const text = renderFamilies(families) + (await processMetrics.metrics());
     return c.body(text, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
   });
 };

@@ -46,6 +46,9 @@ export interface NodeMetrics {
   readonly peers: { readonly known: number; readonly reachable: number };
 }
 
+/** Label names and values of one series (values are escaped when rendered). */
+export type Labels = Readonly<Record<string, string>>;
+
 export type MetricFamily =
   | {
       readonly name: string;
@@ -56,12 +59,24 @@ export type MetricFamily =
   | {
       readonly name: string;
       readonly help: string;
+      readonly type: "gauge" | "counter";
+      readonly samples: readonly { readonly labels: Labels; readonly value: number }[];
+    }
+  | {
+      readonly name: string;
+      readonly help: string;
       readonly type: "histogram";
       readonly bucketsSeconds: readonly number[];
-      readonly buckets: readonly number[];
-      readonly sum: number;
-      readonly count: number;
+      readonly series: readonly HistogramSeries[];
     };
+
+/** One histogram series: counts per bucket (not cumulative; one more slot than the bounds). */
+export interface HistogramSeries {
+  readonly labels: Labels;
+  readonly buckets: readonly number[];
+  readonly sum: number;
+  readonly count: number;
+}
 
 /** A sample value as Prometheus reads it. */
 function formatValue(value: number): string {
@@ -76,25 +91,42 @@ function escapeHelp(text: string): string {
   return text.replaceAll("\\", "\\\\").replaceAll("\n", "\\n");
 }
 
+/** `{a="x",b="y"}` with the format's escaping of label values, or "" without labels. */
+function renderLabels(labels: Labels, extra: string | null = null): string {
+  const parts = Object.entries(labels).map(
+    ([name, value]) =>
+      `${name}="${value.replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll("\n", "\\n")}"`,
+  );
+  if (extra !== null) parts.push(extra);
+  return parts.length === 0 ? "" : `{${parts.join(",")}}`;
+}
+
 /** The families as exposition text (each with HELP and TYPE; histogram buckets cumulative). */
 export function renderFamilies(families: readonly MetricFamily[]): string {
   const lines: string[] = [];
   for (const family of families) {
     lines.push(`# HELP ${family.name} ${escapeHelp(family.help)}`, `# TYPE ${family.name} ${family.type}`);
-    if (family.type !== "histogram") {
+    if ("value" in family) {
       lines.push(`${family.name} ${formatValue(family.value)}`);
-      continue;
+    } else if ("samples" in family) {
+      for (const sample of family.samples)
+        lines.push(`${family.name}${renderLabels(sample.labels)} ${formatValue(sample.value)}`);
+    } else {
+      for (const series of family.series) {
+        let cumulative = 0;
+        family.bucketsSeconds.forEach((bound, at) => {
+          cumulative += series.buckets[at] ?? 0;
+          lines.push(
+            `${family.name}_bucket${renderLabels(series.labels, `le="${formatValue(bound)}"`)} ${cumulative}`,
+          );
+        });
+        lines.push(
+          `${family.name}_bucket${renderLabels(series.labels, 'le="+Inf"')} ${series.count}`,
+          `${family.name}_sum${renderLabels(series.labels)} ${formatValue(series.sum)}`,
+          `${family.name}_count${renderLabels(series.labels)} ${series.count}`,
+        );
+      }
     }
-    let cumulative = 0;
-    family.bucketsSeconds.forEach((bound, at) => {
-      cumulative += family.buckets[at] ?? 0;
-      lines.push(`${family.name}_bucket{le="${formatValue(bound)}"} ${cumulative}`);
-    });
-    lines.push(
-      `${family.name}_bucket{le="+Inf"} ${family.count}`,
-      `${family.name}_sum ${formatValue(family.sum)}`,
-      `${family.name}_count ${family.count}`,
-    );
   }
   return lines.length === 0 ? "" : `${lines.join("\n")}\n`;
 }
@@ -208,9 +240,7 @@ export function nodeFamilies(metrics: NodeMetrics): MetricFamily[] {
       help: "Time of each durable write or fsync; a write request waits for the log's.",
       type: "histogram",
       bucketsSeconds: storage.bucketsSeconds,
-      buckets: storage.buckets,
-      sum: storage.seconds,
-      count: storage.count,
+      series: [{ labels: {}, buckets: storage.buckets, sum: storage.seconds, count: storage.count }],
     },
   ];
   for (const [field, name, help] of transportCounters) {

@@ -32,25 +32,31 @@ export type PlainHandler = (request: PlainRequest) => Promise<RouteAnswer>;
 type Method = "GET" | "PUT" | "POST" | "DELETE";
 
 /** Routes by method and path: exact paths first, then the longest matching `prefix*`. */
+/** A matched route: its handler and the pattern it was added with (the metrics' `route` label). */
+export interface PlainRoute {
+  readonly handler: PlainHandler;
+  readonly pattern: string;
+}
+
 export class PlainRouter {
-  readonly #exact = new Map<string, PlainHandler>();
-  readonly #prefixes: { readonly method: Method; readonly prefix: string; readonly handler: PlainHandler }[] =
-    [];
+  readonly #exact = new Map<string, PlainRoute>();
+  readonly #prefixes: { readonly method: Method; readonly prefix: string; readonly route: PlainRoute }[] = [];
 
   /** Adds a route; a `path` ending in `*` matches every path that starts with what comes before it. */
   add(method: Method, path: string, handler: PlainHandler): void {
+    const route = { handler, pattern: path };
     if (path.endsWith("*")) {
-      this.#prefixes.push({ method, prefix: path.slice(0, -1), handler });
+      this.#prefixes.push({ method, prefix: path.slice(0, -1), route });
       this.#prefixes.sort((a, b) => b.prefix.length - a.prefix.length);
     } else {
-      this.#exact.set(`${method} ${path}`, handler);
+      this.#exact.set(`${method} ${path}`, route);
     }
   }
 
-  match(method: string, path: string): PlainHandler | undefined {
+  match(method: string, path: string): PlainRoute | undefined {
     const exact = this.#exact.get(`${method} ${path}`);
     if (exact !== undefined) return exact;
-    return this.#prefixes.find((route) => route.method === method && path.startsWith(route.prefix))?.handler;
+    return this.#prefixes.find((route) => route.method === method && path.startsWith(route.prefix))?.route;
   }
 }
 
@@ -76,22 +82,22 @@ export function servePlain(
   } catch {
     return false; // Hono answers what it makes of it
   }
-  const handler = router.match(method, url.pathname);
-  if (handler === undefined) return false;
+  const route = router.match(method, url.pathname);
+  if (route === undefined) return false;
   const trace = new RequestTrace({ detailAfterMs: context.slowRequests.thresholdMs });
-  void answerAndWrite(context, handler, new NodeRouteRequest(incoming, url, trace), outgoing);
+  void answerAndWrite(context, route, new NodeRouteRequest(incoming, url, trace), outgoing);
   return true;
 }
 
 async function answerAndWrite(
   context: AdminContext,
-  handler: PlainHandler,
+  route: PlainRoute,
   request: NodeRouteRequest,
   outgoing: ServerResponse,
 ): Promise<void> {
   let routeAnswer: RouteAnswer;
   try {
-    routeAnswer = await answer(context, handler, request);
+    routeAnswer = await answer(context, route.handler, request);
   } catch (error) {
     // The error answer itself could not be built (e.g. its details hold a BigInt): a 500.
     const { status, body } = failureBody(context, error, request.path);
@@ -103,10 +109,16 @@ async function answerAndWrite(
     context.logger.warn({ error: String(error) }, "HTTP response failed");
     outgoing.destroy();
   }
+  // Measuring must never take a node down (this promise has no one to catch it).
+  try {
+    const seconds = request.trace.elapsedMs() / 1000;
+    context.httpMetrics.record(request.method, route.pattern, routeAnswer.status, seconds);
+  } catch (error) {
+    context.logger.warn({ error: String(error) }, "HTTP metrics failed");
+  }
   try {
     context.slowRequests.finish(request.trace, request.method, request.path, routeAnswer.status);
   } catch (error) {
-    // Measuring must never take a node down (this promise has no one to catch it).
     context.logger.warn({ error: String(error) }, "slow-request log failed");
   }
 }
@@ -118,9 +130,11 @@ async function answer(
 ): Promise<RouteAnswer> {
   try {
     const refusal = tokenRefusal(context, request.header("authorization"));
-    if (refusal === null) return await handler(request);
-    request.setAnswerHeader(unauthorizedHeader.name, unauthorizedHeader.value);
-    return jsonAnswer(refusal, 401);
+    if (refusal !== null) {
+      request.setAnswerHeader(unauthorizedHeader.name, unauthorizedHeader.value);
+      return jsonAnswer(refusal, 401);
+    }
+    return await handler(request);
   } catch (error) {
     const { status, body } = failureBody(context, error, request.path);
     return jsonAnswer(body, status);

@@ -12,6 +12,7 @@ import { after, before, describe, it } from "node:test";
 import type { AdminContext } from "../../src/admin/admin-context.ts";
 import { createAdminApp } from "../../src/admin/admin-server.ts";
 import { registerHealthRoutes } from "../../src/admin/health-routes.ts";
+import { HttpMetrics } from "../../src/admin/http-metrics.ts";
 import { InProcessCluster, type TestNode } from "./node-fixture.ts";
 
 interface HealthBody {
@@ -155,7 +156,8 @@ function appOver(change: StatusChange): ReturnType<typeof createAdminApp> {
     applied: change.applied ?? 40,
     membership: { voters: change.voters ?? ["n1", "n2", "n3"], learners: change.learners ?? [] },
   };
-  // The health routes read only `node`; the token check (for /v1/*) only `apiToken`.
+  // The health routes read only `node`; the token check (for /v1/*) only `apiToken`; every
+  // request is counted in `httpMetrics`.
   const context = {
     node: {
       status: () => status,
@@ -163,6 +165,7 @@ function appOver(change: StatusChange): ReturnType<typeof createAdminApp> {
       details: async () => ({}),
     },
     apiToken: { check: () => false },
+    httpMetrics: new HttpMetrics(),
   } as unknown as AdminContext;
   return createAdminApp(context, [registerHealthRoutes]);
 }

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { DurableWrites, durableWriteBucketsSeconds } from "../../src/adapters/storage/durable-writes.ts";
+import { HttpMetrics } from "../../src/admin/http-metrics.ts";
 import { type MetricFamily, renderFamilies } from "../../src/admin/metrics.ts";
 import { authorizedFetch } from "../e2e/api-token.ts";
 import { InProcessCluster, type TestNode } from "./node-fixture.ts";
@@ -58,9 +59,7 @@ describe("metrics exposition format", () => {
         help: "time",
         type: "histogram",
         bucketsSeconds: [0.001, 0.01],
-        buckets: [2, 1, 4],
-        sum: 0.25,
-        count: 7,
+        series: [{ labels: {}, buckets: [2, 1, 4], sum: 0.25, count: 7 }],
       },
     ];
     assert.equal(
@@ -82,6 +81,51 @@ describe("metrics exposition format", () => {
         "",
       ].join("\n"),
     );
+  });
+
+  it("escapes label values and puts le after a series' own labels", () => {
+    const text = renderFamilies([
+      {
+        name: "x_total",
+        help: "h",
+        type: "counter",
+        samples: [{ labels: { route: 'a"b\\c\nd', code: "200" }, value: 2 }],
+      },
+      {
+        name: "y_seconds",
+        help: "h",
+        type: "histogram",
+        bucketsSeconds: [1],
+        series: [{ labels: { route: "/r" }, buckets: [1, 1], sum: 3, count: 2 }],
+      },
+    ]);
+    assert.match(text, /^x_total\{route="a\\"b\\\\c\\nd",code="200"\} 2$/m);
+    assert.match(text, /^y_seconds_bucket\{route="\/r",le="1"\} 1$/m);
+    assert.match(text, /^y_seconds_bucket\{route="\/r",le="\+Inf"\} 2$/m);
+    assert.match(text, /^y_seconds_count\{route="\/r"\} 2$/m);
+    parseExposition(text);
+  });
+
+  it("counts HTTP requests by method, route pattern and status, bounded", () => {
+    const metrics = new HttpMetrics();
+    metrics.record("PUT", "/v1/kv/*", 200, 0.002);
+    metrics.record("PUT", "/v1/kv/*", 200, 0.004);
+    metrics.record("BREW", "/v1/kv/*", 404, 0.0001);
+    const samples = parseExposition(renderFamilies(metrics.families()));
+    assert.equal(samples.get('conclave_http_requests_total{method="PUT",route="/v1/kv/*",code="200"}'), 2);
+    assert.equal(samples.get('conclave_http_requests_total{method="other",route="/v1/kv/*",code="404"}'), 1);
+    assert.equal(
+      samples.get('conclave_http_request_duration_seconds_bucket{route="/v1/kv/*",le="0.0025"}'),
+      2,
+    );
+    assert.equal(samples.get('conclave_http_request_duration_seconds_count{route="/v1/kv/*"}'), 3);
+    // A bug labelling by something unbounded cannot grow the series without end.
+    for (let i = 0; i < 2000; i++) metrics.record("GET", `/bug/${i}`, 200, 0.001);
+    const families = metrics.families();
+    const requests = families[0];
+    assert.ok(requests !== undefined && "samples" in requests && requests.samples.length <= 501);
+    const durations = families[1];
+    assert.ok(durations !== undefined && "series" in durations && durations.series.length <= 501);
   });
 
   it("puts each durable write in the first bucket whose bound it does not exceed", () => {
@@ -114,6 +158,24 @@ describe("GET /v1/metrics", { timeout: 60_000 }, () => {
   it("needs the API token", async () => {
     const response = await fetch(`${leader.url}/v1/metrics`, { signal: AbortSignal.timeout(5000) });
     assert.equal(response.status, 401);
+  });
+
+  it("counts the Hono routes by their pattern, refusals and paths no route matches", async () => {
+    await fetch(`${leader.url}/v1/status`, { signal: AbortSignal.timeout(5000) }); // no token: 401
+    await authorizedFetch(`${leader.url}/v1/status`, { signal: AbortSignal.timeout(5000) });
+    await authorizedFetch(`${leader.url}/v1/no-such-route/42`, { signal: AbortSignal.timeout(5000) });
+    const samples = await scrape(leader);
+    assert.ok(
+      (samples.get('conclave_http_requests_total{method="GET",route="/v1/status",code="401"}') ?? 0) >= 1,
+    );
+    assert.ok(
+      (samples.get('conclave_http_requests_total{method="GET",route="/v1/status",code="200"}') ?? 0) >= 1,
+    );
+    assert.ok(
+      (samples.get('conclave_http_requests_total{method="GET",route="unmatched",code="404"}') ?? 0) >= 1,
+    );
+    // The path a client sent never becomes a label.
+    assert.ok(![...samples.keys()].some((key) => key.includes("no-such-route")));
   });
 
   it("says who leads, and counts the durable writes a client's puts cause on every member", async () => {
@@ -163,6 +225,12 @@ describe("GET /v1/metrics", { timeout: 60_000 }, () => {
         `${node.name} ${forwardName}`,
       );
       assert.ok((now.get("conclave_transport_messages_sent_total") ?? 0) > 0);
+      // Each follower answered its 10 puts on the plain router's pattern, timed.
+      if (!isLeader) {
+        const key = 'conclave_http_requests_total{method="PUT",route="/v1/kv/*",code="200"}';
+        assert.equal((now.get(key) ?? 0) - (was.get(key) ?? 0), 10, `${node.name} ${key}`);
+        assert.ok((now.get('conclave_http_request_duration_seconds_count{route="/v1/kv/*"}') ?? 0) >= 10);
+      }
       // prom-client's process collectors are there too.
       assert.ok((now.get("process_cpu_seconds_total") ?? 0) > 0);
       assert.ok(now.has("nodejs_eventloop_lag_seconds"));

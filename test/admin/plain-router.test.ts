@@ -12,6 +12,7 @@ import { after, before, describe, it } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import type { AdminContext } from "../../src/admin/admin-context.ts";
 import { HttpFailure } from "../../src/admin/http-failure.ts";
+import { HttpMetrics } from "../../src/admin/http-metrics.ts";
 import { PlainRouter, servePlain } from "../../src/admin/plain-router.ts";
 import { jsonAnswer } from "../../src/admin/route-request.ts";
 import { SlowRequestLog } from "../../src/admin/slow-requests.ts";
@@ -27,6 +28,7 @@ describe("the plain router", () => {
     apiToken: { check: (presented: string | undefined) => presented === token },
     logger: { warn: (fields: unknown, message: string) => warnings.push({ fields, message }) },
     slowRequests: new SlowRequestLog({ thresholdMs: 60_000, linesPerSecondMax: 10, logger: silent }),
+    httpMetrics: new HttpMetrics(),
   } as unknown as AdminContext;
   let server: Server;
   let base: string;
