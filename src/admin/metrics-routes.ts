@@ -4,10 +4,11 @@
  * `/v1/`, so it needs the API token like every other `/v1` route: in Prometheus,
  * `authorization: { credentials_file: <the token file> }` (docs/operations.md "Metrics").
  *
- * The process collectors start at the first scrape, so a node nobody scrapes pays nothing for
- * them (prom-client's event-loop monitor wakes the process on a timer).
+ * prom-client is loaded and its collectors started at the first scrape, so a node nobody scrapes
+ * pays nothing for them: not the module's start-up and memory, nor the event-loop monitor's
+ * timer that wakes the process.
  */
-import { collectDefaultMetrics, Registry } from "prom-client";
+import type { Registry } from "prom-client";
 import type { RouteModule } from "./admin-context.ts";
 import { nodeFamilies, renderFamilies } from "./metrics.ts";
 
@@ -15,14 +16,17 @@ import { nodeFamilies, renderFamilies } from "./metrics.ts";
 const eventLoopSampleMs = 100;
 
 export const registerMetricsRoutes: RouteModule = (app, context) => {
-  let processMetrics: Registry | null = null;
+  // One promise, so that two first scrapes at once register the collectors once.
+  let processMetrics: Promise<Registry> | null = null;
   app.get("/v1/metrics", async (c) => {
-    if (processMetrics === null) {
-      processMetrics = new Registry();
-      collectDefaultMetrics({ register: processMetrics, eventLoopMonitoringPrecision: eventLoopSampleMs });
-    }
+    processMetrics ??= import("prom-client").then(({ collectDefaultMetrics, Registry }) => {
+      const registry = new Registry();
+      collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: eventLoopSampleMs });
+      return registry;
+    });
+    const processText = await (await processMetrics).metrics();
     const families = [...nodeFamilies(context.node.metrics()), ...context.httpMetrics.families()];
-    const text = renderFamilies(families) + (await processMetrics.metrics());
+    const text = renderFamilies(families) + processText;
     return c.body(text, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
   });
 };

@@ -155,6 +155,12 @@ describe("GET /v1/metrics", { timeout: 60_000 }, () => {
     await cluster?.stop();
   });
 
+  it("answers several first scrapes at once (the process collectors are registered once)", async () => {
+    const follower = cluster.followers(leader)[0] as TestNode;
+    const scrapes = await Promise.all([scrape(follower), scrape(follower), scrape(follower)]);
+    for (const samples of scrapes) assert.ok(samples.has("process_resident_memory_bytes"));
+  });
+
   it("needs the API token", async () => {
     const response = await fetch(`${leader.url}/v1/metrics`, { signal: AbortSignal.timeout(5000) });
     assert.equal(response.status, 401);
