@@ -13,7 +13,8 @@
  * renderFamilies(metrics.families());
  * ```
  */
-import type { HistogramSeries, MetricFamily } from "./metrics.ts";
+import { Histogram } from "../lib/histogram.ts";
+import type { MetricFamily } from "./metrics.ts";
 
 /** Upper bounds (seconds) of the duration buckets. */
 export const httpDurationBucketsSeconds: readonly number[] = [
@@ -44,15 +45,9 @@ interface RequestSeries {
   count: number;
 }
 
-interface DurationSeries {
-  readonly buckets: number[];
-  sum: number;
-  count: number;
-}
-
 export class HttpMetrics {
   readonly #requests = new Map<string, RequestSeries>();
-  readonly #durations = new Map<string, DurationSeries>();
+  readonly #durations = new Map<string, Histogram>();
 
   /** One answered request. */
   record(method: string, route: string, status: number, seconds: number): void {
@@ -73,26 +68,16 @@ export class HttpMetrics {
     const durationRoute = this.#durations.has(route) || this.#durations.size < seriesMax ? route : "other";
     let duration = this.#durations.get(durationRoute);
     if (duration === undefined) {
-      duration = {
-        buckets: new Array<number>(httpDurationBucketsSeconds.length + 1).fill(0),
-        sum: 0,
-        count: 0,
-      };
+      duration = new Histogram(httpDurationBucketsSeconds);
       this.#durations.set(durationRoute, duration);
     }
-    let at = 0;
-    while (at < httpDurationBucketsSeconds.length && seconds > (httpDurationBucketsSeconds[at] ?? 0)) at++;
-    duration.buckets[at] = (duration.buckets[at] ?? 0) + 1;
-    duration.sum += seconds;
-    duration.count++;
+    duration.observe(seconds);
   }
 
   families(): MetricFamily[] {
-    const series: HistogramSeries[] = [...this.#durations].map(([route, d]) => ({
+    const series = [...this.#durations].map(([route, histogram]) => ({
       labels: { route },
-      buckets: [...d.buckets],
-      sum: d.sum,
-      count: d.count,
+      ...histogram.snapshot(),
     }));
     return [
       {

@@ -11,6 +11,8 @@
  * ```
  */
 
+import type { HistogramSnapshot } from "../lib/histogram.ts";
+
 /** What the node reports for one scrape (the composition root fills it in). */
 export interface NodeMetrics {
   readonly raft: {
@@ -27,12 +29,10 @@ export interface NodeMetrics {
   };
   /** The log's and hard state's O_DSYNC writes and fsyncs (src/adapters/storage/durable-writes.ts). */
   readonly storage: {
-    readonly count: number;
     readonly bytes: number;
-    readonly seconds: number;
+    /** Seconds per durable write, with the bounds of its buckets. */
+    readonly seconds: HistogramSnapshot;
     readonly bucketsSeconds: readonly number[];
-    /** Per bucket, not cumulative; one more slot than `bucketsSeconds` (above every bound). */
-    readonly buckets: readonly number[];
   };
   /** Counters of the cluster transport (TransportStats) and the runtime, by their field names. */
   readonly transport: Readonly<Record<string, number>>;
@@ -70,12 +70,9 @@ export type MetricFamily =
       readonly series: readonly HistogramSeries[];
     };
 
-/** One histogram series: counts per bucket (not cumulative; one more slot than the bounds). */
-export interface HistogramSeries {
+/** One histogram series: its labels and its counts (src/lib/histogram.ts). */
+export interface HistogramSeries extends HistogramSnapshot {
   readonly labels: Labels;
-  readonly buckets: readonly number[];
-  readonly sum: number;
-  readonly count: number;
 }
 
 /** A sample value as Prometheus reads it. */
@@ -228,7 +225,7 @@ export function nodeFamilies(metrics: NodeMetrics): MetricFamily[] {
     counter(
       "conclave_storage_durable_writes_total",
       "Durable writes of the log and hard state (O_DSYNC writes and fsyncs).",
-      storage.count,
+      storage.seconds.count,
     ),
     counter(
       "conclave_storage_durable_write_bytes_total",
@@ -240,7 +237,7 @@ export function nodeFamilies(metrics: NodeMetrics): MetricFamily[] {
       help: "Time of each durable write or fsync; a write request waits for the log's.",
       type: "histogram",
       bucketsSeconds: storage.bucketsSeconds,
-      series: [{ labels: {}, buckets: storage.buckets, sum: storage.seconds, count: storage.count }],
+      series: [{ labels: {}, ...storage.seconds }],
     },
   ];
   for (const [field, name, help] of transportCounters) {

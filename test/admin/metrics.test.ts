@@ -133,13 +133,13 @@ describe("metrics exposition format", () => {
     writes.record(100, 0.0002); // ≤ 0.25 ms
     writes.record(200, 0.0009); // ≤ 1 ms (third bound)
     writes.record(0, 60); // above every bound
-    const snapshot = writes.snapshot();
-    assert.equal(snapshot.count, 3);
-    assert.equal(snapshot.bytes, 300);
-    assert.equal(snapshot.buckets.length, durableWriteBucketsSeconds.length + 1);
-    assert.equal(snapshot.buckets[0], 1);
-    assert.equal(snapshot.buckets[2], 1);
-    assert.equal(snapshot.buckets.at(-1), 1);
+    const { bytes, seconds } = writes.snapshot();
+    assert.equal(seconds.count, 3);
+    assert.equal(bytes, 300);
+    assert.equal(seconds.buckets.length, durableWriteBucketsSeconds.length + 1);
+    assert.equal(seconds.buckets[0], 1);
+    assert.equal(seconds.buckets[2], 1);
+    assert.equal(seconds.buckets.at(-1), 1);
   });
 });
 

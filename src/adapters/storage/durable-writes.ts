@@ -5,6 +5,7 @@
  * so its latency histogram is the first thing to read when writes are slow (etcd's
  * `etcd_disk_wal_fsync_duration_seconds` plays the same part).
  */
+import { Histogram, type HistogramSnapshot } from "../../lib/histogram.ts";
 
 /** Upper bounds (seconds) of the latency buckets: 0.25 ms doubling to ~8 s, as etcd's WAL fsync histogram. */
 export const durableWriteBucketsSeconds: readonly number[] = Array.from(
@@ -13,30 +14,22 @@ export const durableWriteBucketsSeconds: readonly number[] = Array.from(
 );
 
 export interface DurableWriteSnapshot {
-  readonly count: number;
   readonly bytes: number;
-  readonly seconds: number;
-  /** Writes per bucket of `durableWriteBucketsSeconds` (not cumulative); the last slot is above every bound. */
-  readonly buckets: readonly number[];
+  /** Seconds per write; its count is the number of durable writes. */
+  readonly seconds: HistogramSnapshot;
 }
 
 export class DurableWrites {
-  #count = 0;
   #bytes = 0;
-  #seconds = 0;
-  readonly #buckets = new Array<number>(durableWriteBucketsSeconds.length + 1).fill(0);
+  readonly #seconds = new Histogram(durableWriteBucketsSeconds);
 
   /** One durable write (or fsync, `bytes` 0) that took `seconds`. */
   record(bytes: number, seconds: number): void {
-    this.#count++;
     this.#bytes += bytes;
-    this.#seconds += seconds;
-    let at = 0;
-    while (at < durableWriteBucketsSeconds.length && seconds > (durableWriteBucketsSeconds[at] ?? 0)) at++;
-    this.#buckets[at] = (this.#buckets[at] ?? 0) + 1;
+    this.#seconds.observe(seconds);
   }
 
   snapshot(): DurableWriteSnapshot {
-    return { count: this.#count, bytes: this.#bytes, seconds: this.#seconds, buckets: [...this.#buckets] };
+    return { bytes: this.#bytes, seconds: this.#seconds.snapshot() };
   }
 }
