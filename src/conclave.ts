@@ -23,7 +23,7 @@ import { sqliteDatabase } from "./adapters/sqlite/sqlite-database.ts";
 import { SqliteStateMachine } from "./adapters/sqlite/sqlite-state-machine.ts";
 import { adoptUnnamedStandalone } from "./adapters/storage/adopt-standalone.ts";
 import { acquireDataDirLock, type DataDirLock } from "./adapters/storage/data-dir-lock.ts";
-import { DurableWrites, durableWriteBucketsSeconds } from "./adapters/storage/durable-writes.ts";
+import { DurableWrites } from "./adapters/storage/durable-writes.ts";
 import { createFileStorage } from "./adapters/storage/file-storage.ts";
 import { MemoryNetwork, MemoryTransport } from "./adapters/transport/memory-transport.ts";
 import { TcpTransport } from "./adapters/transport/tcp-transport.ts";
@@ -649,7 +649,7 @@ class Node implements ConclaveNode {
         lastIndex: raft?.lastIndex ?? 0,
         logBytes: raft?.logBytes ?? 0,
       },
-      storage: { ...this.#durableWrites.snapshot(), bucketsSeconds: durableWriteBucketsSeconds },
+      storage: this.#durableWrites.snapshot(),
       transport: { ...this.#transportStats(), ...raftCounters },
       forwarding,
       peers: {

@@ -30,9 +30,8 @@ export interface NodeMetrics {
   /** The log's and hard state's O_DSYNC writes and fsyncs (src/adapters/storage/durable-writes.ts). */
   readonly storage: {
     readonly bytes: number;
-    /** Seconds per durable write, with the bounds of its buckets. */
+    /** Seconds per durable write. */
     readonly seconds: HistogramSnapshot;
-    readonly bucketsSeconds: readonly number[];
   };
   /** Counters of the cluster transport (TransportStats) and the runtime, by their field names. */
   readonly transport: Readonly<Record<string, number>>;
@@ -70,8 +69,8 @@ export type MetricFamily =
       readonly series: readonly HistogramSeries[];
     };
 
-/** One histogram series: its labels and its counts (src/lib/histogram.ts). */
-export interface HistogramSeries extends HistogramSnapshot {
+/** One histogram series: its labels and its counts (src/lib/histogram.ts); the family holds the bounds. */
+export interface HistogramSeries extends Omit<HistogramSnapshot, "bounds"> {
   readonly labels: Labels;
 }
 
@@ -236,7 +235,7 @@ export function nodeFamilies(metrics: NodeMetrics): MetricFamily[] {
       name: "conclave_storage_durable_write_duration_seconds",
       help: "Time of each durable write or fsync; a write request waits for the log's.",
       type: "histogram",
-      bucketsSeconds: storage.bucketsSeconds,
+      bucketsSeconds: storage.seconds.bounds,
       series: [{ labels: {}, ...storage.seconds }],
     },
   ];

@@ -7,10 +7,12 @@
  * ```ts
  * const latency = new Histogram([0.001, 0.01, 0.1]);
  * latency.observe(0.004);
- * latency.snapshot(); // { buckets: [0, 1, 0, 0], sum: 0.004, count: 1 }
+ * latency.snapshot(); // { bounds: [0.001, 0.01, 0.1], buckets: [0, 1, 0, 0], sum: 0.004, count: 1 }
  * ```
  */
 export interface HistogramSnapshot {
+  /** The histogram's upper bounds, ascending. */
+  readonly bounds: readonly number[];
   /** Observations per bucket (not cumulative); one more slot than the bounds, for those above every bound. */
   readonly buckets: readonly number[];
   readonly sum: number;
@@ -38,6 +40,6 @@ export class Histogram {
   }
 
   snapshot(): HistogramSnapshot {
-    return { buckets: [...this.#buckets], sum: this.#sum, count: this.#count };
+    return { bounds: this.bounds, buckets: [...this.#buckets], sum: this.#sum, count: this.#count };
   }
 }
