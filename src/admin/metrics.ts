@@ -246,7 +246,7 @@ export function nodeFamilies(metrics: NodeMetrics): MetricFamily[] {
   families.push(
     counter(
       "conclave_forwarding_forwarded_total",
-      "Requests this member forwarded to the primary (retries included).",
+      "Requests this member forwarded to the primary (retries included; reads sharing one read index count once).",
       forwarding.forwarded,
     ),
     counter(

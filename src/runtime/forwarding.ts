@@ -79,11 +79,11 @@ export interface ForwarderOptions {
 export interface ForwardingStats {
   /** Forward messages dropped as malformed, unexpected or from a non-member. */
   readonly malformedDropped: number;
-  /** Requests this node forwarded (attempts, retries included). */
+  /** Requests this node forwarded (attempts, retries included; reads sharing one read index count once). */
   readonly forwarded: number;
   /** Forwarded requests this node served as the primary. */
   readonly served: number;
-  /** Forwarded requests waiting for an answer now. */
+  /** Forwarded requests waiting for an answer now, and reads waiting to share the next read index. */
   readonly outstanding: number;
   /** Forwarded requests being served now. */
   readonly serving: number;
@@ -104,9 +104,15 @@ type Outbound =
       readonly kind: "read";
       target: NodeId;
       attempt: number;
-      sentAtMs?: number;
-      readonly call: PendingCall<ReadOutcome>;
+      /** The reads sharing this request (those that waited while the one before it was out). */
+      readers: Reader[];
     };
+
+/** A read waiting on a forwarded read index, and when that request was sent (on its trace). */
+interface Reader {
+  readonly call: PendingCall<ReadOutcome>;
+  sentAtMs?: number;
+}
 
 /** Attempts per forwarded request: the first, and one more towards a not-primary answer's hint. */
 const attemptsMax = 2;
@@ -114,6 +120,17 @@ const attemptsMax = 2;
 export class Forwarder {
   readonly #options: ForwarderOptions;
   readonly #outbound = new Map<number, Outbound>();
+  /**
+   * Reads that arrived while a read-index request to that primary was out: they share the next
+   * one, sent when it returns (etcd's followers batch ReadIndex the same way). Any read index the
+   * primary gives after a read arrived serves it; one per read cost the primary a forward to
+   * decode, a pending call and an answer each.
+   */
+  readonly #readsWaiting = new Map<NodeId, Reader[]>();
+  /** Read-index requests out, per primary. */
+  readonly #readRequestsOut = new Map<NodeId, number>();
+  /** Reads in #readsWaiting, counted against `outstandingMax` with the requests out. */
+  #readsWaitingCount = 0;
   #nextId = 1;
   #serving = 0;
   #malformedDropped = 0;
@@ -129,7 +146,7 @@ export class Forwarder {
       malformedDropped: this.#malformedDropped,
       forwarded: this.#forwarded,
       served: this.#served,
-      outstanding: this.#outbound.size,
+      outstanding: this.#outstanding(),
       serving: this.#serving,
     };
   }
@@ -158,31 +175,60 @@ export class Forwarder {
     this.#start({ kind: "propose", target: leader, attempt: 1, data, stampAtPrimary, call });
   }
 
-  /** Asks `leader` for a read index; `call` settles once this node applied it. */
+  /**
+   * Asks `leader` for a read index; `call` settles once this node applied it. With a read-index
+   * request to `leader` out already, the read waits to share the next one.
+   */
   readIndex(leader: NodeId, call: PendingCall<ReadOutcome>): void {
-    this.#start({ kind: "read", target: leader, attempt: 1, call });
+    if ((this.#readRequestsOut.get(leader) ?? 0) === 0) {
+      this.#start({ kind: "read", target: leader, attempt: 1, readers: [{ call }] });
+      return;
+    }
+    this.prune();
+    if (this.#outstanding() >= this.#outstandingMax()) {
+      call.reject(busy("too many requests are being forwarded to the primary"));
+      return;
+    }
+    const waiting = this.#readsWaiting.get(leader);
+    if (waiting === undefined) this.#readsWaiting.set(leader, [{ call }]);
+    else waiting.push({ call });
+    this.#readsWaitingCount++;
   }
 
   #start(request: Outbound): void {
     this.prune();
-    if (this.#outbound.size >= (this.#options.limits.outstandingMax ?? 1024)) {
-      request.call.reject(busy("too many requests are being forwarded to the primary"));
+    if (this.#outstanding() >= this.#outstandingMax()) {
+      for (const call of callsOf(request))
+        call.reject(busy("too many requests are being forwarded to the primary"));
       return;
     }
     this.#sendRequest(this.#nextId++, request);
   }
 
+  #outstanding(): number {
+    return this.#outbound.size + this.#readsWaitingCount;
+  }
+
+  #outstandingMax(): number {
+    return this.#options.limits.outstandingMax ?? 1024;
+  }
+
   #sendRequest(id: number, request: Outbound): void {
-    const remainingMs = request.call.deadlineMs - this.#options.clock.now();
+    const calls = callsOf(request);
+    // A shared read index is useful to the primary until the last of its reads gives up.
+    const deadlineMs = Math.max(...calls.map((call) => call.deadlineMs));
+    const remainingMs = deadlineMs - this.#options.clock.now();
     const timeoutMs = Math.max(1, Math.min(forwardTimeoutMsMax, Math.floor(remainingMs)));
-    const trace = request.call.trace;
+    // The primary's steps matter only if a request can still become slow because of them.
+    const traceMin = Math.min(
+      ...calls.map((call) => (call.trace === null ? Infinity : traceMinMs(call.trace))),
+    );
     const envelope = {
       id,
       from: this.#options.id,
       to: request.target,
       timeoutMs,
-      // The primary's steps matter only if the request can still become slow because of them.
-      ...(trace === null ? {} : { trace: traceMinMs(trace) }),
+      ...(traceMin === Infinity ? {} : { trace: traceMin }),
     };
     const message: ForwardPropose | ForwardReadIndex =
       request.kind === "propose"
@@ -200,13 +246,19 @@ export class Forwarder {
     const coalesce = this.#outbound.size > 0;
     if (!this.#options.send(request.target, message, { coalesce })) {
       // Not queued: the primary never saw it, so nothing was proposed.
-      request.call.reject(busy(`the request could not be sent to the primary ${request.target}`));
+      const error = busy(`the request could not be sent to the primary ${request.target}`);
+      for (const call of calls) call.reject(error);
+      if (request.kind === "read") this.#sendWaitingReads(request.target);
       return;
     }
-    if (trace !== null) {
-      trace.mark("forwarded");
-      request.sentAtMs = trace.elapsedMs();
+    for (const sender of request.kind === "read" ? request.readers : [request]) {
+      const trace = sender.call.trace;
+      if (trace !== null) {
+        trace.mark("forwarded");
+        sender.sentAtMs = trace.elapsedMs();
+      }
     }
+    if (request.kind === "read") this.#countReadRequest(request.target, +1);
     this.#outbound.set(id, request);
   }
 
@@ -291,29 +343,40 @@ export class Forwarder {
       return;
     }
     this.#outbound.delete(id);
-    const trace = request.call.trace;
-    if (trace !== null && steps !== undefined) trace.addRemote(from, request.sentAtMs ?? 0, steps);
-    trace?.mark("primary answered");
+    if (request.kind === "read") this.#countReadRequest(from, -1);
+    for (const sender of request.kind === "read" ? request.readers : [request]) {
+      const trace = sender.call.trace;
+      if (trace !== null && steps !== undefined) trace.addRemote(from, sender.sentAtMs ?? 0, steps);
+      trace?.mark("primary answered");
+    }
     if (outcome.ok) {
       if (request.kind === "propose") request.call.resolve(outcome);
-      else this.#options.awaitApplied(outcome.index, request.call);
+      else {
+        // Reads that came while this one was out need a read index asked after they came.
+        this.#sendWaitingReads(from);
+        for (const { call } of request.readers) this.#options.awaitApplied(outcome.index, call);
+      }
       return;
     }
     if (outcome.code === runtimeErrorCodes.notPrimary) {
       const hint = outcome.leader;
       if (request.attempt < attemptsMax && hint !== null && hint !== from && hint !== this.#options.id) {
-        // Nothing was proposed: safe to ask the primary it names, once.
+        // Nothing was proposed: safe to ask the primary it names, once. Reads waiting for the
+        // node that refused go along: this request is sent after they came.
         request.target = hint;
         request.attempt++;
+        if (request.kind === "read") request.readers.push(...this.#takeWaitingReads(from));
         this.#sendRequest(this.#nextId++, request);
         return;
       }
-      request.call.reject(notPrimary(hint));
+      this.#rejectRequest(request, notPrimary(hint));
+      if (request.kind === "read") this.#sendWaitingReads(from);
       return;
     }
     const details: Record<string, unknown> = { leader: outcome.leader, forwardedTo: from };
     if (outcome.outcome !== undefined) details.outcome = outcome.outcome;
-    request.call.reject(new ConclaveError(outcome.code, outcome.message, details));
+    this.#rejectRequest(request, new ConclaveError(outcome.code, outcome.message, details));
+    if (request.kind === "read") this.#sendWaitingReads(from);
   }
 
   /**
@@ -321,23 +384,76 @@ export class Forwarder {
    * never be answered. A proposal's outcome is unknown; a read changed nothing (not-primary).
    */
   leaderChanged(leader: NodeId | null): void {
+    for (const target of [...this.#readsWaiting.keys()]) {
+      if (target === leader) continue;
+      for (const { call } of this.#takeWaitingReads(target)) call.reject(notPrimary(leader));
+    }
     for (const [id, request] of this.#outbound) {
       if (request.target === leader) continue;
       this.#outbound.delete(id);
-      if (request.kind === "read") request.call.reject(notPrimary(leader));
-      else request.call.reject(leaderLost(request.target, leader));
+      if (request.kind === "read") {
+        this.#countReadRequest(request.target, -1);
+        this.#rejectRequest(request, notPrimary(leader));
+      } else request.call.reject(leaderLost(request.target, leader));
     }
   }
 
   rejectAll(error: () => ConclaveError): void {
-    for (const request of this.#outbound.values()) request.call.reject(error());
+    for (const target of [...this.#readsWaiting.keys()])
+      for (const { call } of this.#takeWaitingReads(target)) call.reject(error());
+    for (const request of this.#outbound.values()) for (const call of callsOf(request)) call.reject(error());
     this.#outbound.clear();
+    this.#readRequestsOut.clear();
   }
 
-  /** Forgets requests that settled otherwise (timeout, abort). */
+  /** Forgets requests and waiting reads that settled otherwise (timeout, abort). */
   prune(): void {
-    for (const [id, request] of this.#outbound) if (request.call.settled) this.#outbound.delete(id);
+    for (const [target, waiting] of this.#readsWaiting) {
+      const unsettled = waiting.filter(({ call }) => !call.settled);
+      this.#readsWaitingCount -= waiting.length - unsettled.length;
+      if (unsettled.length === 0) this.#readsWaiting.delete(target);
+      else this.#readsWaiting.set(target, unsettled);
+    }
+    for (const [id, request] of this.#outbound) {
+      if (request.kind === "read") request.readers = request.readers.filter(({ call }) => !call.settled);
+      if (!callsOf(request).every((call) => call.settled)) continue;
+      this.#outbound.delete(id);
+      if (request.kind === "read") {
+        this.#countReadRequest(request.target, -1);
+        this.#sendWaitingReads(request.target);
+      }
+    }
   }
+
+  #rejectRequest(request: Outbound, error: ConclaveError): void {
+    for (const call of callsOf(request)) call.reject(error);
+  }
+
+  #countReadRequest(target: NodeId, change: 1 | -1): void {
+    const out = (this.#readRequestsOut.get(target) ?? 0) + change;
+    if (out > 0) this.#readRequestsOut.set(target, out);
+    else this.#readRequestsOut.delete(target);
+  }
+
+  /** Removes and returns the reads waiting for `target` (none settled). */
+  #takeWaitingReads(target: NodeId): Reader[] {
+    const waiting = this.#readsWaiting.get(target) ?? [];
+    this.#readsWaiting.delete(target);
+    this.#readsWaitingCount -= waiting.length;
+    return waiting.filter(({ call }) => !call.settled);
+  }
+
+  /** Sends the reads waiting for `target` as one request, once no read request to it is out. */
+  #sendWaitingReads(target: NodeId): void {
+    if (this.#readRequestsOut.has(target)) return;
+    const readers = this.#takeWaitingReads(target);
+    if (readers.length > 0) this.#sendRequest(this.#nextId++, { kind: "read", target, attempt: 1, readers });
+  }
+}
+
+/** The calls waiting on a forwarded request. */
+function callsOf(request: Outbound): PendingCall<ProposalOutcome>[] | PendingCall<ReadOutcome>[] {
+  return request.kind === "read" ? request.readers.map(({ call }) => call) : [request.call];
 }
 
 /** When the primary should send all its steps: once serving took long enough to make the request slow. */

@@ -151,6 +151,72 @@ describe("forwarding to the primary (RaftRuntime over in-memory adapters)", { ti
     );
   });
 
+  it("reads that come while a forwarded read index is out share the next one, asked after they came", async () => {
+    const { c, leader, follower } = await started();
+    await c.await(leader.runtime.propose(put("y", "old")));
+    // Hold the primary's answers to the follower's forwards until released.
+    const inbound = c.network.find(follower.id);
+    assert.ok(inbound);
+    const receive = inbound.receive.bind(inbound);
+    const held: [Parameters<typeof receive>[0], Uint8Array][] = [];
+    let holding = true;
+    inbound.receive = (from, body) => {
+      const decoded = decodeMessage(body);
+      const type = decoded.ok ? String((decoded.value as { type?: unknown }).type) : "";
+      if (holding && type === "forward-result") {
+        held.push([from, body]);
+        return true;
+      }
+      return receive(from, body);
+    };
+    const sentBefore = follower.runtime.stats().forwarding.forwarded;
+    const servedBefore = leader.runtime.stats().forwarding.served;
+    const first = follower.runtime.readIndex({ forward: true, timeoutMs: 5000 });
+    await c.run(() => leader.runtime.stats().forwarding.served === servedBefore + 1);
+    // Acknowledged after the first read's index was given: later reads must see it.
+    const written = await c.await(leader.runtime.propose(put("y", "new")));
+    const later = [1, 2, 3].map(() => follower.runtime.readIndex({ forward: true, timeoutMs: 5000 }));
+    assert.equal(follower.runtime.stats().forwarding.forwarded, sentBefore + 1, "the later reads wait");
+    holding = false;
+    for (const [from, body] of held.splice(0)) receive(from, body);
+    const firstOutcome = await c.await(first);
+    assert.ok(firstOutcome.index < written.index, "the first read's index was given before the write");
+    for (const pending of later) {
+      const outcome = await c.await(pending);
+      assert.ok(outcome.index >= written.index, "a later read's index covers the acknowledged write");
+    }
+    assert.equal(text(follower.machine.read("y")), "new");
+    assert.equal(follower.runtime.stats().forwarding.forwarded, sentBefore + 2, "one request for the three");
+    assert.equal(leader.runtime.stats().forwarding.served, servedBefore + 2);
+    assert.equal(follower.runtime.stats().forwarding.outstanding, 0);
+  });
+
+  it("reads waiting to share a read index are refused not-primary when the primary is lost", async () => {
+    const { c, leader, follower } = await started();
+    // The primary's answers never arrive: the first read stays out, the second waits behind it.
+    const inbound = c.network.find(follower.id);
+    assert.ok(inbound);
+    const receive = inbound.receive.bind(inbound);
+    inbound.receive = (from, body) => {
+      const decoded = decodeMessage(body);
+      if (decoded.ok && (decoded.value as { type?: unknown }).type === "forward-result") return true;
+      return receive(from, body);
+    };
+    const errors = [1, 2].map(() =>
+      follower.runtime.readIndex({ forward: true, timeoutMs: 5000 }).then(
+        () => null,
+        (error: unknown) => error,
+      ),
+    );
+    assert.equal(follower.runtime.stats().forwarding.outstanding, 2);
+    await c.crash(leader.id);
+    for (const error of errors) {
+      const refused = await c.await(error, 2000);
+      assert.ok(isConclaveError(refused, "CONCLAVE_NOT_PRIMARY"), String(refused));
+    }
+    assert.equal(follower.runtime.stats().forwarding.outstanding, 0);
+  });
+
   it("a primary lost after the request reached it leaves the outcome unknown, never a success", async () => {
     const { c, leader, follower } = await started();
     const pending = follower.runtime.propose(put("mid-forward", "v"), { forward: true, timeoutMs: 5000 });
