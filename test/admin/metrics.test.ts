@@ -157,8 +157,22 @@ describe("GET /v1/metrics", { timeout: 60_000 }, () => {
 
   it("answers several first scrapes at once (the process collectors are registered once)", async () => {
     const follower = cluster.followers(leader)[0] as TestNode;
+    const cpuSeconds = (): number => {
+      const { user, system } = process.cpuUsage();
+      return (user + system) / 1e6;
+    };
+    const usedBefore = cpuSeconds();
     const scrapes = await Promise.all([scrape(follower), scrape(follower), scrape(follower)]);
-    for (const samples of scrapes) assert.ok(samples.has("process_resident_memory_bytes"));
+    const usedAfter = cpuSeconds();
+    for (const samples of scrapes) {
+      assert.ok(samples.has("process_resident_memory_bytes"));
+      // The nodes run in this process: its CPU since start, not since the first scrape.
+      const reported = samples.get("process_cpu_seconds_total") ?? 0;
+      assert.ok(reported >= usedBefore - 0.001 && reported <= usedAfter + 0.001, `${reported} s`);
+      const user = samples.get("process_cpu_user_seconds_total") ?? 0;
+      const system = samples.get("process_cpu_system_seconds_total") ?? 0;
+      assert.ok(Math.abs(user + system - reported) < 0.001);
+    }
   });
 
   it("needs the API token", async () => {
