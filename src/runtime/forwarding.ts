@@ -409,19 +409,23 @@ export class Forwarder {
   /** Forgets requests and waiting reads that settled otherwise (timeout, abort). */
   prune(): void {
     for (const [target, waiting] of this.#readsWaiting) {
+      if (!waiting.some(({ call }) => call.settled)) continue;
       const unsettled = waiting.filter(({ call }) => !call.settled);
       this.#readsWaitingCount -= waiting.length - unsettled.length;
       if (unsettled.length === 0) this.#readsWaiting.delete(target);
       else this.#readsWaiting.set(target, unsettled);
     }
+    // Called for every forward: no allocation per outstanding request. A settled reader left in a
+    // request that is still out is skipped when the answer comes (a settled call ignores it).
     for (const [id, request] of this.#outbound) {
-      if (request.kind === "read") request.readers = request.readers.filter(({ call }) => !call.settled);
-      if (!callsOf(request).every((call) => call.settled)) continue;
-      this.#outbound.delete(id);
-      if (request.kind === "read") {
-        this.#countReadRequest(request.target, -1);
-        this.#sendWaitingReads(request.target);
+      if (request.kind === "propose") {
+        if (request.call.settled) this.#outbound.delete(id);
+        continue;
       }
+      if (!request.readers.every(({ call }) => call.settled)) continue;
+      this.#outbound.delete(id);
+      this.#countReadRequest(request.target, -1);
+      this.#sendWaitingReads(request.target);
     }
   }
 
