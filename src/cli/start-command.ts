@@ -6,8 +6,6 @@
  */
 import { flushCompileCache } from "node:module";
 import type { Command } from "commander";
-import { loadConfig } from "../config/load.ts";
-import { createNode } from "../index.ts";
 import { ConclaveError } from "../lib/errors.ts";
 
 type Outcome = { signal: string } | { fatal: Error };
@@ -29,6 +27,13 @@ export function registerStartCommand(program: Command): void {
       const onSignal = (signal: string): void => onOutcome({ signal });
       process.once("SIGTERM", onSignal);
       process.once("SIGINT", onSignal);
+      // The node's code (config schemas, SQLite, HTTP server, transport) is loaded here, not when
+      // the CLI starts: every other command (status, kv, sql, cluster …) starts without it, in
+      // about a third of the time (src/cli/DESIGN.md).
+      const [{ loadConfig }, { createNode }] = await Promise.all([
+        import("../config/load.ts"),
+        import("../index.ts"),
+      ]);
       const config = await loadConfig(options.config === undefined ? {} : { file: options.config });
       const node = await createNode(config);
       node.on("fatal", ({ error }) => onOutcome({ fatal: error }));
