@@ -214,21 +214,25 @@ export class Forwarder {
   }
 
   #sendRequest(id: number, request: Outbound): void {
-    const calls = callsOf(request);
-    // A shared read index is useful to the primary until the last of its reads gives up.
-    const deadlineMs = Math.max(...calls.map((call) => call.deadlineMs));
+    // A shared read index is useful to the primary until the last of its reads gives up, and the
+    // primary's steps matter only if a request can still become slow because of them. (No
+    // arrays for a proposal: this runs for every forwarded write.)
+    let deadlineMs = Number.NEGATIVE_INFINITY;
+    let traceMin = Number.POSITIVE_INFINITY;
+    const consider = (call: { readonly deadlineMs: number; readonly trace: RequestTrace | null }): void => {
+      deadlineMs = Math.max(deadlineMs, call.deadlineMs);
+      if (call.trace !== null) traceMin = Math.min(traceMin, traceMinMs(call.trace));
+    };
+    if (request.kind === "read") for (const { call } of request.readers) consider(call);
+    else consider(request.call);
     const remainingMs = deadlineMs - this.#options.clock.now();
     const timeoutMs = Math.max(1, Math.min(forwardTimeoutMsMax, Math.floor(remainingMs)));
-    // The primary's steps matter only if a request can still become slow because of them.
-    const traceMin = Math.min(
-      ...calls.map((call) => (call.trace === null ? Infinity : traceMinMs(call.trace))),
-    );
     const envelope = {
       id,
       from: this.#options.id,
       to: request.target,
       timeoutMs,
-      ...(traceMin === Infinity ? {} : { trace: traceMin }),
+      ...(traceMin === Number.POSITIVE_INFINITY ? {} : { trace: traceMin }),
     };
     const message: ForwardPropose | ForwardReadIndex =
       request.kind === "propose"
@@ -246,8 +250,7 @@ export class Forwarder {
     const coalesce = this.#outbound.size > 0;
     if (!this.#options.send(request.target, message, { coalesce })) {
       // Not queued: the primary never saw it, so nothing was proposed.
-      const error = busy(`the request could not be sent to the primary ${request.target}`);
-      for (const call of calls) call.reject(error);
+      this.#rejectRequest(request, busy(`the request could not be sent to the primary ${request.target}`));
       if (request.kind === "read") this.#sendWaitingReads(request.target);
       return;
     }
