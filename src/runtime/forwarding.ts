@@ -127,7 +127,7 @@ export class Forwarder {
    * decode, a pending call and an answer each.
    */
   readonly #readsWaiting = new Map<NodeId, Reader[]>();
-  /** Read-index requests out, per primary. */
+  /** Read-index requests out, per primary (no entry: none). */
   readonly #readRequestsOut = new Map<NodeId, number>();
   /** Reads in #readsWaiting, counted against `outstandingMax` with the requests out. */
   #readsWaitingCount = 0;
@@ -180,7 +180,7 @@ export class Forwarder {
    * request to `leader` out already, the read waits to share the next one.
    */
   readIndex(leader: NodeId, call: PendingCall<ReadOutcome>): void {
-    if ((this.#readRequestsOut.get(leader) ?? 0) === 0) {
+    if (!this.#readRequestsOut.has(leader)) {
       this.#start({ kind: "read", target: leader, attempt: 1, readers: [{ call }] });
       return;
     }
@@ -198,8 +198,7 @@ export class Forwarder {
   #start(request: Outbound): void {
     this.prune();
     if (this.#outstanding() >= this.#outstandingMax()) {
-      for (const call of callsOf(request))
-        call.reject(busy("too many requests are being forwarded to the primary"));
+      this.#rejectRequest(request, busy("too many requests are being forwarded to the primary"));
       return;
     }
     this.#sendRequest(this.#nextId++, request);
