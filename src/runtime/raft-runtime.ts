@@ -725,15 +725,15 @@ export class RaftRuntime {
     this.#proposals.markEntries(ready.committed, "committed");
     applier.applyAll(ready.committed);
     // Commit updates wake every follower to apply, and on a machine with few cores the woken
-    // followers take the CPU from this process: sent before the answers to the entries they
-    // commit (written by promise continuations after this), they delayed each answer by
-    // 0.3–0.4 ms at one write in flight. So they leave at the next turn, after the answers.
-    // Nothing waits on them: the commit index only ever rises, and appends and heartbeats
-    // carry it too.
-    if (commitUpdates.length > 0)
-      setImmediate(() => {
-        for (const message of commitUpdates) this.#options.transport.send(message.to, message);
-      });
+    // followers take the CPU from this process: written before the answers to the entries they
+    // commit (by promise continuations after this), they delayed each answer by 0.3–0.4 ms at one
+    // write in flight. So they are coalesced: written at the end of this turn, after the answers,
+    // or sooner with a message that turn sends to the same member — the forward-result of a
+    // write that member forwarded, so that member is woken once for both (one frame less per
+    // forwarded write). Nothing waits on them: the commit index only ever rises, and appends and
+    // heartbeats carry it too.
+    for (const message of commitUpdates)
+      this.#options.transport.send(message.to, message, { coalesce: true });
     // 5. reads
     for (const read of ready.reads) this.#reads.confirmed(read.id, read.index);
     for (const id of ready.readsFailed) this.#reads.failed(id, notPrimary(null));

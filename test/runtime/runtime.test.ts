@@ -43,16 +43,20 @@ describe("RaftRuntime over in-memory adapters", { timeout: 30_000 }, () => {
     for (const member of c.members.values()) assert.equal(member.machine.read("x"), null);
   });
 
-  it("a leader answers a write before it sends the commit update that wakes its followers", async () => {
+  it("a leader's commit updates wait for the end of the turn, after the answer to the write they commit", async () => {
     const c = cluster(["a", "b", "c"]);
     await c.startAll();
     const leader = await c.electLeader();
     await c.await(leader.runtime.propose(put("warm", "1")));
     await c.settle();
     const events: string[] = [];
-    leader.onSend = (_to, message) => {
+    leader.onSend = (_to, message, options) => {
       const m = message as { type?: string; commitOnly?: boolean; commit?: number };
-      if (m.type === "append" && m.commitOnly === true) events.push(`commit update ${m.commit}`);
+      if (m.type !== "append" || m.commitOnly !== true) return;
+      // A coalesced message is written at the end of the turn at the latest (the TCP
+      // transport's contract, test/transport/tcp-transport.test.ts), or sooner with a plain one.
+      if (options?.coalesce === true) setImmediate(() => events.push(`commit update ${m.commit}`));
+      else events.push(`commit update ${m.commit} (at once)`);
     };
     const written = leader.runtime.propose(put("k", "v")).then((outcome) => {
       events.push(`answered ${outcome.index}`);
@@ -60,13 +64,41 @@ describe("RaftRuntime over in-memory adapters", { timeout: 30_000 }, () => {
     });
     const { index } = await c.await(written);
     await c.settle();
-    // Sent first, the update woke both followers, and on two cores they took the CPU from the
-    // leader's answer (0.3–0.4 ms at one write in flight); now it goes at the next turn.
+    // Written at once, the update woke both followers, and on two cores they took the CPU from
+    // the leader's answer (0.3–0.4 ms at one write in flight).
     assert.deepEqual(events.slice(0, 3), [
       `answered ${index}`,
       `commit update ${index}`,
       `commit update ${index}`,
     ]);
+  });
+
+  it("a forwarded write's result is sent after the commit update to that secondary, in the same turn (one frame)", async () => {
+    const c = cluster(["a", "b", "c"]);
+    await c.startAll();
+    const leader = await c.electLeader();
+    const secondary = [...c.members.values()].find((m) => m !== leader);
+    assert.ok(secondary !== undefined);
+    await c.await(secondary.runtime.propose(put("warm", "1"), { forward: true }));
+    await c.settle();
+    const toSecondary: string[] = [];
+    let turn = 0;
+    leader.onSend = (to, message, options) => {
+      if (to !== secondary.id) return;
+      const m = message as { type?: string; commitOnly?: boolean };
+      if (m.type === "forward-result") toSecondary.push(`result, turn ${turn}`);
+      else if (m.type === "append" && m.commitOnly === true) {
+        toSecondary.push(`commit update${options?.coalesce === true ? " (coalesced)" : ""}, turn ${turn}`);
+        // Counts the end of this event-loop turn.
+        setImmediate(() => {
+          turn++;
+        });
+      }
+    };
+    await c.await(secondary.runtime.propose(put("k", "v"), { forward: true }));
+    await c.settle();
+    // The plain forward-result is flushed before the turn ends and takes the queued update along.
+    assert.deepEqual(toSecondary.slice(0, 2), ["commit update (coalesced), turn 0", "result, turn 0"]);
   });
 
   it("a follower's acknowledgement is written before it applies what the same Ready committed", async () => {
