@@ -50,6 +50,7 @@ export class ClusterServices {
   readonly #reconciler: MembershipReconciler;
   readonly #options: ClusterServicesOptions;
   #unlisten: (() => void) | null = null;
+  #unlistenRole: (() => void) | null = null;
 
   constructor(options: ClusterServicesOptions) {
     this.#options = options;
@@ -150,6 +151,13 @@ export class ClusterServices {
       this.#announcer.check();
       this.#reconciler.poke();
     });
+    // A node announces itself as soon as it knows a primary, not at the announcer's next
+    // second: a first member that became primary and took a joiner within that second was
+    // listed after it (the joiner's row took the first position). After the loop's turn: the
+    // event comes from inside it.
+    this.#unlistenRole = this.#options.runtime.on("role-changed", ({ leader }) => {
+      if (leader !== null) setImmediate(() => this.#announcer.check());
+    });
     this.peers.refresh();
     this.pings.start();
     this.#announcer.start();
@@ -160,6 +168,8 @@ export class ClusterServices {
   stop(): void {
     this.#unlisten?.();
     this.#unlisten = null;
+    this.#unlistenRole?.();
+    this.#unlistenRole = null;
     this.pings.stop();
     this.#announcer.stop();
     this.#reconciler.stop();

@@ -3,8 +3,9 @@
  * membership and a primary is known, it proposes `member-announce` with its own record (its
  * addresses, role and preferences from its configuration) whenever the row is missing or says
  * something else — at first start of a static cluster, after a restart with a new HTTP port, or
- * after a role change in the configuration. One proposal in flight; checked every second and
- * after each cluster change.
+ * after a role change in the configuration. One proposal in flight; checked every second, after
+ * each cluster change, and as soon as the node learns of a primary (cluster-services.ts), so the
+ * first member of a new cluster has its row before a joiner takes the first position.
  *
  * @example
  * ```ts
