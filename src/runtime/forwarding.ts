@@ -184,8 +184,7 @@ export class Forwarder {
       this.#start({ kind: "read", target: leader, attempt: 1, readers: [{ call }] });
       return;
     }
-    this.prune();
-    if (this.#outstanding() >= this.#outstandingMax()) {
+    if (this.#atBound()) {
       call.reject(busy("too many requests are being forwarded to the primary"));
       return;
     }
@@ -196,8 +195,7 @@ export class Forwarder {
   }
 
   #start(request: Outbound): void {
-    this.prune();
-    if (this.#outstanding() >= this.#outstandingMax()) {
+    if (this.#atBound()) {
       this.#rejectRequest(request, busy("too many requests are being forwarded to the primary"));
       return;
     }
@@ -206,6 +204,18 @@ export class Forwarder {
 
   #outstanding(): number {
     return this.#outbound.size + this.#readsWaitingCount;
+  }
+
+  /**
+   * True when no more requests may be forwarded, counting only unsettled ones. Requests that
+   * settled otherwise (timeout, abort) are pruned here only when the count reaches the bound, and
+   * at every loop turn (RaftRuntime): pruning at every forward walked every outstanding request
+   * each time (quadratic near the bound of 1,024) and made an entry array per request.
+   */
+  #atBound(): boolean {
+    if (this.#outstanding() < this.#outstandingMax()) return false;
+    this.prune();
+    return this.#outstanding() >= this.#outstandingMax();
   }
 
   #outstandingMax(): number {
@@ -417,18 +427,19 @@ export class Forwarder {
       if (unsettled.length === 0) this.#readsWaiting.delete(target);
       else this.#readsWaiting.set(target, unsettled);
     }
-    // Called for every forward: no allocation per outstanding request. A settled reader left in a
-    // request that is still out is skipped when the answer comes (a settled call ignores it).
-    for (const [id, request] of this.#outbound) {
+    // Called at every loop turn: no allocation per outstanding request (forEach makes no entry
+    // arrays; deleting the visited entry is allowed). A settled reader left in a request that is
+    // still out is skipped when the answer comes (a settled call ignores it).
+    this.#outbound.forEach((request, id) => {
       if (request.kind === "propose") {
         if (request.call.settled) this.#outbound.delete(id);
-        continue;
+        return;
       }
-      if (!request.readers.every(({ call }) => call.settled)) continue;
+      if (!request.readers.every(({ call }) => call.settled)) return;
       this.#outbound.delete(id);
       this.#countReadRequest(request.target, -1);
       this.#sendWaitingReads(request.target);
-    }
+    });
   }
 
   #rejectRequest(request: Outbound, error: ConclaveError): void {

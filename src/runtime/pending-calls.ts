@@ -114,7 +114,10 @@ export class ProposalTable {
 
   /** Forgets calls that settled otherwise (timeout, abort). */
   prune(): void {
-    for (const [index, pending] of this.#byIndex) if (pending.call.settled) this.#byIndex.delete(index);
+    // Every loop turn: forEach makes no entry array per call (deleting the visited entry is allowed).
+    this.#byIndex.forEach((pending, index) => {
+      if (pending.call.settled) this.#byIndex.delete(index);
+    });
   }
 }
 
@@ -175,6 +178,8 @@ export class ReadTable {
   }
 
   prune(): void {
-    for (const [id, call] of this.#unconfirmed) if (call.settled) this.#unconfirmed.delete(id);
+    this.#unconfirmed.forEach((call, id) => {
+      if (call.settled) this.#unconfirmed.delete(id);
+    });
   }
 }

@@ -345,6 +345,17 @@ describe("forwarding to the primary (RaftRuntime over in-memory adapters)", { ti
     assert.deepEqual((await c.await(first)).result, { op: "put" });
   });
 
+  it("a forward that settled otherwise (aborted) frees its place under the bound at once", async () => {
+    const { c, follower } = await started({ forwarding: { outstandingMax: 1 } });
+    const abort = new AbortController();
+    const first = follower.runtime.propose(put("a1", "1"), { forward: true, signal: abort.signal });
+    abort.abort();
+    // Same turn: no loop turn has pruned the aborted request yet; reaching the bound prunes it.
+    const second = follower.runtime.propose(put("a2", "2"), { forward: true });
+    await assert.rejects(c.await(first), (error: unknown) => isConclaveError(error, "CONCLAVE_ABORTED"));
+    assert.deepEqual((await c.await(second)).result, { op: "put" });
+  });
+
   it("a traced request gets the primary's steps back, placed between forwarding and the answer", async () => {
     const { c, leader, follower } = await started();
     const names = (trace: RequestTrace, on?: string): string[] =>
