@@ -178,6 +178,8 @@ describe("bench:compare options", () => {
       "--trace-steps",
       "--idle-cluster",
       "running",
+      "--cluster-warmup",
+      "0",
     ]);
     assert.ok(parsed.ok);
     assert.equal(parsed.options.runs, 5);
@@ -190,9 +192,14 @@ describe("bench:compare options", () => {
     assert.deepEqual(parsed.options.serverNodeFlags, ["--cpu-prof", "--cpu-prof-dir=/tmp/prof"]);
     assert.equal(parsed.options.traceSteps, true);
     assert.equal(parsed.options.idleCluster, "running");
+    assert.equal(parsed.options.clusterWarmupOps, 0);
     const defaults = parseOptions([]);
     assert.ok(defaults.ok);
     assert.equal(defaults.options.idleCluster, "paused");
+    assert.equal(defaults.options.clusterWarmupOps, 50_000);
+    const quickWarmed = parseOptions(["--quick", "--cluster-warmup=5000"]);
+    assert.ok(quickWarmed.ok);
+    assert.equal(quickWarmed.options.clusterWarmupOps, 5000);
   });
 
   it("refuses what it does not know, naming the problem", () => {
@@ -206,6 +213,7 @@ describe("bench:compare options", () => {
       [["--fast"], /unknown option --fast/],
       [["--server-node-flags", "--cpu-prof; rm -rf x"], /--server-node-flags takes Node flags/],
       [["--idle-cluster", "asleep"], /--idle-cluster is paused or running/],
+      [["--cluster-warmup", "-1"], /--cluster-warmup needs a whole number/],
     ];
     for (const [argv, message] of cases) {
       const parsed = parseOptions(argv);

@@ -67,6 +67,8 @@ export const usage = `usage: npm run bench:compare -- [options]
   --etcd-timing H/E        etcd heartbeat/election ms: 100/1000 (etcd default) or 50/500 (default 100/1000)
   --kills N                leader kills per run and per system (default 9; 3 with --quick)
   --ops N                  timed operations per load test (default 20000; 2000 with --quick)
+  --cluster-warmup N       untimed puts (64 in flight) into each fresh cluster before its first test
+                           (default 50000; 0 with --quick)
   --memory                 only the memory test: N keys of 100 B into 3-node Conclave, RSS per node
   --memory-keys N          keys for --memory (default 1000000)
   --label NAME             results file label (default: quick|full)
@@ -88,6 +90,11 @@ function positiveInteger(text: string | undefined, name: string, max: number): n
   const value = Number(text);
   if (value < 1 || value > max) return `${name} must be from 1 to ${max}, not ${value}`;
   return value;
+}
+
+function nonNegativeInteger(text: string | undefined, name: string, max: number): number | string {
+  if (text === "0") return 0;
+  return positiveInteger(text, name, max);
 }
 
 function parseTiming(text: string | undefined): EtcdTiming | string {
@@ -116,6 +123,7 @@ interface Draft {
   etcdTiming: EtcdTiming;
   kills?: number;
   ops?: number;
+  clusterWarmup?: number;
   label?: string;
   outDir: string;
   source: boolean;
@@ -143,6 +151,8 @@ function applyOption(draft: Draft, name: string, value: string | undefined): str
       return set(positiveInteger(value, name, killsMax), (v) => (draft.kills = v));
     case "--ops":
       return set(positiveInteger(value, name, opsMax), (v) => (draft.ops = v));
+    case "--cluster-warmup":
+      return set(nonNegativeInteger(value, name, opsMax), (v) => (draft.clusterWarmup = v));
     case "--memory-keys":
       return set(positiveInteger(value, name, memoryKeysMax), (v) => (draft.memoryKeys = v));
     case "--nodes":
@@ -227,7 +237,7 @@ export function parseOptions(argv: readonly string[]): ParseResult {
       killsPerRun: draft.kills ?? (quick ? 3 : 9),
       opsPerTest: draft.ops ?? (quick ? 2000 : 20_000),
       warmupOps: quick ? 200 : 1000,
-      clusterWarmupOps: quick ? 0 : 10_000,
+      clusterWarmupOps: draft.clusterWarmup ?? (quick ? 0 : 50_000),
       testWallMsMax: quick ? 20_000 : 120_000,
       label: draft.label ?? (draft.memory ? "memory" : quick ? "quick" : "full"),
       outDir: draft.outDir,

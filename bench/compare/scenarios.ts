@@ -274,11 +274,15 @@ async function withClusters<T>(
 }
 
 /**
- * Untimed puts into each fresh cluster before its first test, the same on both systems. Why:
- * a Node process serves its first thousands of requests before V8 has optimized the hot paths
- * (put ×64 of 5,000 timed ops right after start: 3,842 puts/s after 1,000 warm-up puts, 4,373
- * after 5,000), and Go's etcd needs no such warm-up. The tests measure a running cluster;
- * docs/benchmarks.md says what a cold one does.
+ * Untimed puts into each fresh cluster before its first test, the same on both systems
+ * (`--cluster-warmup`, default 50,000). Why: both systems get faster over their first tens of
+ * thousands of writes, and the tests measure a running cluster. A Node process runs its hot paths
+ * unoptimized at first, and V8 keeps compiling (TurboFan, on its helper threads) for ~50,000 puts
+ * at 64 in flight: over consecutive windows of 10,000 puts into a fresh 3-member cluster, the
+ * helper threads used 87-97 µs of CPU per put in the first window, 17-38 from the sixth on, and
+ * the main threads 339-379 then 242-309 (2,697-2,913 puts/s, then 3,719-4,469). etcd speeds up
+ * too, less and sooner: 547 µs of server CPU per put in its first window, 453-497 from the third
+ * on (2,386 then 2,913-3,181 puts/s). docs/benchmarks.md says what a cold cluster does.
  */
 async function warmUpClusters(
   suts: Record<SystemName, SystemUnderTest>,
