@@ -5,7 +5,7 @@ import { describe, it } from "node:test";
 import { type BenchCluster, sumSamples } from "../bench/compare/cluster.ts";
 import type { KvDriver, SystemName } from "../bench/compare/drivers.ts";
 import { prefixEnd } from "../bench/compare/drivers.ts";
-import { parseOptions } from "../bench/compare/options.ts";
+import { parseCurveOptions, parseOptions } from "../bench/compare/options.ts";
 import {
   aggregate,
   formatNumber,
@@ -220,6 +220,32 @@ describe("bench:compare options", () => {
       assert.equal(parsed.ok, false, argv.join(" "));
       if (!parsed.ok) assert.match(parsed.message, message);
     }
+  });
+});
+
+describe("bench:warmup options", () => {
+  it("defaults to 10 windows of 10,000 puts and reads every option", () => {
+    assert.deepEqual(parseCurveOptions([]), {
+      windows: 10,
+      puts: 10_000,
+      label: "warmup",
+      outDir: "bench/results",
+    });
+    assert.deepEqual(
+      parseCurveOptions(["--windows", "3", "--puts", "500", "--label", "w1", "--out-dir", "/tmp/w"]),
+      {
+        windows: 3,
+        puts: 500,
+        label: "w1",
+        outDir: "/tmp/w",
+      },
+    );
+  });
+
+  it("refuses what it does not know, naming the problem", () => {
+    assert.match(String(parseCurveOptions(["--windows", "31"])), /--windows must be from 1 to 30/);
+    assert.match(String(parseCurveOptions(["--puts", "x"])), /--puts needs a whole number/);
+    assert.match(String(parseCurveOptions(["--fast"])), /unknown option --fast/);
   });
 });
 

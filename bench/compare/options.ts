@@ -249,3 +249,40 @@ export function parseOptions(argv: readonly string[]): ParseResult {
     },
   };
 }
+
+/** Options of `npm run bench:warmup` (warmup-curve.ts). */
+export interface CurveOptions {
+  readonly windows: number;
+  readonly puts: number;
+  readonly label: string;
+  readonly outDir: string;
+}
+
+const curveWindowsMax = 30;
+const curvePutsMax = 100_000;
+
+/** Parses `npm run bench:warmup` arguments; returns the options or a problem naming the fix. */
+export function parseCurveOptions(argv: readonly string[]): CurveOptions | string {
+  const options = { windows: 10, puts: 10_000, label: "warmup", outDir: "bench/results" };
+  for (let at = 0; at < argv.length; at++) {
+    const name = argv[at];
+    const value = argv[++at];
+    if (name === "--windows" || name === "--puts") {
+      const max = name === "--windows" ? curveWindowsMax : curvePutsMax;
+      const parsed = positiveInteger(value, name, max);
+      if (typeof parsed === "string") return parsed;
+      if (name === "--windows") options.windows = parsed;
+      else options.puts = parsed;
+    } else if (name === "--label") {
+      if (value === undefined || !/^[A-Za-z0-9._-]{1,40}$/.test(value))
+        return "--label is 1 to 40 letters, digits, '.', '_' or '-'";
+      options.label = value;
+    } else if (name === "--out-dir") {
+      if (value === undefined) return "--out-dir needs a directory";
+      options.outDir = value;
+    } else {
+      return `unknown option ${name ?? ""}; options: --windows N (default 10), --puts N per window (default 10000), --label L, --out-dir D`;
+    }
+  }
+  return options;
+}

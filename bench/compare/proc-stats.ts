@@ -4,7 +4,7 @@
  * process caused to be sent to the block layer — an approximation of what was fsynced), memory =
  * VmRSS of /proc/<pid>/status. The client's own CPU comes from process.cpuUsage().
  */
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 
 /** Clock ticks per second of /proc/<pid>/stat times (USER_HZ; 100 on every Linux we run on). */
 const clockTicksPerSecond = 100;
@@ -80,4 +80,33 @@ export function costDelta(before: CostSnapshot, after: CostSnapshot): CostDelta 
     serverCpuPercent: Math.round((100 * (after.serverCpuSeconds - before.serverCpuSeconds)) / wallSeconds),
     serverWriteBytes: after.serverWriteBytes - before.serverWriteBytes,
   };
+}
+
+/**
+ * CPU seconds used so far by `pid`'s threads, summed by kind: "v8" for V8's helper threads
+ * (`V8Worker`: the optimizing compiler, the parallel and concurrent GC), "pool" for libuv's
+ * thread pool (`libuv-worker`: file writes), "main" for every other thread (a Go server's threads
+ * are all "main"). A thread that ends between the listing and the read counts 0.
+ */
+export function threadCpuSecondsByKind(pid: number): Record<"main" | "v8" | "pool", number> {
+  const sums = { main: 0, v8: 0, pool: 0 };
+  let threads: string[] = [];
+  try {
+    threads = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return sums;
+  }
+  for (const thread of threads) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${thread}/stat`, "utf8");
+      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const seconds = (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond;
+      const kind = name.startsWith("V8Worker") ? "v8" : name.startsWith("libuv-worker") ? "pool" : "main";
+      sums[kind] += seconds;
+    } catch {
+      // the thread ended
+    }
+  }
+  return sums;
 }

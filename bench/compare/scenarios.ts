@@ -52,7 +52,7 @@ const socketsPerMember = 256;
 
 type Log = (line: string) => void;
 
-function mainDriver(cluster: BenchCluster): KvDriver {
+export function mainDriver(cluster: BenchCluster): KvDriver {
   const options = { socketsMax: socketsPerMember, timeoutMs: requestTimeoutMs };
   return cluster.system === "etcd"
     ? etcdDriver(cluster.endpoints(), options)
@@ -74,7 +74,7 @@ function driverFactory(system: SystemName): DriverFactory {
 }
 
 /** A cluster of `system` with `size` members, started. */
-async function startCluster(
+export async function startCluster(
   system: SystemName,
   size: number,
   options: CompareOptions,
