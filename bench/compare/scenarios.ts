@@ -278,11 +278,12 @@ async function withClusters<T>(
  * (`--cluster-warmup`, default 50,000). Why: both systems get faster over their first tens of
  * thousands of writes, and the tests measure a running cluster. A Node process runs its hot paths
  * unoptimized at first, and V8 keeps compiling (TurboFan, on its helper threads) for ~50,000 puts
- * at 64 in flight: over consecutive windows of 10,000 puts into a fresh 3-member cluster, the
- * helper threads used 87-97 µs of CPU per put in the first window, 17-38 from the sixth on, and
- * the main threads 339-379 then 242-309 (2,697-2,913 puts/s, then 3,719-4,469). etcd speeds up
- * too, less and sooner: 547 µs of server CPU per put in its first window, 453-497 from the third
- * on (2,386 then 2,913-3,181 puts/s). docs/benchmarks.md says what a cold cluster does.
+ * at 64 in flight: over windows of 10,000 puts into a fresh 3-member cluster (`npm run
+ * bench:warmup`), its helper threads used 87-97 µs of CPU per put in the first window and 17-37
+ * after 80,000 puts, its main threads 317-379 then 242-309 (2,697-3,376 then 3,719-4,535
+ * puts/s). etcd speeds up too, less and sooner: 506-547 µs of server CPU per put in its first
+ * window, 436-480 after 80,000 puts (2,386-2,562 then 3,072-3,333 puts/s; docs/benchmarks.md,
+ * session 22).
  */
 async function warmUpClusters(
   suts: Record<SystemName, SystemUnderTest>,
