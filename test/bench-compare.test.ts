@@ -6,6 +6,7 @@ import { type BenchCluster, sumSamples } from "../bench/compare/cluster.ts";
 import type { KvDriver, SystemName } from "../bench/compare/drivers.ts";
 import { prefixEnd } from "../bench/compare/drivers.ts";
 import { parseCurveOptions, parseOptions } from "../bench/compare/options.ts";
+import { threadCpuSecondsByKind } from "../bench/compare/proc-stats.ts";
 import {
   aggregate,
   formatNumber,
@@ -220,6 +221,21 @@ describe("bench:compare options", () => {
       assert.equal(parsed.ok, false, argv.join(" "));
       if (!parsed.ok) assert.match(parsed.message, message);
     }
+  });
+});
+
+describe("bench:compare CPU by thread kind", () => {
+  it("reads this process's threads: the main thread's CPU, V8's helpers apart, nothing for a missing pid", () => {
+    const before = threadCpuSecondsByKind(process.pid);
+    // Spin until the process has used 60 ms of user CPU, nearly all on this (the main) thread.
+    const startMicros = process.cpuUsage().user;
+    let spin = 0;
+    while (process.cpuUsage().user - startMicros < 60_000) spin++;
+    assert.ok(spin > 0);
+    const after = threadCpuSecondsByKind(process.pid);
+    assert.ok(after.main - before.main >= 0.02, `main thread CPU grew by ${after.main - before.main} s`);
+    assert.ok(after.v8 >= 0 && after.pool >= 0);
+    assert.deepEqual(threadCpuSecondsByKind(2 ** 22 + 7), { main: 0, v8: 0, pool: 0 });
   });
 });
 

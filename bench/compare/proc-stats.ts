@@ -12,13 +12,17 @@ const clockTicksPerSecond = 100;
 /** CPU seconds (user + system) used so far by `pid`, 0 when it cannot be read. */
 export function processCpuSeconds(pid: number): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // The command name may hold spaces; fields after it start two characters past the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond;
+    return cpuSecondsOfStat(readFileSync(`/proc/${pid}/stat`, "utf8"));
   } catch {
     return 0;
   }
+}
+
+/** utime + stime of a /proc/<pid>/stat or /proc/<pid>/task/<tid>/stat line, in seconds. */
+function cpuSecondsOfStat(stat: string): number {
+  // The command name may hold spaces; fields after it start two characters past the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond;
 }
 
 /** Bytes `pid` has written to storage so far (`write_bytes`), 0 when it cannot be read. */
@@ -100,10 +104,8 @@ export function threadCpuSecondsByKind(pid: number): Record<"main" | "v8" | "poo
     try {
       const stat = readFileSync(`/proc/${pid}/task/${thread}/stat`, "utf8");
       const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      const seconds = (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond;
       const kind = name.startsWith("V8Worker") ? "v8" : name.startsWith("libuv-worker") ? "pool" : "main";
-      sums[kind] += seconds;
+      sums[kind] += cpuSecondsOfStat(stat);
     } catch {
       // the thread ended
     }
