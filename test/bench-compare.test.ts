@@ -9,6 +9,7 @@ import { parseCurveOptions, parseOptions } from "../bench/compare/options.ts";
 import { threadCpuSecondsByKind } from "../bench/compare/proc-stats.ts";
 import {
   aggregate,
+  cpuMicrosPerOp,
   formatNumber,
   formatRatio,
   ratioOf,
@@ -100,6 +101,12 @@ describe("bench:compare table", () => {
     // Per kill (not per run), or one run only: no run ratios.
     assert.deepEqual(aggregate({ ...figure, perRun: false }).runRatios, []);
     assert.deepEqual(aggregate({ ...figure, etcd: [1000], conclave: [3000] }).runRatios, []);
+  });
+
+  it("derives the servers' CPU per operation from CPU % and ops/s", () => {
+    assert.equal(cpuMicrosPerOp(140, 3500), 400); // 1.4 cores for 3,500 ops a second
+    assert.equal(cpuMicrosPerOp(141, 2652), 532);
+    assert.equal(cpuMicrosPerOp(120, 0), null);
   });
 
   it("formats numbers, ratios and arrows for the table", () => {

@@ -92,10 +92,21 @@ export function aggregate(figure: Figure): FigureRow {
 }
 
 type Pick = (result: LoadResult) => number | null;
+
+/**
+ * CPU per operation in µs from CPU as % of one core and operations per second, null without
+ * operations: what one operation cost the servers. Once both cores of the machine are busy,
+ * throughput follows it.
+ */
+export function cpuMicrosPerOp(cpuPercent: number, opsPerSecond: number | null): number | null {
+  return opsPerSecond !== null && opsPerSecond > 0 ? Math.round((cpuPercent * 10_000) / opsPerSecond) : null;
+}
+
 const opsPerSecond: Pick = (r) => r.opsPerSecond;
 const p50: Pick = (r) => r.latency.p50Ms;
 const p99: Pick = (r) => r.latency.p99Ms;
 const serverCpu: Pick = (r) => r.cost.serverCpuPercent;
+const serverCpuPerOp: Pick = (r) => cpuMicrosPerOp(r.cost.serverCpuPercent, r.opsPerSecond);
 const clientCpu: Pick = (r) => r.cost.clientCpuPercent;
 const diskPerByte: Pick = (r) => r.diskBytesPerPayloadByte;
 const durableWritesPerOp: Pick = (r) => r.durableWritesPerOp ?? null;
@@ -137,6 +148,7 @@ function loadFigures(
     row("p50 ms", "lower", p50),
     row("p99 ms", "lower", p99),
     row("server CPU % of a core", null, serverCpu),
+    row("server CPU µs per op", "lower", serverCpuPerOp),
     row("client CPU % of a core", null, clientCpu),
   ];
 }
