@@ -105,6 +105,7 @@ async function main(argv: readonly string[]): Promise<number> {
     console.error(options);
     return 2;
   }
+  // startCluster takes the comparison's options (etcd timing): its defaults, as bench:compare runs.
   const compare = parseOptions([]);
   if (!compare.ok) throw new Error(compare.message);
   if (describeEnvironment().etcd === null) {
