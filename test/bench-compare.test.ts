@@ -2,10 +2,11 @@ import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { describe, it } from "node:test";
+import { type AbRound, renderAb, summarizeAb } from "../bench/compare/ab-summary.ts";
 import { type BenchCluster, sumSamples } from "../bench/compare/cluster.ts";
 import type { KvDriver, SystemName } from "../bench/compare/drivers.ts";
 import { prefixEnd } from "../bench/compare/drivers.ts";
-import { parseCurveOptions, parseOptions } from "../bench/compare/options.ts";
+import { parseAbOptions, parseCurveOptions, parseOptions } from "../bench/compare/options.ts";
 import { threadCpuSecondsByKind } from "../bench/compare/proc-stats.ts";
 import {
   aggregate,
@@ -269,6 +270,75 @@ describe("bench:warmup options", () => {
     assert.match(String(parseCurveOptions(["--windows", "31"])), /--windows must be from 1 to 30/);
     assert.match(String(parseCurveOptions(["--puts", "x"])), /--puts needs a whole number/);
     assert.match(String(parseCurveOptions(["--fast"])), /unknown option --fast/);
+  });
+});
+
+describe("bench:ab options", () => {
+  it("defaults to HEAD, 10 rounds of 10,000 puts at 64 in flight after 50,000 warm-up puts", () => {
+    assert.deepEqual(parseAbOptions([]), {
+      base: "HEAD",
+      rounds: 10,
+      ops: 10_000,
+      warmup: 50_000,
+      inFlight: 64,
+      label: "ab",
+      outDir: "bench/results",
+    });
+    assert.deepEqual(
+      parseAbOptions([
+        "--base",
+        "HEAD~2",
+        "--rounds",
+        "4",
+        "--ops",
+        "500",
+        "--warmup",
+        "0",
+        "--in-flight",
+        "8",
+      ]),
+      { base: "HEAD~2", rounds: 4, ops: 500, warmup: 0, inFlight: 8, label: "ab", outDir: "bench/results" },
+    );
+  });
+
+  it("refuses what it does not know, naming the problem", () => {
+    assert.match(String(parseAbOptions(["--rounds", "41"])), /--rounds must be from 1 to 40/);
+    assert.match(String(parseAbOptions(["--ops", "0"])), /--ops must be from 1/);
+    assert.match(String(parseAbOptions(["--base", "--upload-pack=x"])), /--base needs a git revision/);
+    assert.match(String(parseAbOptions(["--base"])), /--base needs a git revision/);
+    assert.match(String(parseAbOptions(["--fast"])), /unknown option --fast/);
+  });
+});
+
+describe("bench:ab summary", () => {
+  const round = (putsPerSecond: number, cpuMicrosPerPut: number, errors = 0): AbRound => ({
+    putsPerSecond,
+    cpuMicrosPerPut,
+    errors,
+  });
+
+  it("compares the rounds in pairs: medians per build, median of the ratios, rounds won", () => {
+    // The machine slows down in round 2 for both builds; the change is 10 % faster in each pair.
+    const base = [round(1000, 400), round(500, 800), round(1000, 400)];
+    const change = [round(1100, 360), round(550, 720), round(1100, 380, 2)];
+    const summary = summarizeAb(base, change);
+    assert.equal(summary.rounds, 3);
+    assert.deepEqual(summary.base, { putsPerSecond: 1000, cpuMicrosPerPut: 400 });
+    assert.deepEqual(summary.change, { putsPerSecond: 1100, cpuMicrosPerPut: 380 });
+    assert.ok(Math.abs(summary.throughputRatio - 1.1) < 1e-9);
+    assert.ok(Math.abs(summary.cpuRatio - 0.9) < 1e-9);
+    assert.equal(summary.fasterRounds, 3);
+    assert.equal(summary.cheaperRounds, 3);
+    assert.equal(summary.errors, 2);
+    const text = renderAb(summary, base, change, { base: "HEAD (abc1234)", change: "working tree" });
+    assert.match(text, /\| puts\/s, median \| 1000 \| 1100 \| 1\.100×; more puts\/s in 3 of 3 rounds \|/);
+    assert.match(text, /\| 2 \| 500 \| 550 \| 800 \| 720 \|/);
+    assert.match(text, /2 puts failed/);
+  });
+
+  it("refuses rounds that do not pair up", () => {
+    assert.throws(() => summarizeAb([round(1, 1)], []), /same number of rounds/);
+    assert.throws(() => summarizeAb([], []), /same number of rounds/);
   });
 });
 

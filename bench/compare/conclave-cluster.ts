@@ -57,22 +57,28 @@ export function prepareServerEntry(
   runFromSource = source;
   extraNodeFlags = nodeFlags;
   traceRequests = traceSteps;
-  if (source) return;
-  const tsc = join(repoRoot, "node_modules", "typescript", "bin", "tsc");
-  const built = spawnSync(process.execPath, [tsc, "-p", join(repoRoot, "tsconfig.build.json")], {
-    cwd: repoRoot,
+  if (!source) buildDist(repoRoot);
+}
+
+/** Builds `checkout`'s dist/ with its own tsc and tsconfig.build.json (`npm run build`). */
+export function buildDist(checkout: string): void {
+  const tsc = join(checkout, "node_modules", "typescript", "bin", "tsc");
+  const built = spawnSync(process.execPath, [tsc, "-p", join(checkout, "tsconfig.build.json")], {
+    cwd: checkout,
     encoding: "utf8",
   });
   if (built.status !== 0) {
-    throw new Error(`building dist/ failed (npm run build): ${built.stdout}${built.stderr}`.trim());
+    throw new Error(
+      `building ${checkout}/dist failed (npm run build): ${built.stdout}${built.stderr}`.trim(),
+    );
   }
 }
 
-/** The command line before `start`: Node's arguments and the entry script. */
-function serverCommand(): string[] {
+/** The command line before `start`: Node's arguments and the entry script of `checkout`. */
+function serverCommand(checkout: string): string[] {
   // bin/conclave.js adds the server's V8 flags itself (it re-executes with them).
-  if (runFromSource) return [...extraNodeFlags, join(repoRoot, "bin", "conclave.js")];
-  return [...serverNodeFlags, ...extraNodeFlags, join(repoRoot, "dist", "cli", "main.js")];
+  if (runFromSource) return [...extraNodeFlags, join(checkout, "bin", "conclave.js")];
+  return [...serverNodeFlags, ...extraNodeFlags, join(checkout, "dist", "cli", "main.js")];
 }
 
 /** package.json's version and the checkout's commit (when git answers). */
@@ -120,13 +126,16 @@ function isPrimary(status: StatusBody | null): boolean {
 export class ConclaveCluster implements BenchCluster {
   readonly system = "conclave" as const;
   readonly size: number;
+  /** The checkout whose server runs (this one by default; bench:ab runs another build too). */
+  readonly checkout: string;
   readonly #members: Member[] = [];
   readonly #cookie = randomBytes(32).toString("base64url");
   #root = "";
   #logMarks: number[] = [];
 
-  constructor(size: number) {
+  constructor(size: number, checkout: string = repoRoot) {
     this.size = size;
+    this.checkout = checkout;
   }
 
   async start(): Promise<void> {
@@ -205,9 +214,9 @@ export class ConclaveCluster implements BenchCluster {
     // and a SIGKILL of this PID kills the server itself.
     member.child = spawnServer(
       process.execPath,
-      [...serverCommand(), "start", "--config", config],
+      [...serverCommand(this.checkout), "start", "--config", config],
       join(this.#root, `${member.name}.log`),
-      repoRoot,
+      this.checkout,
       // The malloc settings `conclave start` sets for itself (scripts/server-node-flags.mjs);
       // the variables the bench itself was started with win, so they can be tried out.
       missingServerEnvironment(process.env),

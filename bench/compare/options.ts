@@ -286,3 +286,66 @@ export function parseCurveOptions(argv: readonly string[]): CurveOptions | strin
   }
   return options;
 }
+
+/** `npm run bench:ab` options (bench/compare/ab.ts). */
+export interface AbOptions {
+  /** The git revision the working tree is measured against. */
+  readonly base: string;
+  readonly rounds: number;
+  /** Puts per round per build. */
+  readonly ops: number;
+  /** Untimed puts into each fresh cluster before the first round (V8's warm-up). */
+  readonly warmup: number;
+  readonly inFlight: number;
+  readonly label: string;
+  readonly outDir: string;
+}
+
+const abRoundsMax = 40;
+const abOpsMax = 200_000;
+const abWarmupMax = 1_000_000;
+const abInFlightMax = 1024;
+
+export function parseAbOptions(argv: readonly string[]): AbOptions | string {
+  const options = {
+    base: "HEAD",
+    rounds: 10,
+    ops: 10_000,
+    warmup: 50_000,
+    inFlight: 64,
+    label: "ab",
+    outDir: "bench/results",
+  };
+  const counts = {
+    "--rounds": ["rounds", abRoundsMax],
+    "--ops": ["ops", abOpsMax],
+    "--warmup": ["warmup", abWarmupMax],
+    "--in-flight": ["inFlight", abInFlightMax],
+  } as const;
+  for (let at = 0; at < argv.length; at++) {
+    const name = argv[at] ?? "";
+    const value = argv[++at];
+    if (name in counts) {
+      const [field, max] = counts[name as keyof typeof counts];
+      const parsed =
+        field === "warmup" ? nonNegativeInteger(value, name, max) : positiveInteger(value, name, max);
+      if (typeof parsed === "string") return parsed;
+      options[field] = parsed;
+    } else if (name === "--base") {
+      // A revision git understands, never an option of git's (no leading '-').
+      if (value === undefined || !/^[A-Za-z0-9._/~^@{}][A-Za-z0-9._/~^@{}-]{0,99}$/.test(value))
+        return "--base needs a git revision (a commit, branch or tag, e.g. HEAD~1 or main)";
+      options.base = value;
+    } else if (name === "--label") {
+      if (value === undefined || !/^[A-Za-z0-9._-]{1,40}$/.test(value))
+        return "--label is 1 to 40 letters, digits, '.', '_' or '-'";
+      options.label = value;
+    } else if (name === "--out-dir") {
+      if (value === undefined) return "--out-dir needs a directory";
+      options.outDir = value;
+    } else {
+      return `unknown option ${name}; options: --base REV (default HEAD), --rounds N (default 10), --ops N per round (default 10000), --warmup N (default 50000), --in-flight N (default 64), --label L, --out-dir D`;
+    }
+  }
+  return options;
+}
