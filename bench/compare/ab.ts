@@ -5,7 +5,8 @@
  * then `--rounds` rounds of `--ops` puts at `--in-flight` in flight on each, the order swapped
  * every round (base first, then change first). Only the build measured runs: the other cluster
  * is stopped with SIGSTOP. It prints each build's puts/s and servers' CPU per put, round by round,
- * and the rounds compared in pairs, and writes them under `--out-dir`.
+ * and the rounds compared in pairs, and writes them under `--out-dir`. Both builds get this
+ * checkout's server flags (scripts/server-node-flags.mjs): it compares code, not those flags.
  *
  * Why pairs: this machine's speed drifts by ±20 % within minutes (a round's CPU per put moved
  * from 316 to 483 µs in one run of identical rounds), more than most changes are worth. A change
