@@ -15,7 +15,7 @@
  */
 
 import { spawnSync } from "node:child_process";
-import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { type AbRound, renderAb, summarizeAb } from "./ab-summary.ts";
 import { buildDist, ConclaveCluster, prepareServerEntry, repoRoot } from "./conclave-cluster.ts";
@@ -24,8 +24,8 @@ import { describeEnvironment } from "./environment.ts";
 import { closedLoop, makeValue } from "./load.ts";
 import { type AbOptions, parseAbOptions } from "./options.ts";
 import { processCpuSeconds } from "./proc-stats.ts";
-import { cleanUpNow, makeTempDir, removeTempDir, waitFor } from "./processes.ts";
-import { fileStamp } from "./results-file.ts";
+import { makeTempDir, removeTempDir, runBenchScript, waitFor } from "./processes.ts";
+import { writeMarkdownResult } from "./results-file.ts";
 
 const valueBytes = 100;
 const roundWallMsMax = 120_000;
@@ -152,24 +152,9 @@ async function main(argv: readonly string[]): Promise<number> {
     `${environment.nproc} CPUs (${environment.cpuModel}); ${environment.node}. Base ${names.base} against the working tree; fresh 3-member clusters, ${options.warmup} warm-up puts each, ${options.rounds} rounds of ${options.ops} puts of ${valueBytes} B at ${options.inFlight} in flight, the order swapped every round, the other cluster stopped.`,
     "",
   ];
-  mkdirSync(options.outDir, { recursive: true });
-  const path = join(options.outDir, `${fileStamp(startedAt)}-${options.label}.md`);
-  writeFileSync(path, `${header.join("\n")}${table}\n`);
+  const path = writeMarkdownResult(options, startedAt, `${header.join("\n")}${table}\n`);
   console.log(`written: ${path}`);
   return 0;
 }
 
-process.on("exit", cleanUpNow);
-for (const name of ["SIGINT", "SIGTERM"] as const) {
-  process.once(name, () => {
-    cleanUpNow();
-    process.exit(130);
-  });
-}
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    console.error(error instanceof Error ? error.message : String(error));
-    process.exit(1);
-  },
-);
+runBenchScript(main);

@@ -250,6 +250,23 @@ export function parseOptions(argv: readonly string[]): ParseResult {
   };
 }
 
+/** `--label` or `--out-dir` of the smaller bench scripts: null when set, else the problem. */
+function setLabelOrOutDir(
+  options: { label: string; outDir: string },
+  name: "--label" | "--out-dir",
+  value: string | undefined,
+): string | null {
+  if (name === "--out-dir") {
+    if (value === undefined) return "--out-dir needs a directory";
+    options.outDir = value;
+  } else {
+    if (value === undefined || !/^[A-Za-z0-9._-]{1,40}$/.test(value))
+      return "--label is 1 to 40 letters, digits, '.', '_' or '-'";
+    options.label = value;
+  }
+  return null;
+}
+
 /** Options of `npm run bench:warmup` (warmup-curve.ts). */
 export interface CurveOptions {
   readonly windows: number;
@@ -273,13 +290,9 @@ export function parseCurveOptions(argv: readonly string[]): CurveOptions | strin
       if (typeof parsed === "string") return parsed;
       if (name === "--windows") options.windows = parsed;
       else options.puts = parsed;
-    } else if (name === "--label") {
-      if (value === undefined || !/^[A-Za-z0-9._-]{1,40}$/.test(value))
-        return "--label is 1 to 40 letters, digits, '.', '_' or '-'";
-      options.label = value;
-    } else if (name === "--out-dir") {
-      if (value === undefined) return "--out-dir needs a directory";
-      options.outDir = value;
+    } else if (name === "--label" || name === "--out-dir") {
+      const problem = setLabelOrOutDir(options, name, value);
+      if (problem !== null) return problem;
     } else {
       return `unknown option ${name ?? ""}; options: --windows N (default 10), --puts N per window (default 10000), --label L, --out-dir D`;
     }
@@ -336,13 +349,9 @@ export function parseAbOptions(argv: readonly string[]): AbOptions | string {
       if (value === undefined || !/^[A-Za-z0-9._/~^@{}][A-Za-z0-9._/~^@{}-]{0,99}$/.test(value))
         return "--base needs a git revision (a commit, branch or tag, e.g. HEAD~1 or main)";
       options.base = value;
-    } else if (name === "--label") {
-      if (value === undefined || !/^[A-Za-z0-9._-]{1,40}$/.test(value))
-        return "--label is 1 to 40 letters, digits, '.', '_' or '-'";
-      options.label = value;
-    } else if (name === "--out-dir") {
-      if (value === undefined) return "--out-dir needs a directory";
-      options.outDir = value;
+    } else if (name === "--label" || name === "--out-dir") {
+      const problem = setLabelOrOutDir(options, name, value);
+      if (problem !== null) return problem;
     } else {
       return `unknown option ${name}; options: --base REV (default HEAD), --rounds N (default 10), --ops N per round (default 10000), --warmup N (default 50000), --in-flight N (default 64), --label L, --out-dir D`;
     }

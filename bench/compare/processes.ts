@@ -128,3 +128,26 @@ export async function waitFor<T>(
     await delay(pollMs);
   }
 }
+
+/**
+ * Runs a bench script's `main` and exits with its code: every server it started is killed and
+ * every temp directory removed on exit, on SIGINT/SIGTERM (code 130) and on a failure (code 1,
+ * the error's message on stderr, never a stack trace for an expected problem).
+ */
+export function runBenchScript(main: (argv: readonly string[]) => Promise<number>): void {
+  process.on("exit", cleanUpNow);
+  for (const name of ["SIGINT", "SIGTERM"] as const) {
+    process.once(name, () => {
+      cleanUpNow();
+      process.exit(130);
+    });
+  }
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      console.error(error instanceof Error ? error.message : String(error));
+      cleanUpNow();
+      process.exit(1);
+    },
+  );
+}

@@ -25,6 +25,18 @@ export function fileStamp(iso: string): string {
   return iso.replace(/\.\d+Z$/, "Z").replaceAll(":", "-");
 }
 
+/** Writes `<outDir>/<stamp>-<label>.md` (the folder made if missing); returns its path. */
+export function writeMarkdownResult(
+  where: { readonly outDir: string; readonly label: string },
+  startedAt: string,
+  markdown: string,
+): string {
+  mkdirSync(where.outDir, { recursive: true });
+  const path = join(where.outDir, `${fileStamp(startedAt)}-${where.label}.md`);
+  writeFileSync(path, markdown);
+  return path;
+}
+
 function optionsLine(options: CompareOptions): string {
   const timing = `${options.etcdTiming.heartbeatMs}/${options.etcdTiming.electionMs}`;
   const servers =

@@ -7,16 +7,14 @@
  * `--cluster-warmup` (docs/benchmarks.md, "What runs").
  */
 
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import type { BenchCluster } from "./cluster.ts";
 import { prepareServerEntry } from "./conclave-cluster.ts";
 import { describeEnvironment } from "./environment.ts";
 import { closedLoop, makeValue } from "./load.ts";
 import { type CurveOptions, parseCurveOptions, parseOptions } from "./options.ts";
 import { threadCpuSecondsByKind } from "./proc-stats.ts";
-import { cleanUpNow } from "./processes.ts";
-import { fileStamp } from "./results-file.ts";
+import { runBenchScript } from "./processes.ts";
+import { writeMarkdownResult } from "./results-file.ts";
 import { mainDriver, startCluster } from "./scenarios.ts";
 
 const concurrency = 64;
@@ -123,25 +121,9 @@ async function main(argv: readonly string[]): Promise<number> {
       await cluster.stop();
     }
   }
-  mkdirSync(options.outDir, { recursive: true });
-  const path = join(options.outDir, `${fileStamp(startedAt)}-${options.label}.md`);
-  writeFileSync(path, renderMarkdown(rows, options, startedAt));
+  const path = writeMarkdownResult(options, startedAt, renderMarkdown(rows, options, startedAt));
   console.log(`written: ${path}`);
   return 0;
 }
 
-process.on("exit", cleanUpNow);
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    cleanUpNow();
-    process.exit(130);
-  });
-}
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    console.error(error instanceof Error ? error.message : String(error));
-    cleanUpNow();
-    process.exit(1);
-  },
-);
+runBenchScript(main);
