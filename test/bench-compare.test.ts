@@ -281,6 +281,7 @@ describe("bench:ab options", () => {
       ops: 10_000,
       warmup: 50_000,
       inFlight: 64,
+      changeNodeFlags: [],
       label: "ab",
       outDir: "bench/results",
     });
@@ -296,8 +297,19 @@ describe("bench:ab options", () => {
         "0",
         "--in-flight",
         "8",
+        "--change-node-flags",
+        "--single-threaded-gc --max-semi-space-size=16",
       ]),
-      { base: "HEAD~2", rounds: 4, ops: 500, warmup: 0, inFlight: 8, label: "ab", outDir: "bench/results" },
+      {
+        base: "HEAD~2",
+        rounds: 4,
+        ops: 500,
+        warmup: 0,
+        inFlight: 8,
+        changeNodeFlags: ["--single-threaded-gc", "--max-semi-space-size=16"],
+        label: "ab",
+        outDir: "bench/results",
+      },
     );
   });
 
@@ -307,6 +319,7 @@ describe("bench:ab options", () => {
     assert.match(String(parseAbOptions(["--base", "--upload-pack=x"])), /--base needs a git revision/);
     assert.match(String(parseAbOptions(["--base"])), /--base needs a git revision/);
     assert.match(String(parseAbOptions(["--fast"])), /unknown option --fast/);
+    assert.match(String(parseAbOptions(["--change-node-flags", "rm -rf"])), /takes Node flags/);
   });
 });
 

@@ -6,7 +6,8 @@
  * every round (base first, then change first). Only the build measured runs: the other cluster
  * is stopped with SIGSTOP. It prints each build's puts/s and servers' CPU per put, round by round,
  * and the rounds compared in pairs, and writes them under `--out-dir`. Both builds get this
- * checkout's server flags (scripts/server-node-flags.mjs): it compares code, not those flags.
+ * checkout's server flags (scripts/server-node-flags.mjs); `--change-node-flags "F"` adds Node
+ * flags to the change build's servers alone, to measure a flag (with `--base HEAD`).
  *
  * Why pairs: this machine's speed drifts by ±20 % within minutes (a round's CPU per put moved
  * from 316 to 483 µs in one run of identical rounds), more than most changes are worth. A change
@@ -93,8 +94,13 @@ async function round(build: Build, index: number, options: AbOptions): Promise<A
   };
 }
 
-async function startBuild(name: string, checkout: string, options: AbOptions): Promise<Build> {
-  const cluster = new ConclaveCluster(3, checkout);
+async function startBuild(
+  name: string,
+  checkout: string,
+  nodeFlags: readonly string[],
+  options: AbOptions,
+): Promise<Build> {
+  const cluster = new ConclaveCluster(3, checkout, nodeFlags);
   await cluster.start();
   const driver = conclaveDriver(cluster.endpoints(), driverOptions);
   const build = { name, cluster, driver, rounds: [] };
@@ -115,14 +121,18 @@ async function main(argv: readonly string[]): Promise<number> {
   const baseCommit = git(["rev-parse", "--short", `${options.base}^{commit}`])
     .toString()
     .trim();
-  const names = { base: `${options.base} (${baseCommit})`, change: "working tree" };
+  const flags = options.changeNodeFlags.join(" ");
+  const names = {
+    base: `${options.base} (${baseCommit})`,
+    change: flags === "" ? "working tree" : `working tree ${flags}`,
+  };
   const baseDirectory = checkOutBase(options.base);
   prepareServerEntry(false);
   const startedAt = new Date().toISOString();
   const builds: Build[] = [];
   try {
-    builds.push(await startBuild(names.base, baseDirectory, options));
-    builds.push(await startBuild(names.change, repoRoot, options));
+    builds.push(await startBuild(names.base, baseDirectory, [], options));
+    builds.push(await startBuild(names.change, repoRoot, options.changeNodeFlags, options));
     for (let index = 0; index < options.rounds; index++) {
       const order = index % 2 === 0 ? builds : [...builds].reverse();
       for (const build of order) {

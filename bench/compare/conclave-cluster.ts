@@ -74,11 +74,14 @@ export function buildDist(checkout: string): void {
   }
 }
 
-/** The command line before `start`: Node's arguments and the entry script of `checkout`. */
-function serverCommand(checkout: string): string[] {
+/**
+ * The command line before `start`: Node's arguments and the entry script of `checkout`;
+ * `ownFlags` come after every other flag (this cluster's alone, e.g. bench:ab's change build).
+ */
+function serverCommand(checkout: string, ownFlags: readonly string[]): string[] {
   // bin/conclave.js adds the server's V8 flags itself (it re-executes with them).
-  if (runFromSource) return [...extraNodeFlags, join(checkout, "bin", "conclave.js")];
-  return [...serverNodeFlags, ...extraNodeFlags, join(checkout, "dist", "cli", "main.js")];
+  if (runFromSource) return [...extraNodeFlags, ...ownFlags, join(checkout, "bin", "conclave.js")];
+  return [...serverNodeFlags, ...extraNodeFlags, ...ownFlags, join(checkout, "dist", "cli", "main.js")];
 }
 
 /** package.json's version and the checkout's commit (when git answers). */
@@ -128,14 +131,17 @@ export class ConclaveCluster implements BenchCluster {
   readonly size: number;
   /** The checkout whose server runs (this one by default; bench:ab runs another build too). */
   readonly checkout: string;
+  /** Node flags for this cluster's servers only, after all others. */
+  readonly nodeFlags: readonly string[];
   readonly #members: Member[] = [];
   readonly #cookie = randomBytes(32).toString("base64url");
   #root = "";
   #logMarks: number[] = [];
 
-  constructor(size: number, checkout: string = repoRoot) {
+  constructor(size: number, checkout: string = repoRoot, nodeFlags: readonly string[] = []) {
     this.size = size;
     this.checkout = checkout;
+    this.nodeFlags = nodeFlags;
   }
 
   async start(): Promise<void> {
@@ -214,7 +220,7 @@ export class ConclaveCluster implements BenchCluster {
     // and a SIGKILL of this PID kills the server itself.
     member.child = spawnServer(
       process.execPath,
-      [...serverCommand(this.checkout), "start", "--config", config],
+      [...serverCommand(this.checkout, this.nodeFlags), "start", "--config", config],
       join(this.#root, `${member.name}.log`),
       this.checkout,
       // The malloc settings `conclave start` sets for itself (scripts/server-node-flags.mjs);

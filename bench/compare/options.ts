@@ -168,10 +168,8 @@ function applyOption(draft: Draft, name: string, value: string | undefined): str
         ? assign(() => (draft.label = value))
         : "--label is 1 to 40 letters, digits, '.', '_' or '-'";
     case "--server-node-flags": {
-      const flags = (value ?? "").split(/\s+/).filter((flag) => flag !== "");
-      return flags.length > 0 && flags.every((flag) => /^--[a-z0-9-]+(=[A-Za-z0-9._/-]+)?$/.test(flag))
-        ? assign(() => (draft.serverNodeFlags = flags))
-        : '--server-node-flags takes Node flags such as "--max-old-space-size=96"';
+      const flags = parseNodeFlags(value, name);
+      return typeof flags === "string" ? flags : assign(() => (draft.serverNodeFlags = flags));
     }
     case "--idle-cluster":
       return value === "paused" || value === "running"
@@ -250,6 +248,14 @@ export function parseOptions(argv: readonly string[]): ParseResult {
   };
 }
 
+/** Node flags given as one argument ("--a=1 --b"); the problem when they are not flags. */
+function parseNodeFlags(value: string | undefined, name: string): string[] | string {
+  const flags = (value ?? "").split(/\s+/).filter((flag) => flag !== "");
+  return flags.length > 0 && flags.every((flag) => /^--[a-z0-9-]+(=[A-Za-z0-9._/-]+)?$/.test(flag))
+    ? flags
+    : `${name} takes Node flags such as "--max-old-space-size=96"`;
+}
+
 /** `--label` or `--out-dir` of the smaller bench scripts: null when set, else the problem. */
 function setLabelOrOutDir(
   options: { label: string; outDir: string },
@@ -310,6 +316,8 @@ export interface AbOptions {
   /** Untimed puts into each fresh cluster before the first round (V8's warm-up). */
   readonly warmup: number;
   readonly inFlight: number;
+  /** Node flags for the change build's servers only (to measure a flag: `--base HEAD`). */
+  readonly changeNodeFlags: readonly string[];
   readonly label: string;
   readonly outDir: string;
 }
@@ -326,6 +334,7 @@ export function parseAbOptions(argv: readonly string[]): AbOptions | string {
     ops: 10_000,
     warmup: 50_000,
     inFlight: 64,
+    changeNodeFlags: [] as string[],
     label: "ab",
     outDir: "bench/results",
   };
@@ -349,11 +358,15 @@ export function parseAbOptions(argv: readonly string[]): AbOptions | string {
       if (value === undefined || !/^[A-Za-z0-9._/~^@{}][A-Za-z0-9._/~^@{}-]{0,99}$/.test(value))
         return "--base needs a git revision (a commit, branch or tag, e.g. HEAD~1 or main)";
       options.base = value;
+    } else if (name === "--change-node-flags") {
+      const flags = parseNodeFlags(value, name);
+      if (typeof flags === "string") return flags;
+      options.changeNodeFlags = flags;
     } else if (name === "--label" || name === "--out-dir") {
       const problem = setLabelOrOutDir(options, name, value);
       if (problem !== null) return problem;
     } else {
-      return `unknown option ${name}; options: --base REV (default HEAD), --rounds N (default 10), --ops N per round (default 10000), --warmup N (default 50000), --in-flight N (default 64), --label L, --out-dir D`;
+      return `unknown option ${name}; options: --base REV (default HEAD), --rounds N (default 10), --ops N per round (default 10000), --warmup N (default 50000), --in-flight N (default 64), --change-node-flags "F", --label L, --out-dir D`;
     }
   }
   return options;
