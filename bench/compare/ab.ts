@@ -27,6 +27,7 @@ import { type AbOptions, parseAbOptions } from "./options.ts";
 import { processCpuSeconds } from "./proc-stats.ts";
 import { makeTempDir, removeTempDir, runBenchScript, waitFor } from "./processes.ts";
 import { writeMarkdownResult } from "./results-file.ts";
+import { signal, stopProcesses } from "./turns.ts";
 
 const valueBytes = 100;
 const roundWallMsMax = 120_000;
@@ -39,8 +40,8 @@ interface Build {
   readonly rounds: AbRound[];
 }
 
-function git(args: readonly string[], input?: Buffer): Buffer {
-  const result = spawnSync("git", args, { cwd: repoRoot, maxBuffer: 1 << 30, ...(input ? { input } : {}) });
+function git(args: readonly string[]): Buffer {
+  const result = spawnSync("git", args, { cwd: repoRoot, maxBuffer: 1 << 30 });
   if (result.status !== 0) {
     throw new Error(`git ${args.join(" ")} failed: ${result.stderr?.toString().trim() ?? result.error}`);
   }
@@ -56,10 +57,6 @@ function checkOutBase(revision: string): string {
   symlinkSync(join(repoRoot, "node_modules"), join(directory, "node_modules"), "dir");
   buildDist(directory);
   return directory;
-}
-
-function signal(pids: readonly number[], name: "SIGSTOP" | "SIGCONT"): void {
-  for (const pid of pids) process.kill(pid, name);
 }
 
 /** Continues a stopped cluster and waits until it takes a put (it may elect a leader first). */
@@ -85,7 +82,7 @@ async function round(build: Build, index: number, options: AbOptions): Promise<A
     return build.driver.put(key, makeValue(key, valueBytes));
   });
   const after = cpu();
-  signal(pids, "SIGSTOP");
+  await stopProcesses(pids, build.name);
   const succeeded = Math.max(1, outcome.started - outcome.errors);
   return {
     putsPerSecond: Math.round(succeeded / outcome.wallSeconds),
@@ -108,7 +105,7 @@ async function startBuild(
   await closedLoop(options.warmup, options.inFlight, 30 * roundWallMsMax, (at) =>
     driver.put(`ab/warm/${at}`, makeValue(`ab/warm/${at}`, valueBytes)),
   );
-  signal(cluster.pids(), "SIGSTOP");
+  await stopProcesses(cluster.pids(), name);
   return build;
 }
 

@@ -53,14 +53,7 @@ export class Turns {
       if (other === turn || other.stopped !== null) continue;
       const pids = other.cluster.pids();
       other.stopped = pids;
-      signal(pids, "SIGSTOP");
-      // A signal is delivered when the process is next scheduled: the turn begins once it is.
-      await waitFor(
-        `${other.cluster.system} stopped`,
-        5000,
-        async () => (pids.every((pid) => ["T", null].includes(processState(pid))) ? true : null),
-        5,
-      );
+      await stopProcesses(pids, other.cluster.system);
     }
   }
 
@@ -91,7 +84,20 @@ export class Turns {
   }
 }
 
-function signal(pids: readonly number[], name: "SIGSTOP" | "SIGCONT"): void {
+/** SIGSTOP to `pids`, resolving once every one is stopped (or gone). */
+export async function stopProcesses(pids: readonly number[], what: string): Promise<void> {
+  signal(pids, "SIGSTOP");
+  // A signal is delivered when the process is next scheduled: the caller goes on once it is.
+  await waitFor(
+    `${what} stopped`,
+    5000,
+    async () => (pids.every((pid) => ["T", null].includes(processState(pid))) ? true : null),
+    5,
+  );
+}
+
+/** Sends `name` to each of `pids`; one that exited meanwhile is skipped. */
+export function signal(pids: readonly number[], name: "SIGSTOP" | "SIGCONT"): void {
   for (const pid of pids) {
     try {
       process.kill(pid, name);
