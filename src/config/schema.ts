@@ -135,6 +135,11 @@ export const clusterSectionShape = {
     "milliseconds from 0 to 1000 (0: commit after every batch)",
     "100",
   ),
+  group_commit_ms: setting(
+    z.int().min(0).max(10).default(1),
+    "milliseconds from 0 to 10 (0: never wait)",
+    "1",
+  ),
 };
 
 /** `http` section: the HTTP API and health endpoints. */
@@ -218,6 +223,7 @@ const clusterSection = z.strictObject(clusterSectionShape).transform((s) => ({
   snapshotEveryEntries: s.snapshot_every_entries,
   snapshotEveryBytes: s.snapshot_every_mib * 1024 * 1024,
   applyCommitIntervalMs: s.apply_commit_interval_ms,
+  groupCommitMs: s.group_commit_ms,
 }));
 
 const httpSection = z

@@ -132,6 +132,12 @@ export class Forwarder {
   /** Reads in #readsWaiting, counted against `outstandingMax` with the requests out. */
   #readsWaitingCount = 0;
   #nextId = 1;
+
+  /** Requests this member forwarded and is still waiting on (writes and read-index requests). */
+  get outstanding(): number {
+    return this.#outbound.size + this.#readsWaitingCount;
+  }
+
   #serving = 0;
   #malformedDropped = 0;
   #forwarded = 0;

@@ -171,6 +171,38 @@ describe("RaftRuntime over in-memory adapters", { timeout: 30_000 }, () => {
     assert.ok(syncs <= 20, `200 proposals took ${syncs} syncs on the leader`);
   });
 
+  it("under load, the loop lets input gather before its next log write; a lone request never waits", async () => {
+    const gatherMs = 5;
+    const c = cluster(["a", "b", "c"], { groupCommit: { backlogMin: 4, gatherMs } });
+    await c.startAll();
+    const leader = await c.electLeader();
+    const wave = (name: string) =>
+      Array.from({ length: 8 }, (_, i) => leader.runtime.propose(put(`${name}${i}`, `${i}`)));
+
+    // A lone request: written, committed and applied without the clock moving at all.
+    let lone = false;
+    void leader.runtime.propose(put("lone", "1")).then(() => (lone = true));
+    await c.settle();
+    assert.ok(lone, "a single proposal did not wait for the gathering timer");
+
+    // Under load: after the first wave's write, the next two waves wait for `gatherMs` and then
+    // go to disk together, in one write.
+    const first = wave("first");
+    await c.settle();
+    const syncsAfterFirst = leader.syncs;
+    const second = wave("second");
+    await c.settle();
+    const third = wave("third");
+    await c.settle();
+    assert.equal(leader.syncs, syncsAfterFirst, "no write while input gathers");
+    c.clock.advance(gatherMs);
+    await c.settle();
+    assert.equal(leader.syncs, syncsAfterFirst + 1, "the second and third waves in one write");
+    const outcomes = await c.await(Promise.all([...first, ...second, ...third]));
+    assert.equal(new Set(outcomes.map((outcome) => outcome.index)).size, 24);
+    assert.equal(text(leader.machine.read("third7")), "7");
+  });
+
   it("a proposal without a quorum times out with an unknown outcome", async () => {
     const c = cluster(["a", "b", "c"]);
     await c.startAll();
