@@ -133,9 +133,16 @@ export class Forwarder {
   #readsWaitingCount = 0;
   #nextId = 1;
 
-  /** Requests this member forwarded and is still waiting on (writes and read-index requests). */
-  get outstanding(): number {
-    return this.#outbound.size + this.#readsWaitingCount;
+  /** Read-index requests out, over every primary (the sum of #readRequestsOut). */
+  #readRequestsOutCount = 0;
+
+  /**
+   * Writes this member forwarded and is still waiting on (what group commit counts: reads put
+   * nothing in the log, and holding a secondary's Ready would only delay the heartbeat answers
+   * a read index waits for).
+   */
+  get writesOutstanding(): number {
+    return this.#outbound.size - this.#readRequestsOutCount;
   }
 
   #serving = 0;
@@ -422,6 +429,7 @@ export class Forwarder {
     for (const request of this.#outbound.values()) for (const call of callsOf(request)) call.reject(error());
     this.#outbound.clear();
     this.#readRequestsOut.clear();
+    this.#readRequestsOutCount = 0;
   }
 
   /** Forgets requests and waiting reads that settled otherwise (timeout, abort). */
@@ -453,6 +461,7 @@ export class Forwarder {
   }
 
   #countReadRequest(target: NodeId, change: 1 | -1): void {
+    this.#readRequestsOutCount += change;
     const out = (this.#readRequestsOut.get(target) ?? 0) + change;
     if (out > 0) this.#readRequestsOut.set(target, out);
     else this.#readRequestsOut.delete(target);

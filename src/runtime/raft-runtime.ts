@@ -288,6 +288,7 @@ export class RaftRuntime {
     this.#state = "stopping";
     this.#persister.stop();
     this.#tickTimer?.cancel();
+    this.#endGather?.();
     await this.#loop;
     // A snapshot still being written finishes (its failure no longer matters: we are stopping).
     await this.#snapshotTask?.catch(() => {});
@@ -633,6 +634,8 @@ export class RaftRuntime {
   /** When the last Ready was handled (monotonic ms), and whether the loop just waited to gather. */
   #readyHandledAtMs = Number.NEGATIVE_INFINITY;
   #gathered = false;
+  /** Ends a group-commit wait now (set while the loop waits). */
+  #endGather: (() => void) | null = null;
 
   #schedule(): void {
     if (this.#loopScheduled || this.#loop !== null || this.#state !== "running") return;
@@ -664,7 +667,7 @@ export class RaftRuntime {
         if (!raft.hasReady()) break;
         const gatherMs = this.#gatherFirstMs();
         if (gatherMs > 0) {
-          await new Promise<void>((resolve) => this.#options.clock.setTimer(resolve, gatherMs));
+          await this.#gather(gatherMs);
           continue;
         }
         // Read before ready(): whether the core kept log entries after a snapshot it will install.
@@ -694,6 +697,21 @@ export class RaftRuntime {
    * Measured with bench:ab (put ×64, 10 rounds, twice; docs/benchmarks.md, session 23): 1.099×
    * and 1.082× puts/s, 0.845× and 0.811× servers' CPU per put. Sequential requests never wait.
    */
+  /** Waits `ms` on the clock, or until stop() (which must not wait on a timer of a manual clock). */
+  #gather(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = this.#options.clock.setTimer(() => {
+        this.#endGather = null;
+        resolve();
+      }, ms);
+      this.#endGather = () => {
+        timer.cancel();
+        this.#endGather = null;
+        resolve();
+      };
+    });
+  }
+
   #gatherFirstMs(): number {
     const group = this.#options.groupCommit;
     if (group === undefined || group === null) return 0;
@@ -701,7 +719,7 @@ export class RaftRuntime {
       this.#gathered = false;
       return 0;
     }
-    if (this.#proposals.size + this.#forwarder.outstanding < group.backlogMin) return 0;
+    if (this.#proposals.size + this.#forwarder.writesOutstanding < group.backlogMin) return 0;
     if (this.#options.clock.now() - this.#readyHandledAtMs >= group.gatherMs) return 0;
     this.#gathered = true;
     return group.gatherMs;
@@ -932,6 +950,7 @@ export class RaftRuntime {
     this.#state = "failed";
     this.#persister.stop();
     this.#tickTimer?.cancel();
+    this.#endGather?.();
     const failure = error instanceof Error ? error : new Error(String(error));
     const code = (failure as Partial<ConclaveError>).code;
     this.#options.logger.error({ code, error: failure.message }, "fatal: the node stops");
@@ -978,7 +997,7 @@ function followedPrimary(state: SoftState, self: NodeId): NodeId | null {
 
 /** See RaftRuntimeOptions.snapshotEveryBytes and snapshotKeepBytes. */
 /**
- * Requests waiting on a member (its proposals in the log, the requests it forwarded) from which
+ * Writes waiting on a member (its proposals in the log, the writes it forwarded) from which
  * group commit lets input gather (`RaftRuntimeOptions.groupCommit`): 8 of the bench's 64 in
  * flight is well under load; a client with a few requests at a time never waits.
  */

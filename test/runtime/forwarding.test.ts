@@ -58,6 +58,36 @@ describe("forwarding to the primary (RaftRuntime over in-memory adapters)", { ti
     for (const created of clusters) await created.stopAll();
   });
 
+  it("group commit counts a follower's forwarded writes, never its forwarded reads", async () => {
+    const gatherMs = 5;
+    const { c, leader, follower } = await started({ groupCommit: { backlogMin: 4, gatherMs } });
+    await c.await(follower.runtime.propose(put("warm", "1"), { forward: true }));
+    // Twelve reads on each follower (a read index needs one follower's heartbeat answer): answered
+    // without the clock moving, so no member held a Ready for them.
+    let read = 0;
+    const followers = [...c.members.values()].filter((member) => member !== leader);
+    const reads = followers.flatMap((member) =>
+      Array.from({ length: 12 }, () => member.runtime.readIndex({ forward: true }).then(() => read++)),
+    );
+    await c.settle(20);
+    assert.equal(read, 24, "forwarded reads never wait for group commit");
+    await Promise.all(reads);
+    // Twelve writes: they wait for the gathering timer (on the primary and on this follower).
+    let written = 0;
+    const writes = Array.from({ length: 12 }, (_, i) =>
+      follower.runtime.propose(put(`w${i}`, `${i}`), { forward: true }).then((outcome) => {
+        written++;
+        return outcome;
+      }),
+    );
+    await c.settle(20);
+    assert.ok(written < 12, "forwarded writes under load wait for input to gather");
+    c.clock.advance(gatherMs);
+    const outcomes = await c.await(Promise.all(writes));
+    assert.equal(new Set(outcomes.map((outcome) => outcome.index)).size, 12);
+    assert.equal(text(leader.machine.read("w11")), "11");
+  });
+
   it("a write made on a follower is applied once on every member and answered with the primary's result", async () => {
     const { c, leader, follower } = await started();
     const counts = countApplies(c.members.values(), "forwarded-key");

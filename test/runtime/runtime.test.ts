@@ -203,6 +203,22 @@ describe("RaftRuntime over in-memory adapters", { timeout: 30_000 }, () => {
     assert.equal(text(leader.machine.read("third7")), "7");
   });
 
+  it("a stop while the loop waits for input to gather does not wait for the clock", async () => {
+    const c = cluster(["a", "b", "c"], { groupCommit: { backlogMin: 4, gatherMs: 5 } });
+    await c.startAll();
+    const leader = await c.electLeader();
+    const first = Array.from({ length: 8 }, (_, i) => leader.runtime.propose(put(`a${i}`, "1")));
+    await c.settle();
+    const waiting = Array.from({ length: 8 }, (_, i) => leader.runtime.propose(put(`b${i}`, "1")));
+    await c.settle();
+    for (const call of [...first, ...waiting]) call.catch(() => {});
+    // The manual clock never moves: the stop must end the wait itself.
+    await leader.runtime.stop();
+    await assert.rejects(waiting[0] as Promise<unknown>, (error: unknown) =>
+      isConclaveError(error, "CONCLAVE_STOPPED"),
+    );
+  });
+
   it("a proposal without a quorum times out with an unknown outcome", async () => {
     const c = cluster(["a", "b", "c"]);
     await c.startAll();
