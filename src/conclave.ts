@@ -288,7 +288,7 @@ async function wireNode(
     snapshotEveryBytes: config.cluster.snapshotEveryBytes,
     // Leases start by the primary's clock, the one that expires them.
     stampAtPrimary: (data) => database.stampWallClock(data, leaseClock.nowMs()),
-    // Under load (8 or more requests waiting on a member), `cluster.group_commit_ms` for input to
+    // Under load (8 or more writes waiting on a member), `cluster.group_commit_ms` for input to
     // gather before the next log write: fewer writes, messages and wake-ups per request.
     groupCommit:
       config.cluster.groupCommitMs === 0

@@ -59,7 +59,7 @@ export interface ClusterSettings {
    */
   readonly applyCommitIntervalMs: number;
   /**
-   * Under load (8 or more requests waiting on a member), how long its loop lets input gather
+   * Under load (8 or more writes waiting on a member), how long its loop lets input gather
    * before the next log write (`group_commit_ms`; 0 never waits): fewer log writes, messages and
    * wake-ups per request, at up to this much more latency per hop. Requests alone never wait.
    */

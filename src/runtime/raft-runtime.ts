@@ -109,9 +109,9 @@ export interface RaftRuntimeOptions {
    */
   readonly stampAtPrimary?: (data: Uint8Array) => Uint8Array;
   /**
-   * Group commit under load: while at least `backlogMin` requests wait on this member, a Ready
+   * Group commit under load: while at least `backlogMin` writes wait on this member, a Ready
    * that would follow the last one within `gatherMs` waits that long first (see
-   * `#shouldGatherFirst`). Off by default (tests drive the runtime with a manual clock); the node
+   * `#gatherFirstMs`). Off by default (tests drive the runtime with a manual clock); the node
    * turns it on (src/conclave.ts).
    */
   readonly groupCommit?: { readonly backlogMin: number; readonly gatherMs: number } | null;
@@ -624,6 +624,12 @@ export class RaftRuntime {
     }, delay);
   }
 
+  /** When the last Ready was handled (monotonic ms), and whether the loop just waited to gather. */
+  #readyHandledAtMs = Number.NEGATIVE_INFINITY;
+  #gathered = false;
+  /** Ends a group-commit wait now (set while the loop waits). */
+  #endGather: (() => void) | null = null;
+
   /**
    * Runs the loop soon: after the I/O callbacks of this event-loop turn (setImmediate), so that
    * the requests and messages read from every socket that was ready together go into one Ready,
@@ -631,12 +637,6 @@ export class RaftRuntime {
    * callback, and the others waited for the next Ready: put ×64, four A/B pairs, +1.3–3.8 %
    * puts/s and a lower p99 in each; sequential puts unchanged.
    */
-  /** When the last Ready was handled (monotonic ms), and whether the loop just waited to gather. */
-  #readyHandledAtMs = Number.NEGATIVE_INFINITY;
-  #gathered = false;
-  /** Ends a group-commit wait now (set while the loop waits). */
-  #endGather: (() => void) | null = null;
-
   #schedule(): void {
     if (this.#loopScheduled || this.#loop !== null || this.#state !== "running") return;
     this.#loopScheduled = true;
@@ -685,18 +685,6 @@ export class RaftRuntime {
     }
   }
 
-  /**
-   * Group commit under load: how long to let input gather before taking the next Ready (0: take
-   * it now). Right after a Ready was handled, while many requests wait on this member, the loop
-   * waits once, so that the next Ready carries more entries per log write and per message.
-   * Never for a lone request, never twice in a row, never when the option is off.
-   *
-   * Why: on a machine whose cores are all busy (the benchmarks: three members and a client on
-   * two cores), each log write, message and wake-up costs CPU that throughput then lacks. The
-   * entries are still written and synced before anything is acknowledged; only when is moved.
-   * Measured with bench:ab (put ×64, 10 rounds, twice; docs/benchmarks.md, session 23): 1.099×
-   * and 1.082× puts/s, 0.845× and 0.811× servers' CPU per put. Sequential requests never wait.
-   */
   /** Waits `ms` on the clock, or until stop() (which must not wait on a timer of a manual clock). */
   #gather(ms: number): Promise<void> {
     return new Promise((resolve) => {
@@ -712,6 +700,18 @@ export class RaftRuntime {
     });
   }
 
+  /**
+   * Group commit under load: how long to let input gather before taking the next Ready (0: take
+   * it now). Right after a Ready was handled, while many writes wait on this member, the loop
+   * waits once, so that the next Ready carries more entries per log write and per message.
+   * Never for a lone request, never twice in a row, never when the option is off.
+   *
+   * Why: on a machine whose cores are all busy (the benchmarks: three members and a client on
+   * two cores), each log write, message and wake-up costs CPU that throughput then lacks. The
+   * entries are still written and synced before anything is acknowledged; only when is moved.
+   * Measured with bench:ab (put ×64, 10 rounds, twice; docs/benchmarks.md, session 23): 1.099×
+   * and 1.082× puts/s, 0.845× and 0.811× servers' CPU per put. Sequential requests never wait.
+   */
   #gatherFirstMs(): number {
     const group = this.#options.groupCommit;
     if (group === undefined || group === null) return 0;
