@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { describe, it } from "node:test";
 import { type AbRound, renderAb, summarizeAb } from "../bench/compare/ab-summary.ts";
 import { type BenchCluster, sumSamples } from "../bench/compare/cluster.ts";
@@ -20,6 +22,7 @@ import {
 } from "../bench/compare/report.ts";
 import { slowRequestLines, summarizeRequestSteps } from "../bench/compare/request-steps.ts";
 import { fileStamp } from "../bench/compare/results-file.ts";
+import { systemUnderTest, takeTurn } from "../bench/compare/scenarios.ts";
 import { median, percentile, spread, summariseLatencies } from "../bench/compare/stats.ts";
 import { processState, Turns } from "../bench/compare/turns.ts";
 
@@ -189,6 +192,8 @@ describe("bench:compare options", () => {
       "running",
       "--cluster-warmup",
       "0",
+      "--send-to",
+      "primary",
     ]);
     assert.ok(parsed.ok);
     assert.equal(parsed.options.runs, 5);
@@ -202,9 +207,11 @@ describe("bench:compare options", () => {
     assert.equal(parsed.options.traceSteps, true);
     assert.equal(parsed.options.idleCluster, "running");
     assert.equal(parsed.options.clusterWarmupOps, 0);
+    assert.equal(parsed.options.sendTo, "primary");
     const defaults = parseOptions([]);
     assert.ok(defaults.ok);
     assert.equal(defaults.options.idleCluster, "paused");
+    assert.equal(defaults.options.sendTo, "every");
     assert.equal(defaults.options.clusterWarmupOps, 50_000);
     const quickWarmed = parseOptions(["--quick", "--cluster-warmup=5000"]);
     assert.ok(quickWarmed.ok);
@@ -222,6 +229,7 @@ describe("bench:compare options", () => {
       [["--fast"], /unknown option --fast/],
       [["--server-node-flags", "--cpu-prof; rm -rf x"], /--server-node-flags takes Node flags/],
       [["--idle-cluster", "asleep"], /--idle-cluster is paused or running/],
+      [["--send-to", "leader"], /--send-to is every or primary, not leader/],
       [["--cluster-warmup", "-1"], /--cluster-warmup needs a whole number/],
     ];
     for (const [argv, message] of cases) {
@@ -511,5 +519,70 @@ describe("bench:compare metrics scrape", () => {
     );
     assert.equal(sumSamples(text, ["etcd_disk_wal_write_bytes_total"]), 1776);
     assert.equal(sumSamples(text, ["etcd_disk_wal_fsync_duration_seconds"]), null);
+  });
+});
+
+describe("bench:compare --send-to", () => {
+  /** Three HTTP "members" that count the puts each receives and answer as Conclave does. */
+  async function members(): Promise<{ servers: Server[]; puts: number[]; urls: URL[] }> {
+    const puts = [0, 0, 0];
+    const servers = puts.map((_, at) =>
+      createServer((request, response) => {
+        request.resume();
+        request.on("end", () => {
+          if (request.method === "PUT") puts[at] = (puts[at] ?? 0) + 1;
+          response.setHeader("content-type", "application/json");
+          response.end('{"term":1}');
+        });
+      }),
+    );
+    await Promise.all(
+      servers.map((server) => new Promise<void>((ready) => server.listen(0, "127.0.0.1", ready))),
+    );
+    const urls = servers.map(
+      (server) => new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}`),
+    );
+    return { servers, puts, urls };
+  }
+
+  function clusterOf(urls: URL[], leader: () => number | null): BenchCluster {
+    return {
+      system: "conclave",
+      size: urls.length,
+      pids: () => [],
+      leader: async () => leader(),
+      endpoints: () => urls.map((url) => ({ url, headers: {} })),
+    } as unknown as BenchCluster;
+  }
+
+  it("sends every load request to the leader of the turn with primary, and round the members by default", async () => {
+    const { servers, puts, urls } = await members();
+    let leaderNow: number | null = 1;
+    const sut = systemUnderTest(clusterOf(urls, () => leaderNow));
+    const turns = new Turns("running");
+    turns.add(sut.cluster, sut.driver);
+    const primary = parseOptions(["--send-to", "primary"]);
+    const every = parseOptions([]);
+    assert.ok(primary.ok && every.ok);
+    try {
+      await takeTurn(sut, turns, primary.options);
+      for (let i = 0; i < 4; i++) await sut.load.put(`a${i}`, Buffer.from("v"));
+      assert.deepEqual(puts, [0, 4, 0]);
+      // A continued cluster may elect another leader: the next turn follows it.
+      leaderNow = 2;
+      await takeTurn(sut, turns, primary.options);
+      for (let i = 0; i < 2; i++) await sut.load.put(`b${i}`, Buffer.from("v"));
+      assert.deepEqual(puts, [0, 4, 2]);
+      // Round the members (the etcd harness's way) with the default.
+      const roundRobin = systemUnderTest(clusterOf(urls, () => null));
+      await takeTurn(roundRobin, turns, every.options);
+      for (let i = 0; i < 3; i++) await roundRobin.load.put(`c${i}`, Buffer.from("v"));
+      assert.deepEqual(puts, [1, 5, 3]);
+      roundRobin.driver.close();
+    } finally {
+      sut.driver.close();
+      sut.load.close();
+      for (const server of servers) server.close();
+    }
   });
 });

@@ -45,11 +45,21 @@ export interface CompareOptions {
    * the one measured) or "running" (idle, heartbeats only, as before session 19).
    */
   readonly idleCluster: IdleCluster;
+  /**
+   * Where the load tests send their requests: "every" member in turn (the default, as the etcd
+   * harness does: two requests in three reach a follower, which forwards a write to the leader),
+   * or the "primary" only (the leader, found when the clusters start; as Conclave's own client
+   * sends its writes), the same for both systems.
+   */
+  readonly sendTo: SendTo;
   readonly help: boolean;
 }
 
 /** See CompareOptions.idleCluster. */
 export type IdleCluster = "paused" | "running";
+
+/** See CompareOptions.sendTo. */
+export type SendTo = "every" | "primary";
 
 export type ParseResult = { ok: true; options: CompareOptions } | { ok: false; message: string };
 
@@ -82,7 +92,9 @@ export const usage = `usage: npm run bench:compare -- [options]
                            costs throughput, so use it with --only seq (docs/benchmarks.md)
   --idle-cluster paused|running
                            the cluster not being measured is stopped with SIGSTOP (paused, default)
-                           so it takes no CPU from the one measured, or left running idle`;
+                           so it takes no CPU from the one measured, or left running idle
+  --send-to every|primary  the load tests' requests go to every member in turn (default, as the etcd
+                           harness), or to each system's leader only (as Conclave's client sends writes)`;
 
 function positiveInteger(text: string | undefined, name: string, max: number): number | string {
   if (text === undefined || !/^\d{1,9}$/.test(text))
@@ -130,6 +142,7 @@ interface Draft {
   serverNodeFlags: string[];
   traceSteps: boolean;
   idleCluster: IdleCluster;
+  sendTo: SendTo;
   help: boolean;
 }
 
@@ -175,6 +188,10 @@ function applyOption(draft: Draft, name: string, value: string | undefined): str
       return value === "paused" || value === "running"
         ? assign(() => (draft.idleCluster = value))
         : `--idle-cluster is paused or running, not ${value ?? "nothing"}`;
+    case "--send-to":
+      return value === "every" || value === "primary"
+        ? assign(() => (draft.sendTo = value))
+        : `--send-to is every or primary, not ${value ?? "nothing"}`;
     case "--out-dir":
       return value === undefined ? "--out-dir needs a directory" : assign(() => (draft.outDir = value));
     default:
@@ -205,6 +222,7 @@ export function parseOptions(argv: readonly string[]): ParseResult {
     serverNodeFlags: [],
     traceSteps: false,
     idleCluster: "paused",
+    sendTo: "every",
     help: false,
   };
   for (let at = 0; at < argv.length; at++) {
@@ -243,6 +261,7 @@ export function parseOptions(argv: readonly string[]): ParseResult {
       serverNodeFlags: draft.serverNodeFlags,
       traceSteps: draft.traceSteps,
       idleCluster: draft.idleCluster,
+      sendTo: draft.sendTo,
       help: draft.help,
     },
   };

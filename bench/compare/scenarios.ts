@@ -17,6 +17,7 @@ import { EtcdCluster } from "./etcd-cluster.ts";
 import { type DriverFactory, type KillResult, killOnce } from "./failover.ts";
 import { type LoadResult, type LoadSpec, makeValue, runLoad } from "./load.ts";
 import type { CompareOptions, TestName } from "./options.ts";
+import { waitFor } from "./processes.ts";
 import { type SlowRequestLine, summarizeRequestSteps } from "./request-steps.ts";
 import { Turns } from "./turns.ts";
 
@@ -52,11 +53,39 @@ const socketsPerMember = 256;
 
 type Log = (line: string) => void;
 
-export function mainDriver(cluster: BenchCluster): KvDriver {
-  const options = { socketsMax: socketsPerMember, timeoutMs: requestTimeoutMs };
+/** The load tests' driver: every member in turn, or only `member` (an index into the endpoints). */
+export function mainDriver(cluster: BenchCluster, member?: number): KvDriver {
+  const options = {
+    socketsMax: socketsPerMember,
+    timeoutMs: requestTimeoutMs,
+    ...(member === undefined ? {} : { member }),
+  };
   return cluster.system === "etcd"
     ? etcdDriver(cluster.endpoints(), options)
     : conclaveDriver(cluster.endpoints(), options);
+}
+
+/** A started cluster with its drivers, before its first turn. */
+export function systemUnderTest(cluster: BenchCluster): SystemUnderTest {
+  const driver = mainDriver(cluster);
+  return { cluster, driver, load: driver, loadTarget: null, getKeys: null };
+}
+
+/**
+ * Gives `sut`'s system its turn (its members continued, serving) and, with `--send-to primary`,
+ * points its load driver at its leader as of now: a continued Conclave cluster elects again, so
+ * the leader may differ from the last turn's.
+ */
+export async function takeTurn(sut: SystemUnderTest, turns: Turns, options: CompareOptions): Promise<void> {
+  await turns.give(sut.cluster.system);
+  if (options.sendTo === "every") return;
+  const leader = await waitFor(`the ${sut.cluster.system} cluster's leader`, 10_000, () =>
+    sut.cluster.leader(),
+  );
+  if (leader === sut.loadTarget) return;
+  if (sut.load !== sut.driver) sut.load.close();
+  sut.load = mainDriver(sut.cluster, leader);
+  sut.loadTarget = leader;
 }
 
 /**
@@ -94,9 +123,14 @@ export async function startCluster(
   }
 }
 
-interface SystemUnderTest {
+export interface SystemUnderTest {
   readonly cluster: BenchCluster;
+  /** Every member in turn: the turns' probes (one write through each member). */
   readonly driver: KvDriver;
+  /** The load tests' driver: `driver` itself, or with `--send-to primary` one to the leader. */
+  load: KvDriver;
+  /** The member `load` sends to, with `--send-to primary`. */
+  loadTarget: number | null;
   /** Keys known to exist for the get tests: prefix and count. */
   getKeys: { prefix: string; count: number } | null;
 }
@@ -135,7 +169,7 @@ function putSpec(
 
 async function ensureGetKeys(sut: SystemUnderTest, options: CompareOptions, prefix: string): Promise<void> {
   if (sut.getKeys !== null) return;
-  const spec = putSpec(sut.driver, options, `${prefix}/get`, 64, defaultValueBytes);
+  const spec = putSpec(sut.load, options, `${prefix}/get`, 64, defaultValueBytes);
   const filled = await runLoad({ ...spec, warmupOps: 0 }, () => []);
   if (filled.errors > 0) throw new Error(`populating keys for the get tests failed: ${filled.firstError}`);
   sut.getKeys = { prefix: `${prefix}/get/t`, count: filled.ops };
@@ -149,7 +183,7 @@ function getSpec(sut: SystemUnderTest, options: CompareOptions, linearizable: bo
   );
   const op = async (i: number): Promise<void> => {
     const key = `${keys.prefix}/${String(picks[i] ?? 0).padStart(7, "0")}`;
-    if ((await sut.driver.get(key, linearizable)) === null) throw new Error(`missing key ${key}`);
+    if ((await sut.load.get(key, linearizable)) === null) throw new Error(`missing key ${key}`);
   };
   return {
     total: options.opsPerTest,
@@ -199,7 +233,7 @@ async function runTest(
       return [
         [
           "seq",
-          await runLoad(putSpec(sut.driver, options, `${prefix}/seq`, 1, defaultValueBytes, seqOps), pids),
+          await runLoad(putSpec(sut.load, options, `${prefix}/seq`, 1, defaultValueBytes, seqOps), pids),
         ],
       ];
     }
@@ -207,7 +241,7 @@ async function runTest(
     case "put256": {
       const concurrency = test === "put64" ? 64 : 256;
       const result = await runLoad(
-        putSpec(sut.driver, options, `${prefix}/${test}`, concurrency, defaultValueBytes),
+        putSpec(sut.load, options, `${prefix}/${test}`, concurrency, defaultValueBytes),
         pids,
         () => sut.cluster.durableCounters(),
       );
@@ -220,8 +254,8 @@ async function runTest(
       await ensureGetKeys(sut, options, prefix);
       return [[test, await runLoad(getSpec(sut, options, test === "getlin"), pids)]];
     case "sql": {
-      if (sut.driver.system !== "conclave") return [];
-      const driver = sut.driver as ConclaveDriver;
+      if (sut.load.system !== "conclave") return [];
+      const driver = sut.load as ConclaveDriver;
       await driver.sqlExecute(
         "CREATE TABLE IF NOT EXISTS bench_rows (id INTEGER PRIMARY KEY, v TEXT NOT NULL)",
         [],
@@ -253,10 +287,7 @@ async function withClusters<T>(
   const turns = new Turns(options.idleCluster);
   try {
     conclave = await startCluster("conclave", size, options);
-    const suts = {
-      etcd: { cluster: etcd, driver: mainDriver(etcd), getKeys: null },
-      conclave: { cluster: conclave, driver: mainDriver(conclave), getKeys: null },
-    };
+    const suts = { etcd: systemUnderTest(etcd), conclave: systemUnderTest(conclave) };
     turns.add(etcd, suts.etcd.driver);
     turns.add(conclave, suts.conclave.driver);
     try {
@@ -264,8 +295,10 @@ async function withClusters<T>(
       return await body(suts, turns);
     } finally {
       turns.continueAll();
-      suts.etcd.driver.close();
-      suts.conclave.driver.close();
+      for (const { driver, load } of Object.values(suts)) {
+        driver.close();
+        if (load !== driver) load.close();
+      }
     }
   } finally {
     await etcd.stop();
@@ -292,8 +325,8 @@ async function warmUpClusters(
 ): Promise<void> {
   if (options.clusterWarmupOps === 0) return;
   for (const sut of Object.values(suts)) {
-    await turns.give(sut.driver.system);
-    const spec = putSpec(sut.driver, options, "warm", 64, defaultValueBytes, options.clusterWarmupOps);
+    await takeTurn(sut, turns, options);
+    const spec = putSpec(sut.load, options, "warm", 64, defaultValueBytes, options.clusterWarmupOps);
     await runLoad({ ...spec, warmupOps: 0 }, () => []);
   }
 }
@@ -313,7 +346,7 @@ async function runMainGroup(
   await withClusters(options.nodes, options, async (suts, turns) => {
     for (const test of tests) {
       for (const system of order) {
-        await turns.give(system);
+        await takeTurn(suts[system], turns, options);
         const cluster = suts[system].cluster;
         const tracing = options.traceSteps && cluster instanceof ConclaveCluster ? cluster : null;
         tracing?.markRequestLogs();
@@ -353,9 +386,9 @@ async function runGrowthGroup(
     await withClusters(nodes, options, async (suts, turns) => {
       for (const bytes of growthValueBytes) {
         for (const system of order) {
-          await turns.give(system);
+          await takeTurn(suts[system], turns, options);
           const spec = putSpec(
-            suts[system].driver,
+            suts[system].load,
             options,
             `g/r${run}/n${nodes}/${bytes}`,
             64,
