@@ -48,8 +48,8 @@ export interface CompareOptions {
   /**
    * Where the load tests send their requests: "every" member in turn (the default, as the etcd
    * harness does: two requests in three reach a follower, which forwards a write to the leader),
-   * or the "primary" only (the leader, found when the clusters start; as Conclave's own client
-   * sends its writes), the same for both systems.
+   * or the "primary" only (the leader, looked up again at each of the system's turns; as
+   * Conclave's own client sends its writes), the same for both systems.
    */
   readonly sendTo: SendTo;
   readonly help: boolean;
