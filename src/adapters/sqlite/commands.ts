@@ -11,6 +11,7 @@
  */
 import { Packr } from "msgpackr";
 import { z } from "zod";
+import { ByteArena } from "../../lib/byte-arena.ts";
 import { ConclaveError } from "../../lib/errors.ts";
 import { type ClusterCommand, clusterCommandSchema } from "./cluster-commands.ts";
 
@@ -174,6 +175,8 @@ export interface CommandProblem {
 // Records mode keeps repeated object shapes small; each entry carries its own record
 // definitions (no shared structures), so any member decodes any entry on its own.
 const packr = new Packr({ useRecords: true, int64AsType: "bigint" });
+/** Where encoded commands are copied to: they become log entries, dropped in log order. */
+const commandArena = new ByteArena();
 
 function describeIssues(error: z.ZodError): string {
   const issue = error.issues[0];
@@ -249,8 +252,8 @@ export function encodeCommand(command: DatabaseCommand): Uint8Array {
     throw new ConclaveError(checked.problem.code, `the command is invalid: ${checked.problem.message}`);
   // A copy: msgpackr returns a view into a buffer it shares between calls, and a log entry kept
   // until the next snapshot would keep that whole buffer alive (measured: ~1.5x the command bytes
-  // on the primary with 10 KB values).
-  const data = new Uint8Array(packr.pack(command));
+  // on the primary with 10 KB values). From an arena: a copy of its own cost 2.5 µs (ByteArena).
+  const data = commandArena.copy(packr.pack(command));
   if (data.byteLength > commandBytesMax) {
     throw new ConclaveError(
       "CONCLAVE_COMMAND_TOO_LARGE",

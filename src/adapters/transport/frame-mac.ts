@@ -7,6 +7,12 @@
  * of each member's wall time (~7 % of its busy time). The one-shot form gives the same tag bit
  * for bit (a test checks it against `createHmac`). Large payloads are tagged with `createHmac`
  * anyway: the one-shot form copies the payload once, which only pays for small frames.
+ *
+ * Tags come back as 32-character latin1 strings (one character per byte), not Buffers: a digest
+ * as a Buffer is a new backing store outside V8's heap each time, and two of them per tag took
+ * ~2.5 µs of a tag's ~4 µs (measured in a loop: 3.8–5.1 µs per tag as Buffers, 1.3–2.1 as
+ * strings; node:crypto's types call that encoding "binary", Node's alias of latin1).
+ * `Buffer.write(tag, at, n, "latin1")` puts a tag's bytes where they go.
  */
 import { createHmac, hash, type KeyObject } from "node:crypto";
 
@@ -42,8 +48,8 @@ export class FrameMac {
     }
   }
 
-  /** HMAC-SHA256(key, direction ‖ sequenceBytes ‖ payload), 32 bytes. */
-  tag(direction: number, sequenceBytes: Uint8Array, payload: Uint8Array): Buffer {
+  /** HMAC-SHA256(key, direction ‖ sequenceBytes ‖ payload), 32 bytes as a latin1 string. */
+  tag(direction: number, sequenceBytes: Uint8Array, payload: Uint8Array): string {
     if (payload.length > ONE_SHOT_PAYLOAD_BYTES_MAX) {
       return this.tagChunks([new Uint8Array([direction]), sequenceBytes, payload]);
     }
@@ -55,19 +61,22 @@ export class FrameMac {
   }
 
   /**
-   * HMAC-SHA256(key, inner[MAC_RESERVED_BYTES..]), 32 bytes; overwrites the reserved bytes at the
-   * start of `inner` (the caller built the message after them).
+   * HMAC-SHA256(key, inner[MAC_RESERVED_BYTES..]), 32 bytes as a latin1 string; overwrites the
+   * reserved bytes at the start of `inner` (the caller built the message after them).
    */
-  tagReserved(inner: Buffer): Buffer {
+  tagReserved(inner: Buffer): string {
     this.#innerPad.copy(inner, 0);
-    hash("sha256", inner, "buffer").copy(this.#outer, BLOCK_BYTES);
-    return hash("sha256", this.#outer, "buffer");
+    this.#outer.write(hash("sha256", inner, "binary"), BLOCK_BYTES, DIGEST_BYTES, "latin1");
+    return hash("sha256", this.#outer, "binary");
   }
 
-  /** HMAC-SHA256(key, chunks concatenated), 32 bytes, without copying them (for large messages). */
-  tagChunks(chunks: readonly Uint8Array[]): Buffer {
+  /**
+   * HMAC-SHA256(key, chunks concatenated), 32 bytes as a latin1 string, without copying them (for
+   * large messages).
+   */
+  tagChunks(chunks: readonly Uint8Array[]): string {
     const hmac = createHmac("sha256", this.#key);
     for (const chunk of chunks) hmac.update(chunk);
-    return hmac.digest();
+    return hmac.digest("binary");
   }
 }

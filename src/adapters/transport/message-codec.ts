@@ -15,8 +15,9 @@
  * types (anything else, e.g. a config entry or a failed forward, goes as msgpack), so a field
  * added later is never dropped silently. The decoder is bounded like msgpack's: every length is
  * checked against the bytes left, trailing bytes are an error, byte fields are copied (a kept
- * entry never pins the received chunk).
+ * entry never pins the received chunk), into a ByteArena's slabs (lib/byte-arena.ts).
  */
+import { ByteArena } from "../../lib/byte-arena.ts";
 import { type CodecResult, decodeBody, encodeBody } from "./frame-codec.ts";
 
 /** First byte of a fixed-layout body: reserved ("never used") in msgpack. */
@@ -408,6 +409,12 @@ function readEnvelope(r: ByteReader): { from: string; to: string; term: number }
   return { from, to, term: r.count() };
 }
 
+/**
+ * Where the bytes a message keeps beyond its frame are copied to: log entries and forwarded
+ * commands, which the log drops in the order they came (see ByteArena for why and the bound).
+ */
+const keptBytesArena = new ByteArena();
+
 /** Reads a fixed-layout body; every read is bounds-checked and throws FixedLayoutError. */
 class ByteReader {
   readonly #body: Buffer;
@@ -460,9 +467,9 @@ class ByteReader {
     return this.#body.toString("utf8", at, at + length);
   }
 
-  /** Bytes that outlive the frame: a copy. */
+  /** Bytes that outlive the frame (entries, forwarded commands): a copy, from the arena. */
   bytes(): Uint8Array {
-    return this.view().slice();
+    return keptBytesArena.copy(this.view());
   }
 
   /** Bytes read at once and not kept: a view. */
