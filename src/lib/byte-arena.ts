@@ -42,15 +42,25 @@ export class ByteArena {
 
   /** A copy of `source` that shares no bytes with it (and none with any other live copy). */
   copy(source: Uint8Array): Uint8Array {
-    const length = source.byteLength;
     // Not source.slice(): on a Buffer that is a view, not a copy.
-    if (length > this.#pieceBytesMax) return Uint8Array.prototype.slice.call(source);
+    if (source.byteLength > this.#pieceBytesMax) return Uint8Array.prototype.slice.call(source);
+    const piece = this.allocate(source.byteLength);
+    piece.set(source);
+    return piece;
+  }
+
+  /**
+   * `length` zeroed bytes that share nothing with any other piece, for the caller to fill (an
+   * encoder writing straight into its copy). A piece above `pieceBytesMax` is allocated alone.
+   */
+  allocate(length: number): Uint8Array {
+    if (length > this.#pieceBytesMax) return new Uint8Array(length);
     if (this.#slab === null || this.#at + length > this.#slabBytes) {
       this.#slab = new ArrayBuffer(this.#slabBytes);
       this.#at = 0;
     }
+    // Pieces are never handed out twice, so a slab's bytes are still the zeros it was made with.
     const piece = new Uint8Array(this.#slab, this.#at, length);
-    piece.set(source);
     this.#at += length;
     return piece;
   }

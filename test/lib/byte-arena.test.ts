@@ -44,6 +44,25 @@ describe("ByteArena", () => {
     assert.equal(copies[perSlab]?.byteOffset, 0);
   });
 
+  it("allocates zeroed pieces that overlap no other piece, large ones on their own", () => {
+    const arena = new ByteArena(64, 16);
+    const pieces = Array.from({ length: 10 }, (_, i) => arena.allocate(1 + (i % 16)));
+    for (const [i, piece] of pieces.entries()) {
+      assert.ok(
+        piece.every((byte) => byte === 0),
+        `piece ${i} is zeroed`,
+      );
+      piece.fill(i + 1);
+    }
+    for (const [i, piece] of pieces.entries())
+      assert.ok(
+        piece.every((byte) => byte === i + 1),
+        `piece ${i} kept`,
+      );
+    const large = arena.allocate(17);
+    assert.equal(large.buffer.byteLength, 17);
+  });
+
   it("gives a large copy a buffer of its own, also when the source is a Buffer", () => {
     const arena = new ByteArena();
     const source = Buffer.alloc(ARENA_PIECE_BYTES_MAX + 1, 7);

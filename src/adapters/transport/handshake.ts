@@ -33,9 +33,11 @@ export const PROTOCOL_MAGIC = "conclave";
  * Members of different versions refuse each other. 2: the replicated database stores each KV
  * value once (src/adapters/sqlite/kv-schema.ts); a member of version 1 that installed such a
  * snapshot would read every value as empty, so it must not take one. 3: a session frame carries
- * the messages of one flush under one tag (src/adapters/transport/session.ts).
+ * the messages of one flush under one tag (src/adapters/transport/session.ts). 4: a KV put
+ * command has a fixed binary layout (src/adapters/sqlite/put-layout.ts), which a member of
+ * version 3 would apply as an invalid command.
  */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 export const NONCE_BYTES = 32;
 export const HANDSHAKE_MAC_BYTES = 32;
 /** The only thing a peer is ever told about why authentication failed. */
