@@ -10,7 +10,7 @@
  *
  * What it keeps from Hono's side: the same token check on `/v1/*` (api-auth.ts), one error shape
  * (http-failure.ts, `failureBody`), HEAD served by the GET route without a body, and the path
- * resolved as a URL (dot segments) before matching. A request no plain route matches goes to
+ * resolved as a URL would resolve it (dot segments; request-target.ts) before matching. A request no plain route matches goes to
  * Hono untouched, which answers it or its 404.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -19,6 +19,7 @@ import type { AdminContext } from "./admin-context.ts";
 import { tokenRefusal, unauthorizedHeader } from "./api-auth.ts";
 import { failureBody } from "./http-failure.ts";
 import { readNodeBody } from "./request-body.ts";
+import { parseRequestTarget, type RequestTarget } from "./request-target.ts";
 import { jsonAnswer, type RouteAnswer, type RouteRequest } from "./route-request.ts";
 
 /** A plain route's request: a `RouteRequest` plus its path. */
@@ -76,16 +77,12 @@ export function servePlain(
   const target = incoming.url;
   if (target === undefined || !target.startsWith(plainPathPrefix)) return false;
   const method = incoming.method === "HEAD" ? "GET" : (incoming.method ?? "");
-  let url: URL;
-  try {
-    url = new URL(target, "http://localhost");
-  } catch {
-    return false; // Hono answers what it makes of it
-  }
-  const route = router.match(method, url.pathname);
+  const parsed = parseRequestTarget(target);
+  if (parsed === null) return false; // Hono answers what it makes of it
+  const route = router.match(method, parsed.path);
   if (route === undefined) return false;
   const trace = new RequestTrace({ detailAfterMs: context.slowRequests.thresholdMs });
-  void answerAndWrite(context, route, new NodeRouteRequest(incoming, url, trace), outgoing);
+  void answerAndWrite(context, route, new NodeRouteRequest(incoming, parsed, trace), outgoing);
   return true;
 }
 
@@ -161,13 +158,15 @@ class NodeRouteRequest implements PlainRequest {
   /** Started when node:http had the headers: what the slow-request log measures. */
   readonly trace: RequestTrace;
   readonly #incoming: IncomingMessage;
-  readonly #url: URL;
+  readonly #search: string;
+  /** Parsed when a handler first asks for a parameter. */
+  #params: URLSearchParams | null = null;
 
-  constructor(incoming: IncomingMessage, url: URL, trace: RequestTrace) {
+  constructor(incoming: IncomingMessage, target: RequestTarget, trace: RequestTrace) {
     this.trace = trace;
     this.#incoming = incoming;
-    this.#url = url;
-    this.path = url.pathname;
+    this.#search = target.search;
+    this.path = target.path;
     this.method = incoming.method ?? "";
   }
 
@@ -177,7 +176,9 @@ class NodeRouteRequest implements PlainRequest {
   }
 
   query(name: string): string | undefined {
-    return this.#url.search === "" ? undefined : (this.#url.searchParams.get(name) ?? undefined);
+    if (this.#search === "") return undefined;
+    this.#params ??= new URLSearchParams(this.#search);
+    return this.#params.get(name) ?? undefined;
   }
 
   async bodyBytes(limitBytes: number, what: string): Promise<Uint8Array> {
