@@ -10,8 +10,8 @@
  *
  * What it keeps from Hono's side: the same token check on `/v1/*` (api-auth.ts), one error shape
  * (http-failure.ts, `failureBody`), HEAD served by the GET route without a body, and the path
- * resolved as a URL would resolve it (dot segments; request-target.ts) before matching. A request no plain route matches goes to
- * Hono untouched, which answers it or its 404.
+ * resolved as a URL would resolve it (dot segments; request-target.ts) before matching. A
+ * request no plain route matches goes to Hono untouched, which answers it or its 404.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { RequestTrace } from "../runtime/request-trace.ts";

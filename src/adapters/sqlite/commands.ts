@@ -1,7 +1,8 @@
 /**
  * The log entry payload of the replicated database: msgpack (msgpackr records mode), checked on
- * both sides; the plain KV put alone has a fixed binary layout (put-layout.ts). Encoding refuses a bad command with a `ConclaveError` (the proposer's mistake);
- * decoding a committed entry never throws: it returns an error the state machine answers with.
+ * both sides; the plain KV put alone has a fixed binary layout (put-layout.ts). Encoding refuses
+ * a bad command with a `ConclaveError` (the proposer's mistake); decoding a committed entry never
+ * throws: it returns an error the state machine answers with.
  *
  * @example
  * ```ts
