@@ -194,6 +194,8 @@ describe("bench:compare options", () => {
       "0",
       "--send-to",
       "primary",
+      "--client",
+      "node-http",
     ]);
     assert.ok(parsed.ok);
     assert.equal(parsed.options.runs, 5);
@@ -208,10 +210,12 @@ describe("bench:compare options", () => {
     assert.equal(parsed.options.idleCluster, "running");
     assert.equal(parsed.options.clusterWarmupOps, 0);
     assert.equal(parsed.options.sendTo, "primary");
+    assert.equal(parsed.options.client, "node-http");
     const defaults = parseOptions([]);
     assert.ok(defaults.ok);
     assert.equal(defaults.options.idleCluster, "paused");
     assert.equal(defaults.options.sendTo, "every");
+    assert.equal(defaults.options.client, "lean");
     assert.equal(defaults.options.clusterWarmupOps, 50_000);
     const quickWarmed = parseOptions(["--quick", "--cluster-warmup=5000"]);
     assert.ok(quickWarmed.ok);
@@ -230,6 +234,7 @@ describe("bench:compare options", () => {
       [["--server-node-flags", "--cpu-prof; rm -rf x"], /--server-node-flags takes Node flags/],
       [["--idle-cluster", "asleep"], /--idle-cluster is paused or running/],
       [["--send-to", "leader"], /--send-to is every or primary, not leader/],
+      [["--client", "undici"], /--client is lean or node-http, not undici/],
       [["--cluster-warmup", "-1"], /--cluster-warmup needs a whole number/],
     ];
     for (const [argv, message] of cases) {
@@ -558,7 +563,10 @@ describe("bench:compare --send-to", () => {
   it("sends every load request to the leader of the turn with primary, and round the members by default", async () => {
     const { servers, puts, urls } = await members();
     let leaderNow: number | null = 1;
-    const sut = systemUnderTest(clusterOf(urls, () => leaderNow));
+    const sut = systemUnderTest(
+      clusterOf(urls, () => leaderNow),
+      "lean",
+    );
     const turns = new Turns("running");
     turns.add(sut.cluster, sut.driver);
     const primary = parseOptions(["--send-to", "primary"]);
@@ -574,7 +582,10 @@ describe("bench:compare --send-to", () => {
       for (let i = 0; i < 2; i++) await sut.load.put(`b${i}`, Buffer.from("v"));
       assert.deepEqual(puts, [0, 4, 2]);
       // Round the members (the etcd harness's way) with the default.
-      const roundRobin = systemUnderTest(clusterOf(urls, () => null));
+      const roundRobin = systemUnderTest(
+        clusterOf(urls, () => null),
+        "lean",
+      );
       await takeTurn(roundRobin, turns, every.options);
       for (let i = 0; i < 3; i++) await roundRobin.load.put(`c${i}`, Buffer.from("v"));
       assert.deepEqual(puts, [1, 5, 3]);

@@ -5,7 +5,13 @@
  * - Conclave: `PUT /v1/kv/<key>` (raw body), `GET /v1/kv/<key>?consistency=linearizable|none`,
  *   `GET /v1/kv?prefix=` (JSON, base64 values), and the SQL routes.
  */
-import { type Endpoint, expectOk, HttpClient } from "./http-client.ts";
+import {
+  type ClientKind,
+  createHttpClient,
+  type Endpoint,
+  expectOk,
+  type HttpClient,
+} from "./http-client.ts";
 
 /** The systems compared. */
 export type SystemName = "etcd" | "conclave";
@@ -27,6 +33,8 @@ export interface DriverOptions {
   readonly timeoutMs: number;
   /** Only this member (an index into `endpoints`), or every member round-robin when absent. */
   readonly member?: number;
+  /** The client build (default "lean"; `--client`). */
+  readonly client?: ClientKind;
 }
 
 const json = { "content-type": "application/json" };
@@ -57,7 +65,7 @@ interface EtcdRangeAnswer {
 
 /** A driver for etcd's v3 JSON gateway. */
 export function etcdDriver(endpoints: readonly Endpoint[], options: DriverOptions): KvDriver {
-  const client = new HttpClient(pick(endpoints, options), options);
+  const client = createHttpClient(pick(endpoints, options), options);
   const post = async (path: string, body: unknown): Promise<unknown> => {
     const answer = await client.send("POST", path, Buffer.from(JSON.stringify(body)), json);
     return JSON.parse(expectOk(answer, path).body.toString("utf8")) as unknown;
@@ -97,7 +105,7 @@ const conclaveRangeLimit = 10_000;
 
 /** A driver for Conclave's HTTP API, with its SQL routes. */
 export function conclaveDriver(endpoints: readonly Endpoint[], options: DriverOptions): ConclaveDriver {
-  const client = new HttpClient(pick(endpoints, options), options);
+  const client = createHttpClient(pick(endpoints, options), options);
   const keyPath = (key: string): string => `/v1/kv/${encodeURIComponent(key)}`;
   const postJson = async (path: string, body: unknown): Promise<unknown> => {
     const answer = await client.send("POST", path, Buffer.from(JSON.stringify(body)), json);

@@ -1,9 +1,12 @@
 /**
- * The one HTTP client both systems are driven through: node:http over keep-alive connections
- * (at most `socketsMax` per member), requests spread round-robin over the members unless a
- * member is named. Same code path for etcd and Conclave, so client CPU and latency compare.
+ * The HTTP client both systems are driven through, over keep-alive connections (at most
+ * `socketsMax` per member), requests spread round-robin over the members unless a member is
+ * named. Same code path for etcd and Conclave, so client CPU and latency compare. Two builds of
+ * it (`--client`): the lean one (lean-http-client.ts, the default since session 27) and
+ * node:http's (below, the one every earlier result used).
  */
 import { Agent, request } from "node:http";
+import { LeanHttpClient } from "./lean-http-client.ts";
 
 /** A member's base URL and the headers every request to it carries (e.g. a bearer token). */
 export interface Endpoint {
@@ -18,10 +21,43 @@ export interface HttpAnswer {
   readonly body: Buffer;
 }
 
+/** The client's operations, whichever build. */
+export interface HttpClient {
+  readonly endpoints: readonly Endpoint[];
+  /** Sends one request to member `member` (an index) or, when null, to the next member in turn. */
+  send(
+    method: string,
+    path: string,
+    body: Buffer | null,
+    headers?: Readonly<Record<string, string>>,
+    member?: number | null,
+  ): Promise<HttpAnswer>;
+  /** Closes every connection. */
+  close(): void;
+}
+
+/** Which client build drives the load (`--client`). */
+export type ClientKind = "lean" | "node-http";
+export const clientKinds: readonly ClientKind[] = ["lean", "node-http"];
+
+export interface HttpClientOptions {
+  readonly socketsMax: number;
+  readonly timeoutMs: number;
+  /** Default "lean". */
+  readonly client?: ClientKind;
+}
+
+export function createHttpClient(endpoints: readonly Endpoint[], options: HttpClientOptions): HttpClient {
+  return options.client === "node-http"
+    ? new NodeHttpClient(endpoints, options)
+    : new LeanHttpClient(endpoints, options);
+}
+
 /** Largest answer body read; larger ones fail the request (a bench answer is small). */
 const answerBytesMax = 64 * 1024 * 1024;
 
-export class HttpClient {
+/** node:http's client with a keep-alive Agent. */
+export class NodeHttpClient implements HttpClient {
   readonly endpoints: readonly Endpoint[];
   readonly #agent: Agent;
   readonly #timeoutMs: number;

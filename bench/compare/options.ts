@@ -2,6 +2,7 @@
  * Command-line options of `npm run bench:compare` (pure: parsing only, no side effects).
  * A bad option is an expected outcome, so parsing returns a typed result naming the problem.
  */
+import type { ClientKind } from "./http-client.ts";
 
 /** Every test name `--only` accepts, in the order they run. */
 export const testNames = ["seq", "put64", "put256", "getlin", "getser", "sql", "failover", "growth"] as const;
@@ -52,6 +53,11 @@ export interface CompareOptions {
    * Conclave's own client sends its writes), the same for both systems.
    */
   readonly sendTo: SendTo;
+  /**
+   * The load client's build: "lean" (our HTTP/1.1 client on `net` sockets, the default) or
+   * "node-http" (node:http's client, as every run before session 27); the same for both systems.
+   */
+  readonly client: ClientKind;
   readonly help: boolean;
 }
 
@@ -94,7 +100,9 @@ export const usage = `usage: npm run bench:compare -- [options]
                            the cluster not being measured is stopped with SIGSTOP (paused, default)
                            so it takes no CPU from the one measured, or left running idle
   --send-to every|primary  the load tests' requests go to every member in turn (default, as the etcd
-                           harness), or to each system's leader only (as Conclave's client sends writes)`;
+                           harness), or to each system's leader only (as Conclave's client sends writes)
+  --client lean|node-http  the load client, the same for both systems: our lean HTTP/1.1 client (default)
+                           or node:http's (every run before 2026-12-06; it costs ~2.5x the CPU per request)`;
 
 function positiveInteger(text: string | undefined, name: string, max: number): number | string {
   if (text === undefined || !/^\d{1,9}$/.test(text))
@@ -143,6 +151,7 @@ interface Draft {
   traceSteps: boolean;
   idleCluster: IdleCluster;
   sendTo: SendTo;
+  client: ClientKind;
   help: boolean;
 }
 
@@ -192,6 +201,10 @@ function applyOption(draft: Draft, name: string, value: string | undefined): str
       return value === "every" || value === "primary"
         ? assign(() => (draft.sendTo = value))
         : `--send-to is every or primary, not ${value ?? "nothing"}`;
+    case "--client":
+      return value === "lean" || value === "node-http"
+        ? assign(() => (draft.client = value))
+        : `--client is lean or node-http, not ${value ?? "nothing"}`;
     case "--out-dir":
       return value === undefined ? "--out-dir needs a directory" : assign(() => (draft.outDir = value));
     default:
@@ -223,6 +236,7 @@ export function parseOptions(argv: readonly string[]): ParseResult {
     traceSteps: false,
     idleCluster: "paused",
     sendTo: "every",
+    client: "lean",
     help: false,
   };
   for (let at = 0; at < argv.length; at++) {
@@ -262,6 +276,7 @@ export function parseOptions(argv: readonly string[]): ParseResult {
       traceSteps: draft.traceSteps,
       idleCluster: draft.idleCluster,
       sendTo: draft.sendTo,
+      client: draft.client,
       help: draft.help,
     },
   };

@@ -46,7 +46,7 @@ function optionsLine(options: CompareOptions): string {
     ? `--memory --memory-keys ${options.memoryKeys}${servers}`
     : `--runs ${options.runs}${options.quick ? " --quick" : ""} --nodes ${options.nodes} --etcd-timing ${timing} ` +
         `--kills ${options.killsPerRun} --ops ${options.opsPerTest} --only ${options.only.join(",")}` +
-        ` --idle-cluster ${options.idleCluster} --send-to ${options.sendTo}${servers}`;
+        ` --idle-cluster ${options.idleCluster} --send-to ${options.sendTo} --client ${options.client}${servers}`;
 }
 
 /** The memory result as a Markdown table. */

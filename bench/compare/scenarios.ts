@@ -15,6 +15,7 @@ import {
 } from "./drivers.ts";
 import { EtcdCluster } from "./etcd-cluster.ts";
 import { type DriverFactory, type KillResult, killOnce } from "./failover.ts";
+import type { ClientKind } from "./http-client.ts";
 import { type LoadResult, type LoadSpec, makeValue, runLoad } from "./load.ts";
 import type { CompareOptions, TestName } from "./options.ts";
 import { waitFor } from "./processes.ts";
@@ -53,11 +54,15 @@ const socketsPerMember = 256;
 
 type Log = (line: string) => void;
 
-/** The load tests' driver: every member in turn, or only `member` (an index into the endpoints). */
-export function mainDriver(cluster: BenchCluster, member?: number): KvDriver {
+/**
+ * The load tests' driver: every member in turn, or only `member` (an index into the endpoints),
+ * over the `client` build (default lean).
+ */
+export function mainDriver(cluster: BenchCluster, member?: number, client: ClientKind = "lean"): KvDriver {
   const options = {
     socketsMax: socketsPerMember,
     timeoutMs: requestTimeoutMs,
+    client,
     ...(member === undefined ? {} : { member }),
   };
   return cluster.system === "etcd"
@@ -66,8 +71,8 @@ export function mainDriver(cluster: BenchCluster, member?: number): KvDriver {
 }
 
 /** A started cluster with its drivers, before its first turn. */
-export function systemUnderTest(cluster: BenchCluster): SystemUnderTest {
-  const driver = mainDriver(cluster);
+export function systemUnderTest(cluster: BenchCluster, client: ClientKind): SystemUnderTest {
+  const driver = mainDriver(cluster, undefined, client);
   return { cluster, driver, load: driver, loadTarget: null, getKeys: null };
 }
 
@@ -84,7 +89,7 @@ export async function takeTurn(sut: SystemUnderTest, turns: Turns, options: Comp
   );
   if (leader === sut.loadTarget) return;
   if (sut.load !== sut.driver) sut.load.close();
-  sut.load = mainDriver(sut.cluster, leader);
+  sut.load = mainDriver(sut.cluster, leader, options.client);
   sut.loadTarget = leader;
 }
 
@@ -95,9 +100,9 @@ export async function takeTurn(sut: SystemUnderTest, turns: Turns, options: Comp
  */
 const failoverSocketsPerMember = 2048;
 
-function driverFactory(system: SystemName): DriverFactory {
+function driverFactory(system: SystemName, client: ClientKind): DriverFactory {
   return (endpoints, member, timeoutMs) => {
-    const options = { socketsMax: failoverSocketsPerMember, timeoutMs, member };
+    const options = { socketsMax: failoverSocketsPerMember, timeoutMs, member, client };
     return system === "etcd" ? etcdDriver(endpoints, options) : conclaveDriver(endpoints, options);
   };
 }
@@ -287,7 +292,10 @@ async function withClusters<T>(
   const turns = new Turns(options.idleCluster);
   try {
     conclave = await startCluster("conclave", size, options);
-    const suts = { etcd: systemUnderTest(etcd), conclave: systemUnderTest(conclave) };
+    const suts = {
+      etcd: systemUnderTest(etcd, options.client),
+      conclave: systemUnderTest(conclave, options.client),
+    };
     turns.add(etcd, suts.etcd.driver);
     turns.add(conclave, suts.conclave.driver);
     try {
@@ -362,7 +370,11 @@ async function runMainGroup(
     for (let k = 1; k <= options.killsPerRun; k++) {
       for (const system of order) {
         await turns.give(system);
-        const kill = await killOnce(suts[system].cluster, driverFactory(system), `fo/r${run}/k${k}/`);
+        const kill = await killOnce(
+          suts[system].cluster,
+          driverFactory(system, options.client),
+          `fo/r${run}/k${k}/`,
+        );
         m.kills.push({ run, system, kill });
         log(
           `run ${run} ${system.padEnd(8)} kill ${k}: member ${kill.killedMember + 1} → first new ack ${kill.killToFirstNewAckMs} ms, acked ${kill.acked}, lost ${kill.lost}, failed fast/slow ${kill.failedFast}/${kill.failedSlow}, restart ${kill.restartMs} ms`,
