@@ -62,6 +62,7 @@ export interface ClusterSettings {
    * Under load (8 or more writes waiting on a member), how long its loop lets input gather
    * before the next log write (`group_commit_ms`; 0 never waits): fewer log writes, messages and
    * wake-ups per request, at up to this much more latency per hop. Requests alone never wait.
+   * Default 0 (off): it pays only where the members' cores are saturated (docs/configuration.md).
    */
   readonly groupCommitMs: number;
 }

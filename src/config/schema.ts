@@ -136,9 +136,9 @@ export const clusterSectionShape = {
     "100",
   ),
   group_commit_ms: setting(
-    z.int().min(0).max(10).default(1),
+    z.int().min(0).max(10).default(0),
     "milliseconds from 0 to 10 (0: never wait)",
-    "1",
+    "0",
   ),
 };
 

@@ -711,6 +711,8 @@ export class RaftRuntime {
    * entries are still written and synced before anything is acknowledged; only when is moved.
    * Measured with bench:ab (put ×64, 10 rounds, twice; docs/benchmarks.md, session 23): 1.099×
    * and 1.082× puts/s, 0.845× and 0.811× servers' CPU per put. Sequential requests never wait.
+   * But where the cores have time to spare, the wait leaves them idle: `cluster.group_commit_ms`
+   * is 0 (off) by default since session 27 (src/runtime/DESIGN.md).
    */
   #gatherFirstMs(): number {
     const group = this.#options.groupCommit;
@@ -995,7 +997,6 @@ function followedPrimary(state: SoftState, self: NodeId): NodeId | null {
   return state.role === "follower" && state.leader !== null && state.leader !== self ? state.leader : null;
 }
 
-/** See RaftRuntimeOptions.snapshotEveryBytes and snapshotKeepBytes. */
 /**
  * Writes waiting on a member (its proposals in the log, the writes it forwarded) from which
  * group commit lets input gather (`RaftRuntimeOptions.groupCommit`): 8 of the bench's 64 in
@@ -1003,6 +1004,7 @@ function followedPrimary(state: SoftState, self: NodeId): NodeId | null {
  */
 export const groupCommitBacklogMin = 8;
 
+/** See RaftRuntimeOptions.snapshotEveryBytes and snapshotKeepBytes. */
 const snapshotEveryBytesDefault = 64 * 1024 * 1024;
 const snapshotKeepBytesDefault = 8 * 1024 * 1024;
 /** After a snapshot that failed for want of room (or lost a race), the pause before the next, doubling up to the max. */

@@ -64,7 +64,7 @@ describe("defaults", () => {
         snapshotEveryEntries: 8192,
         snapshotEveryBytes: 64 * 1024 * 1024,
         applyCommitIntervalMs: 100,
-        groupCommitMs: 1,
+        groupCommitMs: 0,
       },
       http: { port: 4380, bind: "127.0.0.1", tokenFile: undefined },
       tls: { enabled: false, cert: undefined, key: undefined, ca: undefined, requireClientCert: false },
@@ -111,7 +111,7 @@ sync_timeout_ms = 5000
 snapshot_every_entries = 100000
 snapshot_every_mib = 16
 apply_commit_interval_ms = 0
-group_commit_ms = 0
+group_commit_ms = 2
 
 [http]
 port = 8080
@@ -150,7 +150,7 @@ slow_request_logs_per_second = 500
     assert.equal(config.cluster.snapshotEveryEntries, 100_000);
     assert.equal(config.cluster.snapshotEveryBytes, 16 * 1024 * 1024);
     assert.equal(config.cluster.applyCommitIntervalMs, 0);
-    assert.equal(config.cluster.groupCommitMs, 0);
+    assert.equal(config.cluster.groupCommitMs, 2);
     assert.deepEqual(
       config.cluster.members.map((m) => [m.nodeName, m.host, m.port]),
       [
