@@ -121,14 +121,33 @@ describe("bench HTTP answer parser", () => {
     assert.throws(() => parser.end(), /closed the connection before the answer was complete/);
   });
 
-  it("reads any body, framed either way, however the bytes are cut", () => {
+  it("reads answers of different framings one after another with one parser", () => {
+    const parser = new HttpAnswerParser(limits);
+    const answers: [string, string, string][] = [
+      ["GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", "abc"],
+      ["HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n", ""],
+      ["PUT", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nwxyz", "wxyz"],
+      ["GET", "HTTP/1.1 204 No Content\r\n\r\n", ""],
+    ];
+    for (const [method, raw, body] of answers) {
+      parser.expect(method);
+      assert.equal(
+        parser.push(Buffer.from(raw, "latin1"))?.body.toString(),
+        body,
+        `${method} ${raw.slice(0, 30)}`,
+      );
+    }
+  });
+
+  it("reads any body, framed either way, after a 100 Continue or not, with chunk extensions and trailers or not, however the bytes are cut", () => {
     fc.assert(
       fc.property(
         fc.uint8Array({ maxLength: 600 }),
         fc.boolean(),
         fc.array(fc.nat({ max: 800 }), { maxLength: 12 }),
         fc.array(fc.integer({ min: 1, max: 64 }), { minLength: 1, maxLength: 8 }),
-        (bytes, chunked, cuts, chunkSizes) => {
+        fc.boolean(),
+        (bytes, chunked, cuts, chunkSizes, extras) => {
           const body = Buffer.from(bytes);
           let framed: Buffer;
           if (!chunked) {
@@ -141,15 +160,16 @@ describe("bench HTTP answer parser", () => {
             for (let at = 0, n = 0; at < body.length; n++) {
               const size = Math.min(chunkSizes[n % chunkSizes.length] ?? 1, body.length - at);
               parts.push(
-                Buffer.from(`${size.toString(16)}\r\n`),
+                Buffer.from(`${size.toString(16)}${extras ? ";ext=1" : ""}\r\n`),
                 body.subarray(at, at + size),
                 Buffer.from("\r\n"),
               );
               at += size;
             }
-            parts.push(Buffer.from("0\r\n\r\n"));
+            parts.push(Buffer.from(extras ? "0\r\nX-Checksum: 1\r\n\r\n" : "0\r\n\r\n"));
             framed = Buffer.concat(parts);
           }
+          if (extras) framed = Buffer.concat([Buffer.from("HTTP/1.1 100 Continue\r\n\r\n"), framed]);
           const answer = parse(framed, "GET", cuts);
           assert.ok(answer !== null);
           assert.deepEqual(answer.body, body);
@@ -324,14 +344,129 @@ for (const kind of clientKinds) {
       const cut = await listen(broken);
       const http = client([free, cut]);
       try {
-        await assert.rejects(http.send("GET", "/", null, {}, 0));
-        await assert.rejects(http.send("GET", "/", null, {}, 1));
+        await assert.rejects(http.send("GET", "/", null, {}, 0), /ECONNREFUSED/);
+        const cutShort = kind === "lean" ? /before the answer was complete/ : /aborted|hang up|ECONNRESET/;
+        await assert.rejects(http.send("GET", "/", null, {}, 1), cutShort);
+      } finally {
+        http.close();
+      }
+    });
+
+    it("starts a waiting request as soon as a connection closes", async () => {
+      const { endpoint, connections } = await httpServer((request, body, response) => {
+        if (request.url === "/close") response.setHeader("connection", "close");
+        setTimeout(() => echo(request, body, response), 20);
+      });
+      const http = client([endpoint], 1);
+      try {
+        const started = performance.now();
+        const [first, second] = await Promise.all([
+          http.send("GET", "/close", null),
+          http.send("GET", "/next", null),
+        ]);
+        assert.equal(first.status, 200);
+        assert.equal(second.status, 200);
+        assert.ok(performance.now() - started < 2_000, "the second request waited for a timeout");
+        assert.equal(connections(), 2);
+      } finally {
+        http.close();
+      }
+    });
+
+    it("times out a request still waiting for a connection", async () => {
+      const { endpoint } = await httpServer(() => {});
+      const http = client([endpoint], 1, 300);
+      try {
+        const started = performance.now();
+        const outcomes = await Promise.allSettled([
+          http.send("GET", "/a", null),
+          http.send("GET", "/b", null),
+        ]);
+        for (const outcome of outcomes) {
+          assert.equal(outcome.status, "rejected");
+          assert.match(String((outcome as PromiseRejectedResult).reason), /timeout after 300 ms/);
+        }
+        assert.ok(performance.now() - started < 2_000);
+      } finally {
+        http.close();
+      }
+    });
+
+    it("does not reuse a connection the server closed while it was idle", async () => {
+      let connections = 0;
+      const closing = createNetServer((socket: Socket) => {
+        connections++;
+        socket.once("data", () => {
+          socket.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+          setTimeout(() => socket.end(), 30);
+        });
+      });
+      const endpoint = await listen(closing);
+      const http = client([endpoint], 1);
+      try {
+        assert.equal((await http.send("GET", "/1", null)).body.toString(), "ok");
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        assert.equal((await http.send("GET", "/2", null)).body.toString(), "ok");
+        assert.equal(connections, 2);
       } finally {
         http.close();
       }
     });
   });
 }
+
+describe("bench HTTP client (lean) connections", () => {
+  const lean = (endpoint: Endpoint) => createHttpClient([endpoint], { socketsMax: 1, timeoutMs: 5_000 });
+
+  it("drops an idle connection the server sent stray bytes on, and goes on with a new one", async () => {
+    let connections = 0;
+    const stray = createNetServer((socket: Socket) => {
+      connections++;
+      socket.once("data", () => {
+        socket.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        setTimeout(() => socket.write("garbage"), 30);
+      });
+    });
+    const http = lean(await listen(stray));
+    try {
+      assert.equal((await http.send("GET", "/1", null)).body.toString(), "ok");
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      assert.equal((await http.send("GET", "/2", null)).body.toString(), "ok");
+      assert.equal(connections, 2);
+    } finally {
+      http.close();
+    }
+  });
+
+  it("drops an idle connection before the server's Keep-Alive timeout runs out", async () => {
+    let connections = 0;
+    const hinting = createNetServer((socket: Socket) => {
+      connections++;
+      // timeout=1: reusable for 1 s less a 1 s margin, so never; the server itself never closes.
+      socket.on("data", () =>
+        socket.write("HTTP/1.1 200 OK\r\nKeep-Alive: timeout=1\r\nContent-Length: 2\r\n\r\nok"),
+      );
+    });
+    const http = lean(await listen(hinting));
+    try {
+      for (let i = 0; i < 3; i++) assert.equal((await http.send("GET", `/${i}`, null)).body.toString(), "ok");
+      assert.equal(connections, 3);
+    } finally {
+      http.close();
+    }
+  });
+
+  it("refuses an endpoint that is not plain HTTP", () => {
+    assert.throws(
+      () =>
+        createHttpClient([{ url: new URL("https://127.0.0.1:1"), headers: {} }], {
+          socketsMax: 1,
+          timeoutMs: 1,
+        }),
+      /plain HTTP only, not https:/,
+    );
+  });
+});
 
 describe("bench HTTP client (lean) bounds", () => {
   it("refuses a request target or header it would have to send as something else", async () => {

@@ -5,7 +5,10 @@
  * node:http's client (request and response streams, the Agent's bookkeeping, a timer per socket)
  * cost ~130–160 µs of CPU per request, more than a quarter of the machine's CPU per put. This
  * one writes each request in one `write` and parses the answer from the socket's bytes
- * (http-answer-parser.ts), and times requests out with one sweep timer per client.
+ * (http-answer-parser.ts), and times requests out with one sweep timer per client. A timeout
+ * here is a deadline from `send` (time waiting for a connection included, checked every tenth
+ * of it), where node:http's is a socket's inactivity once it has one: slow-failure counts in the
+ * failover test may differ a little between the two clients.
  * Same code for etcd and Conclave, like the node:http client it replaces (kept as
  * `--client node-http`, http-client.ts).
  */
@@ -19,6 +22,13 @@ const limits = { headBytesMax: 64 * 1024, bodyBytesMax: 64 * 1024 * 1024 };
 const targetPattern = /^[\x21-\x7e]+$/;
 const headerValuePattern = /^[\x20-\x7e\t]*$/;
 const headerNamePattern = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/**
+ * An idle connection is dropped this long before the server's `Keep-Alive: timeout=N` runs out
+ * (node:http's Agent keeps the same margin): reused at the last moment, the server's close
+ * crosses the request and it fails.
+ */
+const keepAliveMarginMs = 1000;
+const keepAliveTimeoutPattern = /(?:^|[,;\s])timeout=(\d{1,9})/i;
 
 interface Exchange {
   readonly method: string;
@@ -31,6 +41,8 @@ interface Exchange {
 /** One member's connections and the requests waiting for one. */
 class MemberPool {
   readonly endpoint: Endpoint;
+  /** How the member is named in errors. */
+  readonly name: string;
   readonly idle: Connection[] = [];
   readonly busy = new Set<Connection>();
   readonly waiting: Exchange[] = [];
@@ -40,6 +52,11 @@ class MemberPool {
 
   constructor(endpoint: Endpoint) {
     this.endpoint = endpoint;
+    if (endpoint.url.protocol !== "http:")
+      throw new Error(
+        `the lean client speaks plain HTTP only, not ${endpoint.url.protocol} (${endpoint.url.host})`,
+      );
+    this.name = endpoint.url.host;
     let head = `Host: ${endpoint.url.host}\r\n`;
     for (const [name, value] of Object.entries(endpoint.headers)) head += headerLine(name, value);
     this.fixedHead = head;
@@ -53,12 +70,14 @@ class Connection {
   readonly #onFree: (connection: Connection | null, pool: MemberPool) => void;
   #exchange: Exchange | null = null;
   #closed = false;
+  /** While idle: reusable until then (the server's keep-alive hint less a margin). */
+  #reusableUntilMs = Number.POSITIVE_INFINITY;
 
   constructor(pool: MemberPool, onFree: (connection: Connection | null, pool: MemberPool) => void) {
     this.#pool = pool;
     this.#onFree = onFree;
     const { hostname, port } = pool.endpoint.url;
-    this.#socket = connect({ host: hostname, port: Number(port), noDelay: true });
+    this.#socket = connect({ host: hostname, port: Number(port || 80), noDelay: true });
     this.#socket.on("data", (bytes: Buffer) => this.#onData(bytes));
     this.#socket.on("end", () => this.#onEnd());
     this.#socket.on("error", (error) => this.#fail(error));
@@ -73,6 +92,11 @@ class Connection {
     this.#exchange = exchange;
     this.#parser.expect(exchange.method);
     this.#socket.write(exchange.bytes);
+  }
+
+  /** False once the server's keep-alive timeout (less a margin) has run out on this idle connection. */
+  reusableAt(nowMs: number): boolean {
+    return nowMs < this.#reusableUntilMs;
   }
 
   /** Ends the connection; a request on it fails with `error`. */
@@ -107,6 +131,7 @@ class Connection {
     const exchange = this.#exchange;
     this.#exchange = null;
     if (answer.close) this.#fail(new Error("the server closed the connection"));
+    else this.#reusableUntilMs = reusableUntil(answer.headers["keep-alive"]);
     exchange?.resolve({ status: answer.status, headers: answer.headers, body: answer.body });
     if (!answer.close) this.#onFree(this, this.#pool);
   }
@@ -171,8 +196,9 @@ export class LeanHttpClient implements HttpClient {
     bytes.write(head, 0, "latin1");
     body?.copy(bytes, head.length);
     return new Promise((resolve, reject) => {
-      const exchange = { method, bytes, deadlineMs: performance.now() + this.#timeoutMs, resolve, reject };
-      const connection = pool.idle.pop();
+      const now = performance.now();
+      const exchange = { method, bytes, deadlineMs: now + this.#timeoutMs, resolve, reject };
+      const connection = this.#takeIdle(pool, now);
       if (connection !== undefined) this.#start(connection, pool, exchange);
       else if (pool.open < this.#socketsMax) this.#start(this.#open(pool), pool, exchange);
       else pool.waiting.push(exchange);
@@ -195,6 +221,15 @@ export class LeanHttpClient implements HttpClient {
     return new Connection(pool, (connection, from) => this.#freed(connection, from));
   }
 
+  /** An idle connection the server has not timed out yet; older ones are closed. */
+  #takeIdle(pool: MemberPool, nowMs: number): Connection | undefined {
+    for (let connection = pool.idle.pop(); connection !== undefined; connection = pool.idle.pop()) {
+      if (connection.reusableAt(nowMs)) return connection;
+      connection.destroy(new Error("idle past the server's keep-alive timeout"));
+    }
+    return undefined;
+  }
+
   #start(connection: Connection, pool: MemberPool, exchange: Exchange): void {
     pool.busy.add(connection);
     connection.send(exchange);
@@ -203,6 +238,7 @@ export class LeanHttpClient implements HttpClient {
   /** `connection` is free again (null: one closed, so a new one may open). */
   #freed(connection: Connection | null, pool: MemberPool): void {
     if (connection !== null) pool.busy.delete(connection);
+    this.#expireWaiting(pool, performance.now()); // never start a request that has already timed out
     const next = pool.waiting.shift();
     if (next === undefined) {
       if (connection !== null) pool.idle.push(connection);
@@ -213,15 +249,38 @@ export class LeanHttpClient implements HttpClient {
     else pool.waiting.unshift(next);
   }
 
+  /**
+   * Fails the requests past their deadline: first those still waiting for a connection (so that
+   * the connections closed next do not start them), then those waiting for an answer.
+   */
   #timeOut(): void {
     const now = performance.now();
-    const error = (): Error => new Error(`timeout after ${this.#timeoutMs} ms`);
     for (const pool of this.#pools) {
-      for (const connection of [...pool.busy]) if (connection.deadlineMs <= now) connection.destroy(error());
-      while (pool.waiting.length > 0 && (pool.waiting[0]?.deadlineMs ?? 0) <= now)
-        pool.waiting.shift()?.reject(error());
+      this.#expireWaiting(pool, now);
+      for (const connection of [...pool.busy])
+        if (connection.deadlineMs <= now)
+          connection.destroy(
+            new Error(`timeout after ${this.#timeoutMs} ms waiting for ${pool.name} to answer`),
+          );
     }
   }
+
+  /** Waiting requests share one timeout and queue in order, so the expired ones are at the head. */
+  #expireWaiting(pool: MemberPool, nowMs: number): void {
+    while ((pool.waiting[0]?.deadlineMs ?? Number.POSITIVE_INFINITY) <= nowMs)
+      pool.waiting
+        .shift()
+        ?.reject(new Error(`timeout after ${this.#timeoutMs} ms waiting for a connection to ${pool.name}`));
+  }
+}
+
+/** Until when an idle connection may be reused, from the answer's `Keep-Alive` header. */
+function reusableUntil(keepAlive: string | string[] | undefined): number {
+  const hint = keepAliveTimeoutPattern.exec(
+    Array.isArray(keepAlive) ? keepAlive.join(",") : (keepAlive ?? ""),
+  );
+  if (hint === null) return Number.POSITIVE_INFINITY;
+  return performance.now() + Number(hint[1]) * 1000 - keepAliveMarginMs;
 }
 
 function headerLine(name: string, value: string): string {
