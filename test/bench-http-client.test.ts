@@ -218,6 +218,33 @@ const echo = (request: IncomingMessage, body: Buffer, response: ServerResponse):
   response.end(JSON.stringify(received));
 };
 
+/**
+ * A raw server answers a connection's first request with "ok" and, 30 ms later, does `toIdle` to
+ * that idle connection: the client's next request must succeed on a new connection.
+ */
+async function expectNewConnectionAfterIdle(
+  makeClient: (endpoint: Endpoint) => ReturnType<typeof createHttpClient>,
+  toIdle: (socket: Socket) => void,
+): Promise<void> {
+  let connections = 0;
+  const server = createNetServer((socket: Socket) => {
+    connections++;
+    socket.once("data", () => {
+      socket.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+      setTimeout(() => toIdle(socket), 30);
+    });
+  });
+  const http = makeClient(await listen(server));
+  try {
+    assert.equal((await http.send("GET", "/1", null)).body.toString(), "ok");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal((await http.send("GET", "/2", null)).body.toString(), "ok");
+    assert.equal(connections, 2);
+  } finally {
+    http.close();
+  }
+}
+
 for (const kind of clientKinds) {
   describe(`bench HTTP client (${kind})`, () => {
     const client = (endpoints: Endpoint[], socketsMax = 4, timeoutMs = 5_000) =>
@@ -393,24 +420,10 @@ for (const kind of clientKinds) {
     });
 
     it("does not reuse a connection the server closed while it was idle", async () => {
-      let connections = 0;
-      const closing = createNetServer((socket: Socket) => {
-        connections++;
-        socket.once("data", () => {
-          socket.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
-          setTimeout(() => socket.end(), 30);
-        });
-      });
-      const endpoint = await listen(closing);
-      const http = client([endpoint], 1);
-      try {
-        assert.equal((await http.send("GET", "/1", null)).body.toString(), "ok");
-        await new Promise((resolve) => setTimeout(resolve, 200));
-        assert.equal((await http.send("GET", "/2", null)).body.toString(), "ok");
-        assert.equal(connections, 2);
-      } finally {
-        http.close();
-      }
+      await expectNewConnectionAfterIdle(
+        (endpoint) => client([endpoint], 1),
+        (socket) => socket.end(),
+      );
     });
   });
 }
@@ -419,23 +432,7 @@ describe("bench HTTP client (lean) connections", () => {
   const lean = (endpoint: Endpoint) => createHttpClient([endpoint], { socketsMax: 1, timeoutMs: 5_000 });
 
   it("drops an idle connection the server sent stray bytes on, and goes on with a new one", async () => {
-    let connections = 0;
-    const stray = createNetServer((socket: Socket) => {
-      connections++;
-      socket.once("data", () => {
-        socket.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
-        setTimeout(() => socket.write("garbage"), 30);
-      });
-    });
-    const http = lean(await listen(stray));
-    try {
-      assert.equal((await http.send("GET", "/1", null)).body.toString(), "ok");
-      await new Promise((resolve) => setTimeout(resolve, 150));
-      assert.equal((await http.send("GET", "/2", null)).body.toString(), "ok");
-      assert.equal(connections, 2);
-    } finally {
-      http.close();
-    }
+    await expectNewConnectionAfterIdle(lean, (socket) => socket.write("garbage"));
   });
 
   it("drops an idle connection before the server's Keep-Alive timeout runs out", async () => {
