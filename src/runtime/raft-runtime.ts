@@ -201,6 +201,12 @@ export class RaftRuntime {
   #snapshotWritten: SnapshotMeta | null = null;
   /** Index of the newest snapshot this node holds (taken or installed); older ones compact nothing. */
   #snapshotIndex = 0;
+  /**
+   * Every log entry up to this index is on this member's disk, written by an earlier Ready (0
+   * until the first Ready with entries: conservative after a restart, when the stored log is
+   * durable too). What may be applied while the next Ready's log write is in flight.
+   */
+  #durableIndex = 0;
   /** With snapshot marks: a copy of the state machine being made for a follower, if any. */
   #transferTask: Promise<void> | null = null;
   /** With snapshot marks: the last copy made for a follower (kept in the snapshot store). */
@@ -762,14 +768,34 @@ export class RaftRuntime {
     assert(applier !== null, "ready before start");
     // 1. a leader's replication goes out at once, in parallel with its own sync (thesis §10.2.1):
     //    followers write while the leader writes. Safe because the leader acknowledges nothing
-    //    before this Ready is durable (Readys are handled one at a time, and entries committed
-    //    by the followers' answers reach the state machine only in a later Ready).
+    //    this Ready writes before it is durable here (Readys are handled one at a time, and
+    //    entries committed by the followers' answers reach the state machine only in a later
+    //    Ready, applied during its sync only when this one wrote them: 2b).
     const { early, afterSync, commitUpdates } = splitMessages(ready.messages);
     for (const message of early) this.#options.transport.send(message.to, message);
     // 2. persist (one sync)
     const logKeepsSnapshot = ready.snapshot !== null && lastIndexBeforeReady > ready.snapshot.index;
     this.#proposals.markEntries(ready.entries, "log write started");
-    await this.#persister.persist(ready, logKeepsSnapshot);
+    // The log write is on the thread pool once persist() returns (it starts before its first await).
+    const persisted = this.#persister.persist(ready, logKeepsSnapshot);
+    // 2b. meanwhile, apply what the Ready committed that an earlier Ready already wrote here.
+    //     Committed means on a quorum's disks; written here means a restart finds it in this
+    //     member's log, so the state machine is never ahead of the log. Without this, entries that
+    //     followers' answers committed during the last sync waited for this sync too: at put ×64,
+    //     "log written" → "committed" took 4.3–4.7 ms, about 1.4 ms of it this wait.
+    const appliedEarly = this.#committedAndDurable(ready);
+    if (appliedEarly > 0) {
+      const committedEarly = ready.committed.slice(0, appliedEarly);
+      this.#proposals.markEntries(committedEarly, "committed");
+      try {
+        applier.applyAll(committedEarly);
+      } catch (error) {
+        await persisted.catch(() => {}); // the node fails on the apply's error, after the write settled
+        throw error;
+      }
+    }
+    await persisted;
+    this.#durableIndex = durableIndexAfter(this.#durableIndex, ready, logKeepsSnapshot);
     this.#proposals.markEntries(ready.entries, "log written");
     // 3. send the rest (votes, answers), only once durable
     for (const message of afterSync) this.#options.transport.send(message.to, message);
@@ -784,8 +810,9 @@ export class RaftRuntime {
       this.#proposals.rejectThrough(installed.index, () => outcomeUnknown(installed.index));
       this.#options.logger.info({ index: installed.index, term: installed.term }, "installed a snapshot");
     }
-    this.#proposals.markEntries(ready.committed, "committed");
-    applier.applyAll(ready.committed);
+    const committedLate = appliedEarly > 0 ? ready.committed.slice(appliedEarly) : ready.committed;
+    this.#proposals.markEntries(committedLate, "committed");
+    applier.applyAll(committedLate);
     // Commit updates wake every follower to apply, and on a machine with few cores the woken
     // followers take the CPU from this process: written before the answers to the entries they
     // commit (by promise continuations after this), they delayed each answer by 0.3–0.4 ms at one
@@ -806,6 +833,24 @@ export class RaftRuntime {
       this.#forwarder.leaderChanged(leader);
       this.#emitter.emit("role-changed", { role, term, leader });
     }
+  }
+
+  /**
+   * How many of `ready.committed` (a prefix) may be applied before `ready` is persisted: those an
+   * earlier Ready wrote to this member's log and that `ready` does not rewrite. None when `ready`
+   * installs a snapshot (the state machine is restored first).
+   */
+  #committedAndDurable(ready: Ready): number {
+    if (ready.snapshot !== null || ready.committed.length === 0) return 0;
+    const rewrittenFrom = ready.entries[0]?.index ?? Number.POSITIVE_INFINITY;
+    const durableThrough = Math.min(this.#durableIndex, rewrittenFrom - 1);
+    let count = 0;
+    while (
+      count < ready.committed.length &&
+      (ready.committed[count]?.index ?? Number.POSITIVE_INFINITY) <= durableThrough
+    )
+      count++;
+    return count;
   }
 
   /**
@@ -995,6 +1040,18 @@ export interface SnapshotSummary {
 
 function followedPrimary(state: SoftState, self: NodeId): NodeId | null {
   return state.role === "follower" && state.leader !== null && state.leader !== self ? state.leader : null;
+}
+
+/**
+ * The index through which the log is on disk once `ready` was persisted: its last entry (the log
+ * ends there, as a first entry that conflicts drops everything after it), else what it was, or
+ * the snapshot's index when the log was reset to an installed snapshot.
+ */
+function durableIndexAfter(before: number, ready: Ready, logKeepsSnapshot: boolean): number {
+  const last = ready.entries.at(-1);
+  if (last !== undefined) return last.index;
+  if (ready.snapshot !== null && !logKeepsSnapshot) return ready.snapshot.index;
+  return before;
 }
 
 /**

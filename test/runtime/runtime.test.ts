@@ -505,6 +505,36 @@ describe("RaftRuntime over in-memory adapters", { timeout: 30_000 }, () => {
     assert.ok(caughtUp, "the node that had a full disk caught up");
   });
 
+  it("a write the followers committed is applied and answered while the leader's next log write is in flight, not one still being written", async () => {
+    const c = cluster(["a", "b", "c"]);
+    await c.startAll();
+    const leader = await c.electLeader();
+    await c.await(leader.runtime.propose(put("before", "0")));
+    const settled = new Set<string>();
+    const track = (name: string, promise: Promise<unknown>): Promise<unknown> =>
+      promise.finally(() => settled.add(name));
+    // The leader's write of "first" hangs; the followers write it and answer meanwhile.
+    const releaseFirst = c.holdSyncs(leader.id);
+    const first = track("first", leader.runtime.propose(put("first", "1")));
+    await c.run(() => false, 3);
+    const second = track("second", leader.runtime.propose(put("second", "2")));
+    // "first" is written; the next Ready commits it and writes "second", whose write hangs.
+    releaseFirst();
+    const releaseSecond = c.holdSyncs(leader.id);
+    try {
+      const firstAnswered = await c.run(() => settled.has("first"), 50);
+      assert.ok(firstAnswered, "the committed write was answered during the next log write");
+      assert.equal(text(leader.machine.read("first")), "1");
+      assert.equal(settled.has("second"), false, "nothing is answered before its own entry is written here");
+      assert.equal(leader.machine.read("second"), null);
+    } finally {
+      releaseSecond(); // also when an assertion failed: stopping the cluster waits for the write
+    }
+    await c.await(second);
+    await first;
+    assert.equal(text(leader.machine.read("second")), "2");
+  });
+
   it("a follower whose disk hangs for several election timeouts does not campaign: its leader's heartbeats came in time", async () => {
     const c = cluster(["a", "b", "c"]);
     await c.startAll();
