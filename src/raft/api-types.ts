@@ -101,7 +101,10 @@ export interface Ready {
   readonly snapshot: SnapshotMeta | null;
   /** Send after persisting. */
   readonly messages: readonly Message[];
-  /** Apply in order after persisting (and after installing `snapshot`). */
+  /**
+   * Apply in order after persisting (and after installing `snapshot`). Entries an earlier Ready
+   * persisted, which this one does not rewrite, may be applied while it persists (src/runtime).
+   */
   readonly committed: readonly Entry[];
   /** Reads that may be served once the state machine has applied `index`. */
   readonly reads: readonly ReadState[];
