@@ -844,13 +844,9 @@ export class RaftRuntime {
     if (ready.snapshot !== null || ready.committed.length === 0) return 0;
     const rewrittenFrom = ready.entries[0]?.index ?? Number.POSITIVE_INFINITY;
     const durableThrough = Math.min(this.#durableIndex, rewrittenFrom - 1);
-    let count = 0;
-    while (
-      count < ready.committed.length &&
-      (ready.committed[count]?.index ?? Number.POSITIVE_INFINITY) <= durableThrough
-    )
-      count++;
-    return count;
+    // Committed entries are consecutive indexes, in order.
+    const first = ready.committed[0]?.index ?? Number.POSITIVE_INFINITY;
+    return Math.max(0, Math.min(ready.committed.length, durableThrough - first + 1));
   }
 
   /**
