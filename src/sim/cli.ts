@@ -1,5 +1,5 @@
 /**
- * `npm run sim -- [--seeds N] [--start S] [--seed N] [--mutation M] [--fault-ticks T]`
+ * `npm run sim -- [--seeds N] [--start S] [--seed N] [--mutation M] [--fault-ticks T] [--writes in-turn|as-runtime]`
  *
  * Runs the deterministic simulator over many seeds and prints its figures. Seeds listed in
  * regression-seeds.txt (every seed that ever failed) run first, every time. A new failing seed is
@@ -48,12 +48,13 @@ function main(): void {
       seed: { type: "string" },
       mutation: { type: "string" },
       "fault-ticks": { type: "string" },
+      writes: { type: "string" },
       help: { type: "boolean" },
     },
   });
   if (values.help) {
     process.stdout.write(
-      "usage: npm run sim -- [--seeds N] [--start S] [--seed N] [--mutation M] [--fault-ticks T]\n" +
+      "usage: npm run sim -- [--seeds N] [--start S] [--seed N] [--mutation M] [--fault-ticks T] [--writes in-turn|as-runtime]\n" +
         `mutations (break a rule on purpose): ${mutations.join(", ")}\n`,
     );
     return;
@@ -62,10 +63,17 @@ function main(): void {
   if (mutation !== undefined && !mutations.includes(mutation)) {
     fail(`unknown mutation "${mutation}"; choose one of ${mutations.join(", ")}`);
   }
+  const writes = values.writes ?? "in-turn";
+  if (writes !== "in-turn" && writes !== "as-runtime") {
+    fail(
+      `unknown --writes "${writes}"; choose in-turn (persist, send, apply) or as-runtime (as src/runtime handles a Ready)`,
+    );
+  }
   const options = {
     faultTicks: positiveInteger(values["fault-ticks"], "--fault-ticks", 300),
+    writes,
     ...(mutation ? { mutations: [mutation] } : {}),
-  };
+  } as const;
   if (values.seed !== undefined) {
     const result = runSeed(positiveInteger(values.seed, "--seed", 0), options);
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);

@@ -49,6 +49,26 @@ export interface SimNodeSettings {
   readonly inflightBytesMax: number;
   readonly appendEntriesMax: number;
   readonly checkQuorum: boolean;
+  /** How a Ready is handled (see SeedOptions.writes). */
+  readonly writes: "in-turn" | "as-runtime";
+  /** Rules of the Ready contract broken on purpose (see SimMutation). */
+  readonly simMutations: readonly SimMutation[];
+}
+
+/**
+ * Rules of the Ready contract broken on purpose by the simulated member, for a test to show that
+ * the checks catch them. "acks-before-write": votes and acknowledgements leave before the write
+ * that they promise is durable (as-runtime writes only).
+ */
+export type SimMutation = "acks-before-write";
+
+/** A Ready whose write is under way (as-runtime writes), and what waits for that write. */
+interface WriteInFlight {
+  readonly ready: Ready;
+  /** Messages that promise something about this member's disk: sent once the write is done. */
+  readonly afterWrite: Message[];
+  /** Committed entries beyond this member's written log: applied once the write is done, in order. */
+  readonly committedLate: Entry[];
 }
 
 export class SimNode {
@@ -68,6 +88,8 @@ export class SimNode {
   pendingWrites = new Map<number, number>();
   /** Reads confirmed by the core but waiting for the state machine to reach their index. */
   readsWaiting: { id: number; index: number }[] = [];
+  /** As-runtime writes: the Ready being written. */
+  #writing: WriteInFlight | null = null;
   readonly #queue: EventQueue;
   readonly #prng: Prng;
   readonly #hooks: SimNodeHooks;
@@ -123,6 +145,7 @@ export class SimNode {
       { hardState: this.disk.hardState, snapshot: snapshot?.meta ?? null, entries: this.disk.entries },
     );
     this.#checker.nodeStarted(this.id, this.raft, seed);
+    this.#writing = null;
     this.busy = false;
     this.inbox = [];
     this.ticksDue = 0;
@@ -130,6 +153,7 @@ export class SimNode {
 
   crash(): void {
     this.raft = null;
+    this.#writing = null;
     this.incarnation++;
     this.busy = false;
     this.inbox = [];
@@ -155,22 +179,71 @@ export class SimNode {
     const ready = raft.ready();
     this.busy = true;
     const incarnation = this.incarnation;
+    const asRuntime = this.#settings.writes === "as-runtime";
+    if (asRuntime) this.#startWrite(ready);
     this.#queue.after(this.#prng.between(0, this.#settings.diskLatencyMax), () => {
       if (this.incarnation !== incarnation) return; // crashed before the fsync finished: all lost
-      this.#handleReady(raft, ready);
+      if (asRuntime) this.#finishWrite(raft);
+      else this.#handleReady(raft, ready);
     });
+  }
+
+  /**
+   * Writes as src/runtime handles a Ready: a leader's replication leaves before the write (its
+   * followers write while it writes, thesis §10.2.1), committed entries this member's log already
+   * holds on disk are applied at once, and the rest — votes and acknowledgements, entries not yet
+   * on this disk, the installed snapshot — waits for the write.
+   */
+  #startWrite(ready: Ready): void {
+    const writing: WriteInFlight = { ready, afterWrite: [], committedLate: [] };
+    this.#writing = writing;
+    const acksEarly = this.#settings.simMutations.includes("acks-before-write");
+    for (const message of ready.messages) {
+      if (acksEarly || leavesBeforeWrite(message)) this.#hooks.send(message);
+      else writing.afterWrite.push(message);
+    }
+    const rewrittenFrom = ready.entries[0]?.index ?? Number.POSITIVE_INFINITY;
+    const onDisk = Math.min(this.#lastIndexOnDisk(), rewrittenFrom - 1);
+    for (const entry of ready.committed) {
+      if (ready.snapshot === null && writing.committedLate.length === 0 && entry.index <= onDisk)
+        this.#apply(entry);
+      else writing.committedLate.push(entry);
+    }
+  }
+
+  #finishWrite(raft: RaftNode): void {
+    const writing = this.#writing;
+    assert(writing !== null, "no write in flight");
+    this.#writing = null;
+    const { ready } = writing;
+    this.#persist(ready);
+    for (const message of writing.afterWrite) this.#hooks.send(message);
+    if (ready.snapshot) this.#restoreInstalled(ready.snapshot);
+    for (const entry of writing.committedLate) this.#apply(entry);
+    this.#finishReady(raft, ready);
+  }
+
+  #lastIndexOnDisk(): number {
+    return this.disk.entries.at(-1)?.index ?? this.disk.snapshots.at(-1)?.meta.index ?? 0;
+  }
+
+  #restoreInstalled(snapshot: SnapshotMeta): void {
+    const stored = this.disk.snapshots.at(-1);
+    assert(stored?.meta.index === snapshot.index, "installed snapshot is not on disk");
+    this.machine.restore(stored.data);
+    this.#checker.snapshotInstalled(this.id, snapshot);
   }
 
   #handleReady(raft: RaftNode, ready: Ready): void {
     this.#persist(ready);
     for (const message of ready.messages) this.#hooks.send(message);
-    if (ready.snapshot) {
-      const stored = this.disk.snapshots.at(-1);
-      assert(stored?.meta.index === ready.snapshot.index, "installed snapshot is not on disk");
-      this.machine.restore(stored.data);
-      this.#checker.snapshotInstalled(this.id, ready.snapshot);
-    }
+    if (ready.snapshot) this.#restoreInstalled(ready.snapshot);
     for (const entry of ready.committed) this.#apply(entry);
+    this.#finishReady(raft, ready);
+  }
+
+  /** Reads, advance, then the next Ready. */
+  #finishReady(raft: RaftNode, ready: Ready): void {
     for (const read of ready.reads) this.readsWaiting.push(read);
     for (const id of ready.readsFailed) this.#hooks.readFailed(this, id);
     raft.advance();
@@ -282,6 +355,15 @@ export class SimNode {
     assert(stored !== undefined, () => `snapshot ${meta.term}/${meta.index} is no longer on disk`);
     return stored.data.subarray(offset, offset + bytesMax);
   }
+}
+
+/**
+ * What src/runtime sends before a Ready's write: a leader's replication, which promises nothing
+ * about the sender's disk. Commit updates (appends with only a commit index) leave after it.
+ */
+function leavesBeforeWrite(message: Message): boolean {
+  if (message.type === "append") return !(message.commitOnly === true && message.entries.length === 0);
+  return message.type === "heartbeat" || message.type === "snapshot" || message.type === "timeout-now";
 }
 
 function concat(chunks: readonly Uint8Array[]): Uint8Array {

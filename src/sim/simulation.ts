@@ -17,7 +17,7 @@ import { InvariantChecker } from "./invariants.ts";
 import { checkLinearizability } from "./linearizability/checker.ts";
 import { kvModel } from "./linearizability/kv-model.ts";
 import { calmNetwork, SimNetwork } from "./network.ts";
-import { type SimDisk, SimNode, type SimNodeSettings } from "./sim-node.ts";
+import { type SimDisk, type SimMutation, SimNode, type SimNodeSettings } from "./sim-node.ts";
 import { TICK_UNITS } from "./sim-time.ts";
 import { Workload } from "./workload.ts";
 
@@ -26,6 +26,14 @@ export interface SeedOptions {
   readonly livenessTicksMax?: number;
   /** Deliberately broken rules, to show that the checks bite. */
   readonly mutations?: readonly RaftMutation[];
+  /**
+   * How members handle a Ready (sim-node.ts): "in-turn" (default) persists, sends and applies it in
+   * that order; "as-runtime" does what src/runtime does — a leader's replication leaves before its
+   * write, and committed entries already on this member's disk are applied while it writes.
+   */
+  readonly writes?: "in-turn" | "as-runtime";
+  /** Rules of the Ready contract broken on purpose by the simulated members. */
+  readonly simMutations?: readonly SimMutation[];
 }
 
 export interface SeedResult {
@@ -87,6 +95,8 @@ function simulate(seed: number, options: SeedOptions): SeedResult {
     appendEntriesMax: prng.pick([1, 4, 16]),
     // Small limits make the in-flight byte bound act with the simulation's small commands.
     inflightBytesMax: prng.pick([16, 256, 8 * 1024 * 1024]),
+    writes: options.writes ?? "in-turn",
+    simMutations: options.simMutations ?? [],
   };
   const nodes = new Map<NodeId, SimNode>();
   const network = new SimNetwork(
