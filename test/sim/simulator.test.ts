@@ -25,9 +25,11 @@ describe("deterministic simulation", () => {
     assert.equal(report.linearizabilityUnknown, 0, "every history was decided");
   });
 
-  it(`${asRuntimeSeedCount} seeds with Readys handled as src/runtime does (replication before the write, entries on disk applied during it): no failure`, (t) => {
+  it(`${asRuntimeSeedCount} seeds and every regression seed with Readys handled as src/runtime does (replication before the write, entries on disk applied during it): no failure`, (t) => {
     const began = performance.now();
-    const seeds = Array.from({ length: asRuntimeSeedCount }, (_, i) => i + 1);
+    const seeds = [
+      ...new Set([...regressionSeeds(), ...Array.from({ length: asRuntimeSeedCount }, (_, i) => i + 1)]),
+    ];
     const report = summarize(seeds.map((seed) => runSeed(seed, { writes: "as-runtime" })));
     for (const line of formatReport(report, performance.now() - began).split("\n")) t.diagnostic(line);
     assert.ok(report.faultsTotal > asRuntimeSeedCount * 5, "faults were injected");
