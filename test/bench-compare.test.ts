@@ -24,6 +24,13 @@ import { slowRequestLines, summarizeRequestSteps } from "../bench/compare/reques
 import { fileStamp } from "../bench/compare/results-file.ts";
 import { systemUnderTest, takeTurn } from "../bench/compare/scenarios.ts";
 import { median, percentile, spread, summariseLatencies } from "../bench/compare/stats.ts";
+import {
+  assessTargets,
+  conclaveLanTiming,
+  renderTargetsMarkdown,
+  type TargetMeasurements,
+  type TargetVerdict,
+} from "../bench/compare/targets.ts";
 import { processState, Turns } from "../bench/compare/turns.ts";
 
 describe("bench:compare statistics", () => {
@@ -595,5 +602,100 @@ describe("bench:compare --send-to", () => {
       sut.load.close();
       for (const server of servers) server.close();
     }
+  });
+});
+
+describe("bench:compare targets (issue #7)", () => {
+  type Load = TargetMeasurements["loads"][number];
+  const load = (
+    run: number,
+    system: SystemName,
+    test: string,
+    ops: number,
+    p50: number,
+    p99: number,
+  ): Load => ({
+    run,
+    system,
+    test,
+    result: { opsPerSecond: ops, latency: { p50Ms: p50, p99Ms: p99 } },
+  });
+  const kills = (system: SystemName, count: number, ms: number, lostEach = 0): TargetMeasurements["kills"] =>
+    Array.from({ length: count }, () => ({ system, kill: { killToFirstNewAckMs: ms, lost: lostEach } }));
+  const verdict = (verdicts: readonly TargetVerdict[], prefix: string): TargetVerdict => {
+    const found = verdicts.find((v) => v.target.startsWith(prefix));
+    assert.ok(found, `no verdict for ${prefix}`);
+    return found;
+  };
+
+  it("judges the unrounded ratio of the medians (1.496× is not 1.5×) and counts the runs that held", () => {
+    const loads = [
+      load(1, "etcd", "put64", 1000, 20, 60),
+      load(1, "conclave", "put64", 1700, 15, 40),
+      load(2, "etcd", "put64", 2251, 20, 60),
+      load(2, "conclave", "put64", 3367, 15, 40),
+      load(3, "etcd", "put64", 3000, 20, 60),
+      load(3, "conclave", "put64", 3600, 15, 40),
+    ];
+    const put64 = verdict(assessTargets({ loads, kills: [] }, conclaveLanTiming), "put ×64");
+    // Medians 3367 / 2251 = 1.4958: the table's two decimals would show 1.50×.
+    assert.equal(put64.met, "no");
+    assert.match(put64.measured, /^1\.496×/);
+    assert.equal(put64.runsMet, "1 of 3");
+  });
+
+  it("a throughput above 1.5× with a p99 above etcd's does not meet the put target", () => {
+    const loads = [load(1, "etcd", "put256", 1000, 50, 100), load(1, "conclave", "put256", 2000, 40, 120)];
+    const put256 = verdict(assessTargets({ loads, kills: [] }, conclaveLanTiming), "put ×256");
+    assert.equal(put256.met, "no");
+    assert.equal(put256.runsMet, "0 of 1");
+  });
+
+  it("judges sequential p50 and linearizable gets in their own direction", () => {
+    const loads = [
+      load(1, "etcd", "seq", 400, 2.0, 6),
+      load(1, "conclave", "seq", 420, 1.9, 6),
+      load(2, "etcd", "seq", 400, 2.0, 6),
+      load(2, "conclave", "seq", 380, 2.2, 6),
+      load(1, "etcd", "getlin", 2000, 20, 80),
+      load(1, "conclave", "getlin", 2900, 10, 30),
+    ];
+    const verdicts = assessTargets({ loads, kills: [] }, conclaveLanTiming);
+    const seq = verdict(verdicts, "sequential put");
+    assert.equal(seq.runsMet, "1 of 2");
+    assert.equal(seq.met, "yes"); // the median of two is the lower one: 1.9 against 2.0
+    const getlin = verdict(verdicts, "linearizable get");
+    assert.equal(getlin.met, "no"); // 1.45×
+  });
+
+  it("failover: bounds always, like-for-like only when etcd ran at Conclave's lan timing", () => {
+    const measured = { loads: [], kills: [...kills("conclave", 27, 470), ...kills("etcd", 27, 1260)] };
+    const atDefault = assessTargets(measured, { heartbeatMs: 100, electionMs: 1000 });
+    assert.equal(verdict(atDefault, "failover: Conclave's median kill").met, "yes");
+    assert.equal(verdict(atDefault, "failover: Conclave's median ≤ etcd's").met, "not comparable");
+    const slower = assessTargets(
+      { loads: [], kills: [...kills("conclave", 27, 620), ...kills("etcd", 27, 580)] },
+      conclaveLanTiming,
+    );
+    assert.equal(verdict(slower, "failover: Conclave's median ≤ etcd's").met, "no");
+    const lostOne = assessTargets(
+      { loads: [], kills: [...kills("conclave", 26, 400), ...kills("conclave", 1, 400, 1)] },
+      conclaveLanTiming,
+    );
+    assert.equal(verdict(lostOne, "failover: Conclave's median kill").met, "no");
+    const tooFew = assessTargets({ loads: [], kills: kills("conclave", 24, 400) }, conclaveLanTiming);
+    assert.equal(verdict(tooFew, "failover: Conclave's median kill").met, "no");
+  });
+
+  it("tests that did not run are not measured; the verdicts render as a Markdown section", () => {
+    const verdicts = assessTargets({ loads: [], kills: [] }, conclaveLanTiming);
+    assert.ok(verdicts.length >= 6);
+    assert.ok(verdicts.every((v) => v.met === "not measured"));
+    const markdown = renderTargetsMarkdown(verdicts);
+    assert.match(markdown, /^## Issue #7's targets/);
+    assert.match(
+      markdown,
+      /\| put ×64: throughput ≥ 1\.5× etcd's, p99 ≤ etcd's \| – \| – \| not measured \|/,
+    );
   });
 });

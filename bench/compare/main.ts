@@ -16,6 +16,7 @@ import {
   writeResults,
 } from "./results-file.ts";
 import { runComparison } from "./scenarios.ts";
+import { assessTargets, renderTargetsMarkdown } from "./targets.ts";
 
 function log(line: string): void {
   console.error(`[bench:compare ${new Date().toISOString().slice(11, 19)}] ${line}`);
@@ -51,10 +52,12 @@ async function main(argv: readonly string[]): Promise<number> {
     environment,
     options,
     figures: measurements === null ? [] : buildFigures(measurements),
+    targets: measurements === null ? [] : assessTargets(measurements, options.etcdTiming),
     measurements,
     memory,
   };
   if (doc.figures.length > 0) console.log(`\n${renderTextTable(doc.figures)}`);
+  if (doc.targets.length > 0) console.log(`\n${renderTargetsMarkdown(doc.targets)}`);
   if (memory !== null) console.log(`\n${renderMemoryMarkdown(memory)}`);
   if (measurements !== null && measurements.requestSteps.length > 0)
     console.log(`\n${renderRequestStepsMarkdown(measurements.requestSteps)}`);

@@ -9,6 +9,7 @@ import { type MemoryResult, rssTargetMb } from "./memory.ts";
 import type { CompareOptions } from "./options.ts";
 import { type FigureRow, renderMarkdownTable } from "./report.ts";
 import type { Measurements } from "./scenarios.ts";
+import { renderTargetsMarkdown, type TargetVerdict } from "./targets.ts";
 
 export interface ResultsDocument {
   readonly startedAt: string;
@@ -16,6 +17,8 @@ export interface ResultsDocument {
   readonly environment: Environment;
   readonly options: CompareOptions;
   readonly figures: FigureRow[];
+  /** Issue #7's targets judged from the measurements (empty for --memory). */
+  readonly targets: TargetVerdict[];
   readonly measurements: Measurements | null;
   readonly memory: MemoryResult | null;
 }
@@ -94,6 +97,7 @@ export function renderMarkdown(doc: ResultsDocument): string {
     "",
   ];
   if (doc.figures.length > 0) lines.push(renderMarkdownTable(doc.figures), "");
+  if (doc.targets.length > 0) lines.push(renderTargetsMarkdown(doc.targets), "");
   if (doc.memory !== null)
     lines.push("## Memory (3-node Conclave)", "", renderMemoryMarkdown(doc.memory), "");
   if (doc.measurements !== null && doc.measurements.requestSteps.length > 0)
