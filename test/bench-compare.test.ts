@@ -367,6 +367,31 @@ describe("bench:ab summary", () => {
     assert.match(text, /\| puts\/s, median \| 1000 \| 1100 \| 1\.100×; more puts\/s in 3 of 3 rounds \|/);
     assert.match(text, /\| 2 \| 500 \| 550 \| 800 \| 720 \|/);
     assert.match(text, /2 puts failed/);
+    // 3 of 3 pairs and 10 %: past the rule's margin and share.
+    assert.equal(summary.throughputVerdict, "better");
+    assert.equal(summary.cpuVerdict, "better");
+    assert.match(
+      text,
+      /Verdict \(more than 5 % and at least 80 % of the pairs in the same direction\): puts\/s better; CPU per put better\./,
+    );
+  });
+
+  it("calls a change only past both the margin and the share of pairs (session 28's sets were no result)", () => {
+    const rounds = (ratios: readonly number[]) => ({
+      base: ratios.map(() => round(1000, 400)),
+      change: ratios.map((ratio) => round(1000 * ratio, 400 / ratio)),
+    });
+    // Median +5.2 % but faster in only 6 of 10 pairs (as apply-commit-250-session28).
+    const mixed = rounds([1.2, 1.15, 1.1, 1.06, 1.052, 1.052, 0.97, 0.95, 0.9, 0.85]);
+    assert.equal(summarizeAb(mixed.base, mixed.change).throughputVerdict, "no result");
+    // 9 of 10 pairs faster, but by 3 %.
+    const small = rounds([1.03, 1.03, 1.03, 1.03, 1.03, 1.03, 1.03, 1.03, 1.03, 0.99]);
+    assert.equal(summarizeAb(small.base, small.change).throughputVerdict, "no result");
+    // 8 of 10 slower by 7 %: worse, and its CPU per put is higher in the same pairs.
+    const slower = rounds([0.93, 0.93, 0.93, 0.93, 0.93, 0.93, 0.93, 0.93, 1.01, 1.01]);
+    const summary = summarizeAb(slower.base, slower.change);
+    assert.equal(summary.throughputVerdict, "worse");
+    assert.equal(summary.cpuVerdict, "worse");
   });
 
   it("refuses rounds that do not pair up", () => {

@@ -26,6 +26,29 @@ export interface AbSummary {
   readonly fasterRounds: number;
   readonly cheaperRounds: number;
   readonly errors: number;
+  /** What the rounds show by {@link abRule}, for puts/s and for CPU per put. */
+  readonly throughputVerdict: AbVerdict;
+  readonly cpuVerdict: AbVerdict;
+}
+
+export type AbVerdict = "better" | "worse" | "no result";
+
+/**
+ * When pairs of rounds show a change rather than this machine's drift: the median ratio differs
+ * from 1 by more than `marginMin` AND at least `shareMin` of the pairs agree on the direction.
+ * Session 23's calibration with the same code on both sides gave 1.030× and 0.996× puts/s and
+ * 0.939× and 0.989× CPU per put, "faster" in 7 and 5 of 10 pairs: either condition alone is met
+ * by noise (docs/benchmarks.md, "Comparing two builds").
+ */
+export const abRule = { marginMin: 0.05, shareMin: 0.8 } as const;
+
+function verdictOf(ratio: number, better: number, rounds: number, higherIsBetter: boolean): AbVerdict {
+  const enough = (count: number) => count >= abRule.shareMin * rounds;
+  const up = ratio > 1 + abRule.marginMin;
+  const down = ratio < 1 - abRule.marginMin;
+  if ((higherIsBetter ? up : down) && enough(better)) return "better";
+  if ((higherIsBetter ? down : up) && enough(rounds - better)) return "worse";
+  return "no result";
 }
 
 /** Pairs round i of each build; both lists must be the same length (at least one round). */
@@ -40,6 +63,10 @@ export function summarizeAb(base: readonly AbRound[], change: readonly AbRound[]
   );
   const cpuRatios = base.map((round, at) => (change[at] as AbRound).cpuMicrosPerPut / round.cpuMicrosPerPut);
   const medianOf = (values: readonly number[]) => median(values) ?? 0;
+  const throughputRatio = medianOf(throughputRatios);
+  const cpuRatio = medianOf(cpuRatios);
+  const fasterRounds = throughputRatios.filter((ratio) => ratio > 1).length;
+  const cheaperRounds = cpuRatios.filter((ratio) => ratio < 1).length;
   return {
     rounds: base.length,
     base: {
@@ -50,11 +77,13 @@ export function summarizeAb(base: readonly AbRound[], change: readonly AbRound[]
       putsPerSecond: medianOf(change.map((round) => round.putsPerSecond)),
       cpuMicrosPerPut: medianOf(change.map((round) => round.cpuMicrosPerPut)),
     },
-    throughputRatio: medianOf(throughputRatios),
-    cpuRatio: medianOf(cpuRatios),
-    fasterRounds: throughputRatios.filter((ratio) => ratio > 1).length,
-    cheaperRounds: cpuRatios.filter((ratio) => ratio < 1).length,
+    throughputRatio,
+    cpuRatio,
+    fasterRounds,
+    cheaperRounds,
     errors: [...base, ...change].reduce((sum, round) => sum + round.errors, 0),
+    throughputVerdict: verdictOf(throughputRatio, fasterRounds, base.length, true),
+    cpuVerdict: verdictOf(cpuRatio, cheaperRounds, base.length, false),
   };
 }
 
@@ -71,6 +100,8 @@ export function renderAb(
     "|---|---|---|---|",
     `| puts/s, median | ${Math.round(summary.base.putsPerSecond)} | ${Math.round(summary.change.putsPerSecond)} | ${ratio(summary.throughputRatio)}; more puts/s in ${summary.fasterRounds} of ${summary.rounds} rounds |`,
     `| servers' CPU µs per put, median | ${Math.round(summary.base.cpuMicrosPerPut)} | ${Math.round(summary.change.cpuMicrosPerPut)} | ${ratio(summary.cpuRatio)}; less CPU in ${summary.cheaperRounds} of ${summary.rounds} rounds |`,
+    "",
+    `Verdict (more than ${abRule.marginMin * 100} % and at least ${abRule.shareMin * 100} % of the pairs in the same direction): puts/s ${summary.throughputVerdict}; CPU per put ${summary.cpuVerdict}.`,
     "",
     "| round | base puts/s | change puts/s | base µs/put | change µs/put |",
     "|---|---|---|---|---|",
