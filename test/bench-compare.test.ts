@@ -350,6 +350,14 @@ describe("bench:ab summary", () => {
     errors,
   });
 
+  it("gives no verdict on fewer pairs than the rule was calibrated on", () => {
+    const base = [round(1000, 400), round(1000, 400)];
+    const change = [round(1200, 300), round(1200, 300)];
+    const summary = summarizeAb(base, change);
+    assert.equal(summary.throughputVerdict, "no result");
+    assert.equal(summary.cpuVerdict, "no result");
+  });
+
   it("compares the rounds in pairs: medians per build, median of the ratios, rounds won", () => {
     // The machine slows down in round 2 for both builds; the change is 10 % faster in each pair.
     const base = [round(1000, 400), round(500, 800), round(1000, 400)];
@@ -367,13 +375,19 @@ describe("bench:ab summary", () => {
     assert.match(text, /\| puts\/s, median \| 1000 \| 1100 \| 1\.100×; more puts\/s in 3 of 3 rounds \|/);
     assert.match(text, /\| 2 \| 500 \| 550 \| 800 \| 720 \|/);
     assert.match(text, /2 puts failed/);
-    // 3 of 3 pairs and 10 %: past the rule's margin and share.
-    assert.equal(summary.throughputVerdict, "better");
-    assert.equal(summary.cpuVerdict, "better");
+    // 3 pairs only: below the 10 the rule was calibrated on.
     assert.match(
       text,
-      /Verdict \(more than 5 % and at least 80 % of the pairs in the same direction\): puts\/s better; CPU per put better\./,
+      /Verdict \(more than 5 % and at least 80 % of at least 10 pairs in the same direction\): puts\/s no result; CPU per put no result\./,
     );
+  });
+
+  it("calls a clear change on ten pairs", () => {
+    const base = Array.from({ length: 10 }, (_, at) => round(1000 + 100 * at, 400 - 10 * at));
+    const change = base.map((r) => round(r.putsPerSecond * 1.1, r.cpuMicrosPerPut * 0.9));
+    const summary = summarizeAb(base, change);
+    assert.equal(summary.throughputVerdict, "better");
+    assert.equal(summary.cpuVerdict, "better");
   });
 
   it("calls a change only past both the margin and the share of pairs (session 28's sets were no result)", () => {

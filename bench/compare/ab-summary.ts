@@ -34,15 +34,17 @@ export interface AbSummary {
 export type AbVerdict = "better" | "worse" | "no result";
 
 /**
- * When pairs of rounds show a change rather than this machine's drift: the median ratio differs
- * from 1 by more than `marginMin` AND at least `shareMin` of the pairs agree on the direction.
+ * When pairs of rounds show a change rather than this machine's drift: at least `roundsMin` pairs,
+ * the median ratio more than `marginMin` from 1, AND at least `shareMin` of the pairs the same way.
  * Session 23's calibration with the same code on both sides gave 1.030× and 0.996× puts/s and
  * 0.939× and 0.989× CPU per put, "faster" in 7 and 5 of 10 pairs: either condition alone is met
  * by noise (docs/benchmarks.md, "Comparing two builds").
  */
-export const abRule = { marginMin: 0.05, shareMin: 0.8 } as const;
+export const abRule = { marginMin: 0.05, shareMin: 0.8, roundsMin: 10 } as const;
 
 function verdictOf(ratio: number, better: number, rounds: number, higherIsBetter: boolean): AbVerdict {
+  // The rule was calibrated on 10 pairs: with 2, an A/A run "wins" both pairs often enough.
+  if (rounds < abRule.roundsMin) return "no result";
   const enough = (count: number) => count >= abRule.shareMin * rounds;
   const up = ratio > 1 + abRule.marginMin;
   const down = ratio < 1 - abRule.marginMin;
@@ -101,7 +103,7 @@ export function renderAb(
     `| puts/s, median | ${Math.round(summary.base.putsPerSecond)} | ${Math.round(summary.change.putsPerSecond)} | ${ratio(summary.throughputRatio)}; more puts/s in ${summary.fasterRounds} of ${summary.rounds} rounds |`,
     `| servers' CPU µs per put, median | ${Math.round(summary.base.cpuMicrosPerPut)} | ${Math.round(summary.change.cpuMicrosPerPut)} | ${ratio(summary.cpuRatio)}; less CPU in ${summary.cheaperRounds} of ${summary.rounds} rounds |`,
     "",
-    `Verdict (more than ${abRule.marginMin * 100} % and at least ${abRule.shareMin * 100} % of the pairs in the same direction): puts/s ${summary.throughputVerdict}; CPU per put ${summary.cpuVerdict}.`,
+    `Verdict (more than ${abRule.marginMin * 100} % and at least ${abRule.shareMin * 100} % of at least ${abRule.roundsMin} pairs in the same direction): puts/s ${summary.throughputVerdict}; CPU per put ${summary.cpuVerdict}.`,
     "",
     "| round | base puts/s | change puts/s | base µs/put | change µs/put |",
     "|---|---|---|---|---|",
