@@ -10,6 +10,7 @@ import type { Prng } from "../lib/prng.ts";
 import type { RaftMutation, Ready } from "../raft/api-types.ts";
 import { RaftNode } from "../raft/raft-node.ts";
 import type { Entry, HardState, Message, NodeId, SnapshotMeta } from "../raft/types.ts";
+import { committedOnDiskCount, splitMessages } from "../runtime/ready-order.ts";
 import type { EventQueue } from "./event-queue.ts";
 import type { InvariantChecker } from "./invariants.ts";
 import { decodeCommand, KvMachine } from "./kv-machine.ts";
@@ -88,8 +89,6 @@ export class SimNode {
   pendingWrites = new Map<number, number>();
   /** Reads confirmed by the core but waiting for the state machine to reach their index. */
   readsWaiting: { id: number; index: number }[] = [];
-  /** As-runtime writes: the Ready being written. */
-  #writing: WriteInFlight | null = null;
   readonly #queue: EventQueue;
   readonly #prng: Prng;
   readonly #hooks: SimNodeHooks;
@@ -145,7 +144,6 @@ export class SimNode {
       { hardState: this.disk.hardState, snapshot: snapshot?.meta ?? null, entries: this.disk.entries },
     );
     this.#checker.nodeStarted(this.id, this.raft, seed);
-    this.#writing = null;
     this.busy = false;
     this.inbox = [];
     this.ticksDue = 0;
@@ -153,7 +151,6 @@ export class SimNode {
 
   crash(): void {
     this.raft = null;
-    this.#writing = null;
     this.incarnation++;
     this.busy = false;
     this.inbox = [];
@@ -179,11 +176,10 @@ export class SimNode {
     const ready = raft.ready();
     this.busy = true;
     const incarnation = this.incarnation;
-    const asRuntime = this.#settings.writes === "as-runtime";
-    if (asRuntime) this.#startWrite(ready);
+    const writing = this.#settings.writes === "as-runtime" ? this.#startWrite(ready) : null;
     this.#queue.after(this.#prng.between(0, this.#settings.diskLatencyMax), () => {
       if (this.incarnation !== incarnation) return; // crashed before the fsync finished: all lost
-      if (asRuntime) this.#finishWrite(raft);
+      if (writing !== null) this.#finishWrite(raft, writing);
       else this.#handleReady(raft, ready);
     });
   }
@@ -194,27 +190,20 @@ export class SimNode {
    * holds on disk are applied at once, and the rest — votes and acknowledgements, entries not yet
    * on this disk, the installed snapshot — waits for the write.
    */
-  #startWrite(ready: Ready): void {
-    const writing: WriteInFlight = { ready, afterWrite: [], committedLate: [] };
-    this.#writing = writing;
+  #startWrite(ready: Ready): WriteInFlight {
+    const { early, afterSync, commitUpdates } = splitMessages(ready.messages);
     const acksEarly = this.#settings.simMutations.includes("acks-before-write");
-    for (const message of ready.messages) {
-      if (acksEarly || leavesBeforeWrite(message)) this.#hooks.send(message);
-      else writing.afterWrite.push(message);
-    }
-    const rewrittenFrom = ready.entries[0]?.index ?? Number.POSITIVE_INFINITY;
-    const onDisk = Math.min(this.#lastIndexOnDisk(), rewrittenFrom - 1);
-    for (const entry of ready.committed) {
-      if (ready.snapshot === null && writing.committedLate.length === 0 && entry.index <= onDisk)
-        this.#apply(entry);
-      else writing.committedLate.push(entry);
-    }
+    for (const message of acksEarly ? [...early, ...afterSync] : early) this.#hooks.send(message);
+    const onDisk = committedOnDiskCount(ready, this.#lastIndexOnDisk());
+    for (const entry of ready.committed.slice(0, onDisk)) this.#apply(entry);
+    return {
+      ready,
+      afterWrite: [...(acksEarly ? [] : afterSync), ...commitUpdates],
+      committedLate: ready.committed.slice(onDisk),
+    };
   }
 
-  #finishWrite(raft: RaftNode): void {
-    const writing = this.#writing;
-    assert(writing !== null, "no write in flight");
-    this.#writing = null;
+  #finishWrite(raft: RaftNode, writing: WriteInFlight): void {
     const { ready } = writing;
     this.#persist(ready);
     for (const message of writing.afterWrite) this.#hooks.send(message);
@@ -355,15 +344,6 @@ export class SimNode {
     assert(stored !== undefined, () => `snapshot ${meta.term}/${meta.index} is no longer on disk`);
     return stored.data.subarray(offset, offset + bytesMax);
   }
-}
-
-/**
- * What src/runtime sends before a Ready's write: a leader's replication, which promises nothing
- * about the sender's disk. Commit updates (appends with only a commit index) leave after it.
- */
-function leavesBeforeWrite(message: Message): boolean {
-  if (message.type === "append") return !(message.commitOnly === true && message.entries.length === 0);
-  return message.type === "heartbeat" || message.type === "snapshot" || message.type === "timeout-now";
 }
 
 function concat(chunks: readonly Uint8Array[]): Uint8Array {

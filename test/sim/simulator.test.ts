@@ -59,8 +59,8 @@ describe("deterministic simulation", () => {
 
     it("acknowledgements and votes sent before the write they promise (as-runtime writes) → safety violations", () => {
       // It takes a member that acknowledged, then crashed before its write, and a leader change
-      // that leaves the entry on a minority: about 3 seeds in 1,000 (130, 391 and 697 of 1..1000).
-      const seeds = [...Array.from({ length: 300 }, (_, i) => i + 1), 391, 697];
+      // that leaves the entry on a minority: about 4 seeds in 1,000 (20, 55, 697 and 737 of 1..1000).
+      const seeds = [...Array.from({ length: 300 }, (_, i) => i + 1), 697, 737];
       const report = summarize(
         seeds.map((seed) => runSeed(seed, { writes: "as-runtime", simMutations: ["acks-before-write"] })),
       );
