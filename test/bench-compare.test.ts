@@ -195,6 +195,7 @@ describe("bench:compare options", () => {
       "--server-node-flags",
       "--cpu-prof --cpu-prof-dir=/tmp/prof",
       "--trace-steps",
+      "--cpu-profile",
       "--idle-cluster",
       "running",
       "--cluster-warmup",
@@ -214,6 +215,7 @@ describe("bench:compare options", () => {
     assert.equal(parsed.options.outDir, "/tmp/x");
     assert.deepEqual(parsed.options.serverNodeFlags, ["--cpu-prof", "--cpu-prof-dir=/tmp/prof"]);
     assert.equal(parsed.options.traceSteps, true);
+    assert.equal(parsed.options.cpuProfile, true);
     assert.equal(parsed.options.idleCluster, "running");
     assert.equal(parsed.options.clusterWarmupOps, 0);
     assert.equal(parsed.options.sendTo, "primary");
@@ -221,6 +223,7 @@ describe("bench:compare options", () => {
     const defaults = parseOptions([]);
     assert.ok(defaults.ok);
     assert.equal(defaults.options.idleCluster, "paused");
+    assert.equal(defaults.options.cpuProfile, false);
     assert.equal(defaults.options.sendTo, "every");
     assert.equal(defaults.options.client, "lean");
     assert.equal(defaults.options.clusterWarmupOps, 50_000);

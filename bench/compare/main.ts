@@ -3,7 +3,11 @@
  * run, through the same client. See docs/benchmarks.md for what each figure means.
  */
 
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { prepareServerEntry } from "./conclave-cluster.ts";
+import { readCpuProfiles, summarizeCpuProfiles, topOfSummary } from "./cpu-profile.ts";
 import { describeEnvironment } from "./environment.ts";
 import { runMemoryTest } from "./memory.ts";
 import { parseOptions, usage } from "./options.ts";
@@ -11,6 +15,7 @@ import { cleanUpNow } from "./processes.ts";
 import { buildFigures, renderTextTable } from "./report.ts";
 import {
   type ResultsDocument,
+  renderCpuProfileMarkdown,
   renderMemoryMarkdown,
   renderRequestStepsMarkdown,
   writeResults,
@@ -38,7 +43,10 @@ async function main(argv: readonly string[]): Promise<number> {
     console.error("etcd is not installed; install it with: apt-get install -y etcd-server etcd-client");
     return 2;
   }
-  prepareServerEntry(options.source, options.serverNodeFlags, options.traceSteps);
+  // Each server writes its profile when it stops (SIGTERM); the folder is kept for DevTools.
+  const profileDir = options.cpuProfile ? mkdtempSync(join(tmpdir(), "conclave-bench-profiles-")) : null;
+  const profileFlags = profileDir === null ? [] : ["--cpu-prof", `--cpu-prof-dir=${profileDir}`];
+  prepareServerEntry(options.source, [...options.serverNodeFlags, ...profileFlags], options.traceSteps);
   log(options.source ? "Conclave runs from its TypeScript sources" : "Conclave runs from dist/ (built now)");
   const startedAt = new Date().toISOString();
   log(
@@ -55,12 +63,17 @@ async function main(argv: readonly string[]): Promise<number> {
     targets: measurements === null ? [] : assessTargets(measurements, options.etcdTiming),
     measurements,
     memory,
+    cpuProfile:
+      profileDir === null
+        ? null
+        : { dir: profileDir, summary: topOfSummary(summarizeCpuProfiles(readCpuProfiles(profileDir)), 100) },
   };
   if (doc.figures.length > 0) console.log(`\n${renderTextTable(doc.figures)}`);
   if (doc.targets.length > 0) console.log(`\n${renderTargetsMarkdown(doc.targets)}`);
   if (memory !== null) console.log(`\n${renderMemoryMarkdown(memory)}`);
   if (measurements !== null && measurements.requestSteps.length > 0)
     console.log(`\n${renderRequestStepsMarkdown(measurements.requestSteps)}`);
+  if (doc.cpuProfile !== null) console.log(`\n${renderCpuProfileMarkdown(doc.cpuProfile)}`);
   const written = writeResults(doc);
   console.log(`\nwritten: ${written.markdown}\n         ${written.json}`);
   return 0;

@@ -42,6 +42,11 @@ export interface CompareOptions {
   /** Conclave logs every request's steps (log.slow_request_ms = 0); the results say where time went. */
   readonly traceSteps: boolean;
   /**
+   * Conclave's servers run under V8's CPU profiler (`--cpu-prof`, whole life: start, warm-up and
+   * every test) and the results show the frames and files their time went to (cpu-profile.ts).
+   */
+  readonly cpuProfile: boolean;
+  /**
    * What the cluster not under test does: "paused" (SIGSTOP, the default: it takes no CPU from
    * the one measured) or "running" (idle, heartbeats only, as before session 19).
    */
@@ -96,6 +101,9 @@ export const usage = `usage: npm run bench:compare -- [options]
   --trace-steps            Conclave's servers log every request's steps (log.slow_request_ms = 0) and
                            the results show, per test, where its requests spent their time; the logging
                            costs throughput, so use it with --only seq (docs/benchmarks.md)
+  --cpu-profile            Conclave's servers run under V8's CPU profiler (--cpu-prof) and the results
+                           show the frames and files with the most CPU time, all servers together
+                           (the profiles are kept in a temporary folder the bench names, for DevTools)
   --idle-cluster paused|running
                            the cluster not being measured is stopped with SIGSTOP (paused, default)
                            so it takes no CPU from the one measured, or left running idle
@@ -149,6 +157,7 @@ interface Draft {
   source: boolean;
   serverNodeFlags: string[];
   traceSteps: boolean;
+  cpuProfile: boolean;
   idleCluster: IdleCluster;
   sendTo: SendTo;
   client: ClientKind;
@@ -217,6 +226,7 @@ const flags: Readonly<Record<string, (draft: Draft) => void>> = {
   "--memory": (draft) => (draft.memory = true),
   "--source": (draft) => (draft.source = true),
   "--trace-steps": (draft) => (draft.traceSteps = true),
+  "--cpu-profile": (draft) => (draft.cpuProfile = true),
   "--help": (draft) => (draft.help = true),
   "-h": (draft) => (draft.help = true),
 };
@@ -234,6 +244,7 @@ export function parseOptions(argv: readonly string[]): ParseResult {
     source: false,
     serverNodeFlags: [],
     traceSteps: false,
+    cpuProfile: false,
     idleCluster: "paused",
     sendTo: "every",
     client: "lean",
@@ -274,6 +285,7 @@ export function parseOptions(argv: readonly string[]): ParseResult {
       source: draft.source,
       serverNodeFlags: draft.serverNodeFlags,
       traceSteps: draft.traceSteps,
+      cpuProfile: draft.cpuProfile,
       idleCluster: draft.idleCluster,
       sendTo: draft.sendTo,
       client: draft.client,

@@ -4,6 +4,7 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { type ProfileSummary, renderProfileMarkdown } from "./cpu-profile.ts";
 import type { Environment } from "./environment.ts";
 import { type MemoryResult, rssTargetMb } from "./memory.ts";
 import type { CompareOptions } from "./options.ts";
@@ -21,6 +22,8 @@ export interface ResultsDocument {
   readonly targets: TargetVerdict[];
   readonly measurements: Measurements | null;
   readonly memory: MemoryResult | null;
+  /** With --cpu-profile: where the profiles are and what they show (null otherwise). */
+  readonly cpuProfile: { readonly dir: string; readonly summary: ProfileSummary } | null;
 }
 
 /** `2025-11-22T09:30:00.000Z` → `2025-11-22T09-30-00Z` (no colons in file names). */
@@ -44,7 +47,10 @@ function optionsLine(options: CompareOptions): string {
   const timing = `${options.etcdTiming.heartbeatMs}/${options.etcdTiming.electionMs}`;
   const servers =
     (options.source ? " --source" : "") +
-    (options.serverNodeFlags.length > 0 ? ` --server-node-flags "${options.serverNodeFlags.join(" ")}"` : "");
+    (options.serverNodeFlags.length > 0
+      ? ` --server-node-flags "${options.serverNodeFlags.join(" ")}"`
+      : "") +
+    (options.cpuProfile ? " --cpu-profile" : "");
   return options.memory
     ? `--memory --memory-keys ${options.memoryKeys}${servers}`
     : `--runs ${options.runs}${options.quick ? " --quick" : ""} --nodes ${options.nodes} --etcd-timing ${timing} ` +
@@ -78,6 +84,18 @@ export function renderRequestStepsMarkdown(steps: Measurements["requestSteps"]):
   ].join("\n");
 }
 
+/** Where Conclave's servers spent their CPU (`--cpu-profile`). */
+export function renderCpuProfileMarkdown(profile: NonNullable<ResultsDocument["cpuProfile"]>): string {
+  return [
+    "## Where Conclave's servers spent their time (--cpu-profile)",
+    "",
+    `V8's CPU profiles of every server for its whole life (start, warm-up, every test), summed; in ${profile.dir}. ` +
+      "V8 samples wall time: on a machine with fewer cores than busy threads, a native call during which the thread lost its core is charged with the wait.",
+    "",
+    renderProfileMarkdown(profile.summary, 25),
+  ].join("\n");
+}
+
 export function renderMarkdown(doc: ResultsDocument): string {
   const env = doc.environment;
   const lines = [
@@ -102,6 +120,7 @@ export function renderMarkdown(doc: ResultsDocument): string {
     lines.push("## Memory (3-node Conclave)", "", renderMemoryMarkdown(doc.memory), "");
   if (doc.measurements !== null && doc.measurements.requestSteps.length > 0)
     lines.push(renderRequestStepsMarkdown(doc.measurements.requestSteps), "");
+  if (doc.cpuProfile !== null) lines.push(renderCpuProfileMarkdown(doc.cpuProfile), "");
   return lines.join("\n");
 }
 
