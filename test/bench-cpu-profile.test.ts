@@ -87,6 +87,10 @@ describe("bench CPU profile summary (bench/compare/cpu-profile.ts)", () => {
       () => asCpuProfile({ nodes: [], samples: [1], timeDeltas: [] }, "y.cpuprofile"),
       /1 samples but 0 timeDeltas/,
     );
+    assert.throws(
+      () => asCpuProfile({ nodes: [{ id: 1 }], samples: [], timeDeltas: [] }, "z.cpuprofile"),
+      /z\.cpuprofile: node 0 has no numeric id or no callFrame/,
+    );
   });
 
   it("bench/profile-top.ts prints the tables, and a clear error for a bad file", () => {

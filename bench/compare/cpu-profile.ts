@@ -75,7 +75,26 @@ export function asCpuProfile(parsed: unknown, source: string): CpuProfile {
       `${source}: ${candidate.samples.length} samples but ${candidate.timeDeltas.length} timeDeltas`,
     );
   }
+  const badNode = candidate.nodes.findIndex((node: Partial<ProfileNode> | null) => !isProfileNode(node));
+  if (badNode >= 0) {
+    throw new Error(
+      `${source}: node ${badNode} has no numeric id or no callFrame (functionName, url, lineNumber); is it a file node --cpu-prof wrote?`,
+    );
+  }
   return candidate as CpuProfile;
+}
+
+function isProfileNode(node: Partial<ProfileNode> | null): boolean {
+  const frame = node?.callFrame;
+  return (
+    typeof node?.id === "number" &&
+    typeof frame === "object" &&
+    frame !== null &&
+    typeof frame.functionName === "string" &&
+    typeof frame.url === "string" &&
+    typeof frame.lineNumber === "number" &&
+    (node.children === undefined || Array.isArray(node.children))
+  );
 }
 
 const idleFrame = "(idle)";
@@ -89,7 +108,6 @@ function typicalIntervalUs(deltas: readonly number[]): number {
 }
 
 function fileOf(url: string): string {
-  if (url === "") return "(V8 and native)";
   if (url.startsWith("node:")) return url; // node:internal/streams/writable, node:_http_server, …
   const path = url.replace(/^file:\/\//, "");
   // Paths inside the project (src/…, dist/…, node_modules/<package>) read better than absolute ones.
