@@ -5,13 +5,12 @@
  * profiles (the three servers of a run) are summed, so the shares are of the cluster's busy time.
  *
  * "Busy" leaves out `(idle)`: the thread waiting in the event loop; a pause (a stopped process)
- * counts as one sampling interval. V8's profiler samples wall
- * time, so on a machine with fewer cores than busy threads a native call during which the thread
- * lost its core is charged with the wait (docs/benchmarks.md, session 23); read the native rows
- * with that in mind.
+ * counts as one sampling interval. V8's profiler samples wall time, so on a machine with fewer
+ * cores than busy threads a native call during which the thread lost its core is charged with the
+ * wait (docs/benchmarks.md, session 23); read the native rows with that in mind.
  *
- * `npm run bench:compare -- --server-node-flags "--cpu-prof --cpu-prof-dir=DIR"` writes one
- * profile per server; `node bench/profile-top.ts DIR/*.cpuprofile` prints the tables.
+ * `npm run bench:compare -- --cpu-profile` profiles the servers and puts the tables in the
+ * results; `node bench/profile-top.ts FILE.cpuprofile…` prints them for any profiles.
  */
 
 import { readdirSync, readFileSync, statSync } from "node:fs";

@@ -27,6 +27,21 @@ function log(line: string): void {
   console.error(`[bench:compare ${new Date().toISOString().slice(11, 19)}] ${line}`);
 }
 
+/**
+ * The servers' profiles summed, or null with the reason logged: a profile that cannot be read
+ * must not cost the run's measurements, which are written either way.
+ */
+function profileOf(dir: string): ResultsDocument["cpuProfile"] {
+  try {
+    return { dir, summary: topOfSummary(summarizeCpuProfiles(readCpuProfiles(dir)), 100) };
+  } catch (error) {
+    log(
+      `--cpu-profile: no summary (${error instanceof Error ? error.message : String(error)}); profiles in ${dir}`,
+    );
+    return null;
+  }
+}
+
 async function main(argv: readonly string[]): Promise<number> {
   const parsed = parseOptions(argv);
   if (!parsed.ok) {
@@ -63,10 +78,7 @@ async function main(argv: readonly string[]): Promise<number> {
     targets: measurements === null ? [] : assessTargets(measurements, options.etcdTiming),
     measurements,
     memory,
-    cpuProfile:
-      profileDir === null
-        ? null
-        : { dir: profileDir, summary: topOfSummary(summarizeCpuProfiles(readCpuProfiles(profileDir)), 100) },
+    cpuProfile: profileDir === null ? null : profileOf(profileDir),
   };
   if (doc.figures.length > 0) console.log(`\n${renderTextTable(doc.figures)}`);
   if (doc.targets.length > 0) console.log(`\n${renderTargetsMarkdown(doc.targets)}`);
