@@ -8,6 +8,7 @@ import { type AbRound, renderAb, summarizeAb } from "../bench/compare/ab-summary
 import { type BenchCluster, sumSamples } from "../bench/compare/cluster.ts";
 import type { KvDriver, SystemName } from "../bench/compare/drivers.ts";
 import { prefixEnd } from "../bench/compare/drivers.ts";
+import { type LoadSample, summarizeLoad } from "../bench/compare/load.ts";
 import { parseAbOptions, parseCurveOptions, parseOptions } from "../bench/compare/options.ts";
 import { threadCpuSecondsByKind } from "../bench/compare/proc-stats.ts";
 import {
@@ -22,7 +23,7 @@ import {
 } from "../bench/compare/report.ts";
 import { slowRequestLines, summarizeRequestSteps } from "../bench/compare/request-steps.ts";
 import { fileStamp } from "../bench/compare/results-file.ts";
-import { systemUnderTest, takeTurn } from "../bench/compare/scenarios.ts";
+import { sliceOrder, slicesOf, systemUnderTest, takeTurn } from "../bench/compare/scenarios.ts";
 import { median, percentile, spread, summariseLatencies } from "../bench/compare/stats.ts";
 import {
   assessTargets,
@@ -175,6 +176,8 @@ describe("bench:compare options", () => {
     assert.equal(quick.options.opsPerTest, 2000);
     assert.equal(quick.options.killsPerRun, 3);
     assert.equal(quick.options.label, "quick");
+    assert.equal(full.options.slices, 4);
+    assert.equal(quick.options.slices, 1);
   });
 
   it("reads every option, in both --name value and --name=value forms", () => {
@@ -204,6 +207,7 @@ describe("bench:compare options", () => {
       "primary",
       "--client",
       "node-http",
+      "--slices=6",
     ]);
     assert.ok(parsed.ok);
     assert.equal(parsed.options.runs, 5);
@@ -220,6 +224,7 @@ describe("bench:compare options", () => {
     assert.equal(parsed.options.clusterWarmupOps, 0);
     assert.equal(parsed.options.sendTo, "primary");
     assert.equal(parsed.options.client, "node-http");
+    assert.equal(parsed.options.slices, 6);
     const defaults = parseOptions([]);
     assert.ok(defaults.ok);
     assert.equal(defaults.options.idleCluster, "paused");
@@ -246,12 +251,110 @@ describe("bench:compare options", () => {
       [["--send-to", "leader"], /--send-to is every or primary, not leader/],
       [["--client", "undici"], /--client is lean or node-http, not undici/],
       [["--cluster-warmup", "-1"], /--cluster-warmup needs a whole number/],
+      [["--slices", "0"], /--slices must be from 1 to 20, not 0/],
+      [["--slices", "21"], /--slices must be from 1 to 20, not 21/],
     ];
     for (const [argv, message] of cases) {
       const parsed = parseOptions(argv);
       assert.equal(parsed.ok, false, argv.join(" "));
       if (!parsed.ok) assert.match(parsed.message, message);
     }
+  });
+});
+
+describe("bench:compare slices (--slices)", () => {
+  const sample = (
+    latenciesMs: number[],
+    wallSeconds: number,
+    serverCpuSeconds: number,
+    errors = 0,
+  ): LoadSample => ({
+    outcome: {
+      latenciesMs: Float64Array.from(latenciesMs),
+      started: latenciesMs.length,
+      errors,
+      firstError: errors > 0 ? `failed after ${wallSeconds} s` : null,
+      wallSeconds,
+    },
+    cost: { wallSeconds, clientCpuSeconds: wallSeconds / 4, serverCpuSeconds, serverWriteBytes: 1000 },
+    durable: { writes: latenciesMs.length, bytes: 100 * latenciesMs.length },
+  });
+
+  it("splits a test's ops into nearly equal slices that number the keys across them, none empty", () => {
+    assert.deepEqual(slicesOf(10, 4), [
+      { index: 0, firstOp: 0, ops: 3 },
+      { index: 1, firstOp: 3, ops: 3 },
+      { index: 2, firstOp: 6, ops: 2 },
+      { index: 3, firstOp: 8, ops: 2 },
+    ]);
+    assert.deepEqual(slicesOf(20_000, 1), [{ index: 0, firstOp: 0, ops: 20_000 }]);
+    assert.equal(slicesOf(3, 8).length, 3);
+    for (const [total, count] of [
+      [20_000, 4],
+      [2000, 3],
+      [7, 7],
+    ] as const) {
+      const slices = slicesOf(total, count);
+      assert.equal(
+        slices.reduce((sum, slice) => sum + slice.ops, 0),
+        total,
+      );
+      for (const [at, slice] of slices.entries())
+        assert.equal(
+          slice.firstOp,
+          at === 0 ? 0 : (slices[at - 1]?.firstOp ?? 0) + (slices[at - 1]?.ops ?? 0),
+        );
+    }
+  });
+
+  it("alternates the systems slice by slice: A B, B A, A B, B A", () => {
+    const order = ["etcd", "conclave"];
+    assert.deepEqual(
+      [0, 1, 2, 3].map((index) => sliceOrder(order, index).join(" ")),
+      ["etcd conclave", "conclave etcd", "etcd conclave", "conclave etcd"],
+    );
+    assert.deepEqual(order, ["etcd", "conclave"]);
+  });
+
+  it("sums slices into one figure: ops over summed wall time, percentiles over every request, CPU over the summed time", () => {
+    // A fast slice (1,000 ops/s) and a slow one (250 ops/s): the figure is 4 ops in 2.5 s, not
+    // the mean of the two rates (625).
+    const fast = sample([1, 2], 2 / 1000, 0.002);
+    const slow = sample([10, 20], 2 / 250, 0.004);
+    const shape = { concurrency: 1, payloadBytesPerOp: 100, durable: true };
+    const result = summarizeLoad([fast, slow], shape);
+    assert.equal(result.ops, 4);
+    assert.equal(result.errors, 0);
+    assert.equal(result.opsPerSecond, 400);
+    assert.equal(result.latency.p50Ms, 2);
+    assert.equal(result.latency.maxMs, 20);
+    assert.equal(result.latency.meanMs, 8.25);
+    assert.equal(result.cost.serverCpuPercent, 60);
+    assert.equal(result.cost.clientCpuPercent, 25);
+    assert.equal(result.cost.serverWriteBytes, 2000);
+    assert.equal(result.diskBytesPerPayloadByte, 5);
+    assert.equal(result.durableWritesPerOp, 1);
+    assert.equal(result.durableBytesPerPayloadByte, 1);
+    // One slice alone is what runLoad reports for a test measured in one stretch.
+    assert.equal(summarizeLoad([slow], shape).opsPerSecond, 250);
+  });
+
+  it("counts errors of every slice, keeps the first message, and drops durable figures a slice lacks", () => {
+    const failed = sample([Number.NaN, 5], 1, 0.5, 1);
+    const missing: LoadSample = { ...sample([1, 1], 1, 0.5), durable: null };
+    const result = summarizeLoad([failed, missing], { concurrency: 2, payloadBytesPerOp: 10, durable: true });
+    assert.equal(result.ops, 4);
+    assert.equal(result.errors, 1);
+    assert.equal(result.firstError, "failed after 1 s");
+    assert.equal(result.opsPerSecond, 2);
+    assert.equal(result.durableWritesPerOp, null);
+    const reads = summarizeLoad([sample([1], 1, 0.1)], {
+      concurrency: 1,
+      payloadBytesPerOp: 0,
+      durable: false,
+    });
+    assert.equal(reads.diskBytesPerPayloadByte, null);
+    assert.equal("durableWritesPerOp" in reads, false);
   });
 });
 

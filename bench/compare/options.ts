@@ -28,6 +28,11 @@ export interface CompareOptions {
   readonly killsPerRun: number;
   /** Timed operations per load test (after the warm-up). */
   readonly opsPerTest: number;
+  /**
+   * Slices each main-group load test is measured in, the systems alternating A B, B A, … within
+   * the run (not SQL, which runs on Conclave alone); the slices are summed into one figure.
+   */
+  readonly slices: number;
   readonly warmupOps: number;
   /** Untimed puts (64 in flight) into every fresh cluster before its first test: see clusterWarmupOps. */
   readonly clusterWarmupOps: number;
@@ -78,6 +83,8 @@ export type ParseResult = { ok: true; options: CompareOptions } | { ok: false; m
 export const runsMax = 20;
 const killsMax = 50;
 const opsMax = 1_000_000;
+/** Most slices per test: each costs both clusters a turn (SIGCONT, a leader, a probe write each). */
+const slicesMax = 20;
 const memoryKeysMax = 10_000_000;
 
 export const usage = `usage: npm run bench:compare -- [options]
@@ -88,6 +95,9 @@ export const usage = `usage: npm run bench:compare -- [options]
   --etcd-timing H/E        etcd heartbeat/election ms: 100/1000 (etcd default) or 50/500 (default 100/1000)
   --kills N                leader kills per run and per system (default 9; 3 with --quick)
   --ops N                  timed operations per load test (default 20000; 2000 with --quick)
+  --slices N               measure each main-group load test in N slices, the systems alternating
+                           A B, B A, … within the run, summed into one figure per system (default 4;
+                           1 with --quick; 1 = one stretch each, as before 2026-12-06 evening)
   --cluster-warmup N       untimed puts (64 in flight) into each fresh cluster before its first test
                            (default 50000; 0 with --quick)
   --memory                 only the memory test: N keys of 100 B into 3-node Conclave, RSS per node
@@ -151,6 +161,7 @@ interface Draft {
   etcdTiming: EtcdTiming;
   kills?: number;
   ops?: number;
+  slices?: number;
   clusterWarmup?: number;
   label?: string;
   outDir: string;
@@ -182,6 +193,8 @@ function applyOption(draft: Draft, name: string, value: string | undefined): str
       return set(positiveInteger(value, name, killsMax), (v) => (draft.kills = v));
     case "--ops":
       return set(positiveInteger(value, name, opsMax), (v) => (draft.ops = v));
+    case "--slices":
+      return set(positiveInteger(value, name, slicesMax), (v) => (draft.slices = v));
     case "--cluster-warmup":
       return set(nonNegativeInteger(value, name, opsMax), (v) => (draft.clusterWarmup = v));
     case "--memory-keys":
@@ -277,6 +290,7 @@ export function parseOptions(argv: readonly string[]): ParseResult {
       etcdTiming: draft.etcdTiming,
       killsPerRun: draft.kills ?? (quick ? 3 : 9),
       opsPerTest: draft.ops ?? (quick ? 2000 : 20_000),
+      slices: draft.slices ?? (quick ? 1 : 4),
       warmupOps: quick ? 200 : 1000,
       clusterWarmupOps: draft.clusterWarmup ?? (quick ? 0 : 50_000),
       testWallMsMax: quick ? 20_000 : 120_000,

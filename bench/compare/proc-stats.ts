@@ -77,12 +77,41 @@ export interface CostDelta {
   readonly serverWriteBytes: number;
 }
 
-export function costDelta(before: CostSnapshot, after: CostSnapshot): CostDelta {
-  const wallSeconds = Math.max(1e-6, (after.atMs - before.atMs) / 1000);
+/** What was used between two snapshots, unrounded, so that stretches of one test can be summed. */
+export interface CostSeconds {
+  readonly wallSeconds: number;
+  readonly clientCpuSeconds: number;
+  readonly serverCpuSeconds: number;
+  readonly serverWriteBytes: number;
+}
+
+export function costSecondsBetween(before: CostSnapshot, after: CostSnapshot): CostSeconds {
   return {
-    clientCpuPercent: Math.round((100 * (after.clientCpuSeconds - before.clientCpuSeconds)) / wallSeconds),
-    serverCpuPercent: Math.round((100 * (after.serverCpuSeconds - before.serverCpuSeconds)) / wallSeconds),
+    wallSeconds: Math.max(1e-6, (after.atMs - before.atMs) / 1000),
+    clientCpuSeconds: after.clientCpuSeconds - before.clientCpuSeconds,
+    serverCpuSeconds: after.serverCpuSeconds - before.serverCpuSeconds,
     serverWriteBytes: after.serverWriteBytes - before.serverWriteBytes,
+  };
+}
+
+/** Stretches summed: their wall times, CPU seconds and bytes. */
+export function sumCostSeconds(parts: readonly CostSeconds[]): CostSeconds {
+  const sum = { wallSeconds: 0, clientCpuSeconds: 0, serverCpuSeconds: 0, serverWriteBytes: 0 };
+  for (const part of parts) {
+    sum.wallSeconds += part.wallSeconds;
+    sum.clientCpuSeconds += part.clientCpuSeconds;
+    sum.serverCpuSeconds += part.serverCpuSeconds;
+    sum.serverWriteBytes += part.serverWriteBytes;
+  }
+  return { ...sum, wallSeconds: Math.max(1e-6, sum.wallSeconds) };
+}
+
+/** CPU as percent of one core over the wall time. */
+export function costDeltaOf(cost: CostSeconds): CostDelta {
+  return {
+    clientCpuPercent: Math.round((100 * cost.clientCpuSeconds) / cost.wallSeconds),
+    serverCpuPercent: Math.round((100 * cost.serverCpuSeconds) / cost.wallSeconds),
+    serverWriteBytes: cost.serverWriteBytes,
   };
 }
 

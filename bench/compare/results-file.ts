@@ -54,7 +54,7 @@ function optionsLine(options: CompareOptions): string {
   return options.memory
     ? `--memory --memory-keys ${options.memoryKeys}${servers}`
     : `--runs ${options.runs}${options.quick ? " --quick" : ""} --nodes ${options.nodes} --etcd-timing ${timing} ` +
-        `--kills ${options.killsPerRun} --ops ${options.opsPerTest} --only ${options.only.join(",")}` +
+        `--kills ${options.killsPerRun} --ops ${options.opsPerTest} --slices ${options.slices} --only ${options.only.join(",")}` +
         ` --idle-cluster ${options.idleCluster} --send-to ${options.sendTo} --client ${options.client}${servers}`;
 }
 

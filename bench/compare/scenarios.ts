@@ -4,7 +4,7 @@
  * group on fresh 3- and 5-node clusters. Results are raw measurements; report.ts sums them up.
  */
 import { setTimeout as delay } from "node:timers/promises";
-import type { BenchCluster } from "./cluster.ts";
+import type { BenchCluster, DurableCounters } from "./cluster.ts";
 import { ConclaveCluster, MemberExitedError } from "./conclave-cluster.ts";
 import {
   type ConclaveDriver,
@@ -16,7 +16,16 @@ import {
 import { EtcdCluster } from "./etcd-cluster.ts";
 import { type DriverFactory, type KillResult, killOnce } from "./failover.ts";
 import type { ClientKind } from "./http-client.ts";
-import { type LoadResult, type LoadSpec, makeValue, runLoad } from "./load.ts";
+import {
+  type LoadResult,
+  type LoadSample,
+  type LoadShape,
+  type LoadSpec,
+  makeValue,
+  measureLoad,
+  runLoad,
+  summarizeLoad,
+} from "./load.ts";
 import type { CompareOptions, TestName } from "./options.ts";
 import { waitFor } from "./processes.ts";
 import { type SlowRequestLine, summarizeRequestSteps } from "./request-steps.ts";
@@ -151,23 +160,28 @@ export function growthOps(options: CompareOptions): number {
   return Math.max(1, Math.ceil(options.opsPerTest / 4));
 }
 
+/** The key of put `i` of a test (`tag` t: timed, w…: warm-up). */
+function putKey(prefix: string, tag: string, i: number): string {
+  return `${prefix}/${tag}/${String(i).padStart(7, "0")}`;
+}
+
 function putSpec(
   driver: KvDriver,
   options: CompareOptions,
   prefix: string,
   concurrency: number,
   valueBytes: number,
-  total = options.opsPerTest,
+  slice: Slice = { index: 0, firstOp: 0, ops: options.opsPerTest },
 ): LoadSpec {
   const value = makeValue("v".repeat(32), valueBytes);
-  const key = (tag: string, i: number): string => `${prefix}/${tag}/${String(i).padStart(7, "0")}`;
   return {
-    total,
+    total: slice.ops,
     concurrency,
     wallMsMax: options.testWallMsMax,
     warmupOps: options.warmupOps,
-    op: (i) => driver.put(key("t", i), value),
-    warmOp: (i) => driver.put(key("w", i), value),
+    // Timed keys are numbered across the slices, so a test's keys are t/0 … t/(ops-1) in all.
+    op: (i) => driver.put(putKey(prefix, "t", slice.firstOp + i), value),
+    warmOp: (i) => driver.put(putKey(prefix, `w${slice.index}`, i), value),
     payloadBytesPerOp: valueBytes,
   };
 }
@@ -180,18 +194,21 @@ async function ensureGetKeys(sut: SystemUnderTest, options: CompareOptions, pref
   sut.getKeys = { prefix: `${prefix}/get/t`, count: filled.ops };
 }
 
-function getSpec(sut: SystemUnderTest, options: CompareOptions, linearizable: boolean): LoadSpec {
+function getSpec(
+  sut: SystemUnderTest,
+  options: CompareOptions,
+  linearizable: boolean,
+  ops: number,
+): LoadSpec {
   const keys = sut.getKeys;
   if (keys === null) throw new Error("no keys to get");
-  const picks = Uint32Array.from({ length: options.opsPerTest }, () =>
-    Math.floor(Math.random() * keys.count),
-  );
+  const picks = Uint32Array.from({ length: ops }, () => Math.floor(Math.random() * keys.count));
   const op = async (i: number): Promise<void> => {
     const key = `${keys.prefix}/${String(picks[i] ?? 0).padStart(7, "0")}`;
     if ((await sut.load.get(key, linearizable)) === null) throw new Error(`missing key ${key}`);
   };
   return {
-    total: options.opsPerTest,
+    total: ops,
     concurrency: 64,
     wallMsMax: options.testWallMsMax,
     warmupOps: options.warmupOps,
@@ -224,40 +241,46 @@ function sqlSpecs(driver: ConclaveDriver, options: CompareOptions): { insert: Lo
   };
 }
 
-/** Runs one named main-group test on one system; returns its measurements (sql gives two). */
+/** One slice's measurement of a test on one system: its name, sample and shape (sql gives two). */
+type SliceMeasurement = [name: string, sample: LoadSample, shape: LoadShape];
+
+/** Runs one slice of a named main-group test on one system. */
 async function runTest(
   test: TestName,
   sut: SystemUnderTest,
   options: CompareOptions,
   prefix: string,
-): Promise<[string, LoadResult][]> {
+  slice: Slice,
+): Promise<SliceMeasurement[]> {
   const pids = () => sut.cluster.pids();
+  const measured = async (
+    name: string,
+    spec: LoadSpec,
+    durable?: () => Promise<DurableCounters | null>,
+  ): Promise<SliceMeasurement> => [
+    name,
+    await measureLoad(spec, pids, durable),
+    {
+      concurrency: spec.concurrency,
+      payloadBytesPerOp: spec.payloadBytesPerOp,
+      durable: durable !== undefined,
+    },
+  ];
   switch (test) {
-    case "seq": {
-      const seqOps = Math.min(sequentialOpsMax, options.opsPerTest);
+    case "seq":
       return [
-        [
-          "seq",
-          await runLoad(putSpec(sut.load, options, `${prefix}/seq`, 1, defaultValueBytes, seqOps), pids),
-        ],
+        await measured("seq", putSpec(sut.load, options, `${prefix}/seq`, 1, defaultValueBytes, slice)),
       ];
-    }
     case "put64":
     case "put256": {
       const concurrency = test === "put64" ? 64 : 256;
-      const result = await runLoad(
-        putSpec(sut.load, options, `${prefix}/${test}`, concurrency, defaultValueBytes),
-        pids,
-        () => sut.cluster.durableCounters(),
-      );
-      if (test === "put64" && result.errors === 0 && result.ops === options.opsPerTest)
-        sut.getKeys = { prefix: `${prefix}/put64/t`, count: result.ops };
-      return [[test, result]];
+      const spec = putSpec(sut.load, options, `${prefix}/${test}`, concurrency, defaultValueBytes, slice);
+      return [await measured(test, spec, () => sut.cluster.durableCounters())];
     }
     case "getlin":
     case "getser":
       await ensureGetKeys(sut, options, prefix);
-      return [[test, await runLoad(getSpec(sut, options, test === "getlin"), pids)]];
+      return [await measured(test, getSpec(sut, options, test === "getlin", slice.ops))];
     case "sql": {
       if (sut.load.system !== "conclave") return [];
       const driver = sut.load as ConclaveDriver;
@@ -266,15 +289,41 @@ async function runTest(
         [],
       );
       const specs = sqlSpecs(driver, options);
-      const inserted = await runLoad(specs.insert, pids);
-      return [
-        ["sqlInsert64", inserted],
-        ["sqlSelect64", await runLoad(specs.select, pids)],
-      ];
+      const inserted = await measured("sqlInsert64", specs.insert);
+      return [inserted, await measured("sqlSelect64", specs.select)];
     }
     default:
       return [];
   }
+}
+
+/** A stretch of a test's timed ops: the `index`th slice, ops `firstOp` … `firstOp + ops - 1`. */
+export interface Slice {
+  readonly index: number;
+  readonly firstOp: number;
+  readonly ops: number;
+}
+
+/** `total` ops in at most `count` slices of nearly equal size (none empty). */
+export function slicesOf(total: number, count: number): Slice[] {
+  const n = Math.max(1, Math.min(count, total));
+  const slices: Slice[] = [];
+  let firstOp = 0;
+  for (let index = 0; index < n; index++) {
+    const ops = Math.floor(total / n) + (index < total % n ? 1 : 0);
+    slices.push({ index, firstOp, ops });
+    firstOp += ops;
+  }
+  return slices;
+}
+
+/**
+ * The systems' order in slice `index` of a run whose order is `order`: A B, B A, A B, … (so with
+ * an even number of slices each system goes first as often, and a steady drift of the machine's
+ * speed favours neither).
+ */
+export function sliceOrder<T>(order: readonly T[], index: number): T[] {
+  return index % 2 === 0 ? [...order] : [...order].reverse();
 }
 
 function describe(result: LoadResult): string {
@@ -334,7 +383,11 @@ async function warmUpClusters(
   if (options.clusterWarmupOps === 0) return;
   for (const sut of Object.values(suts)) {
     await takeTurn(sut, turns, options);
-    const spec = putSpec(sut.load, options, "warm", 64, defaultValueBytes, options.clusterWarmupOps);
+    const spec = putSpec(sut.load, options, "warm", 64, defaultValueBytes, {
+      index: 0,
+      firstOp: 0,
+      ops: options.clusterWarmupOps,
+    });
     await runLoad({ ...spec, warmupOps: 0 }, () => []);
   }
 }
@@ -353,17 +406,49 @@ async function runMainGroup(
   if (tests.length === 0 && !wantsFailover) return;
   await withClusters(options.nodes, options, async (suts, turns) => {
     for (const test of tests) {
+      // SQL runs on Conclave alone: nothing to interleave it with, so it is one stretch.
+      const testOps = test === "seq" ? Math.min(sequentialOpsMax, options.opsPerTest) : options.opsPerTest;
+      const slices = slicesOf(testOps, test === "sql" ? 1 : options.slices);
+      const samples = new Map<
+        string,
+        { system: SystemName; name: string; shape: LoadShape; of: LoadSample[] }
+      >();
+      for (const slice of slices) {
+        for (const system of sliceOrder(order, slice.index)) {
+          await takeTurn(suts[system], turns, options);
+          const cluster = suts[system].cluster;
+          const tracing = options.traceSteps && cluster instanceof ConclaveCluster ? cluster : null;
+          tracing?.markRequestLogs();
+          for (const [name, sample, shape] of await runTest(
+            test,
+            suts[system],
+            options,
+            `b/r${run}`,
+            slice,
+          )) {
+            const key = `${system} ${name}`;
+            const entry = samples.get(key) ?? { system, name, shape, of: [] };
+            entry.of.push(sample);
+            samples.set(key, entry);
+            if (slices.length > 1)
+              log(
+                `run ${run} ${system.padEnd(8)} ${name.padEnd(11)} slice ${slice.index + 1}/${slices.length}: ${describe(summarizeLoad([sample], shape))}`,
+              );
+          }
+          if (tracing !== null)
+            traced.set(test, [...(traced.get(test) ?? []), ...tracing.requestLinesSinceMark()]);
+        }
+      }
       for (const system of order) {
-        await takeTurn(suts[system], turns, options);
-        const cluster = suts[system].cluster;
-        const tracing = options.traceSteps && cluster instanceof ConclaveCluster ? cluster : null;
-        tracing?.markRequestLogs();
-        for (const [name, result] of await runTest(test, suts[system], options, `b/r${run}`)) {
+        for (const { system: measuredSystem, name, shape, of } of samples.values()) {
+          if (measuredSystem !== system) continue;
+          const result = summarizeLoad(of, shape);
           m.loads.push({ run, system, test: name, result });
           log(`run ${run} ${system.padEnd(8)} ${name.padEnd(11)} ${describe(result)}`);
+          // The get tests read the keys put ×64 wrote, when it wrote all of them.
+          if (name === "put64" && result.errors === 0 && result.ops === options.opsPerTest)
+            suts[system].getKeys = { prefix: `b/r${run}/put64/t`, count: result.ops };
         }
-        if (tracing !== null)
-          traced.set(test, [...(traced.get(test) ?? []), ...tracing.requestLinesSinceMark()]);
       }
     }
     if (!wantsFailover) return;
@@ -399,14 +484,11 @@ async function runGrowthGroup(
       for (const bytes of growthValueBytes) {
         for (const system of order) {
           await takeTurn(suts[system], turns, options);
-          const spec = putSpec(
-            suts[system].load,
-            options,
-            `g/r${run}/n${nodes}/${bytes}`,
-            64,
-            bytes,
-            growthOps(options),
-          );
+          const spec = putSpec(suts[system].load, options, `g/r${run}/n${nodes}/${bytes}`, 64, bytes, {
+            index: 0,
+            firstOp: 0,
+            ops: growthOps(options),
+          });
           const cluster = suts[system].cluster;
           const result = await runLoad(
             spec,
