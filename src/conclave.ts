@@ -295,6 +295,9 @@ async function wireNode(
       config.cluster.groupCommitMs === 0
         ? null
         : { backlogMin: groupCommitBacklogMin, gatherMs: config.cluster.groupCommitMs },
+    // As the primary, `cluster.commit_wait_ms` for the followers' answers to its last log write
+    // before the next one, so that the next commits it (src/runtime/DESIGN.md, "Commit wait").
+    commitWaitMs: config.cluster.commitWaitMs,
   });
   const services = new ClusterServices({
     wallClockMs,

@@ -65,6 +65,12 @@ export interface ClusterSettings {
    * Default 0 (off): it pays only where the members' cores are saturated (docs/configuration.md).
    */
   readonly groupCommitMs: number;
+  /**
+   * As the primary, how long to wait at most, once per log write, for the followers' answers to
+   * the entries it wrote before the next log write (`commit_wait_ms`; 0 never waits): the next
+   * write then commits them, a write's time sooner. Default 1 (docs/configuration.md).
+   */
+  readonly commitWaitMs: number;
 }
 
 /** `[http]`: the HTTP API. */

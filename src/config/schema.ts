@@ -140,6 +140,11 @@ export const clusterSectionShape = {
     "milliseconds from 0 to 10 (0: never wait)",
     "0",
   ),
+  commit_wait_ms: setting(
+    z.int().min(0).max(10).default(1),
+    "milliseconds from 0 to 10 (0: never wait)",
+    "1",
+  ),
 };
 
 /** `http` section: the HTTP API and health endpoints. */
@@ -224,6 +229,7 @@ const clusterSection = z.strictObject(clusterSectionShape).transform((s) => ({
   snapshotEveryBytes: s.snapshot_every_mib * 1024 * 1024,
   applyCommitIntervalMs: s.apply_commit_interval_ms,
   groupCommitMs: s.group_commit_ms,
+  commitWaitMs: s.commit_wait_ms,
 }));
 
 const httpSection = z

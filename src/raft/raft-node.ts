@@ -269,6 +269,14 @@ export class RaftNode {
 
   // ---------------------------------------------------------------- outputs
 
+  /**
+   * True when this node leads and `index` is not committed yet: entries up to it wait for a
+   * quorum's answers (the runtime's commit wait, RaftRuntimeOptions.commitWaitMs).
+   */
+  leadsUncommitted(index: number): boolean {
+    return this.role === "leader" && this.commit < index;
+  }
+
   /** True when `ready()` would return something to do. */
   hasReady(): boolean {
     return (

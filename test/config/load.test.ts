@@ -65,6 +65,7 @@ describe("defaults", () => {
         snapshotEveryBytes: 64 * 1024 * 1024,
         applyCommitIntervalMs: 100,
         groupCommitMs: 0,
+        commitWaitMs: 1,
       },
       http: { port: 4380, bind: "127.0.0.1", tokenFile: undefined },
       tls: { enabled: false, cert: undefined, key: undefined, ca: undefined, requireClientCert: false },
@@ -112,6 +113,7 @@ snapshot_every_entries = 100000
 snapshot_every_mib = 16
 apply_commit_interval_ms = 0
 group_commit_ms = 2
+commit_wait_ms = 0
 
 [http]
 port = 8080
@@ -151,6 +153,7 @@ slow_request_logs_per_second = 500
     assert.equal(config.cluster.snapshotEveryBytes, 16 * 1024 * 1024);
     assert.equal(config.cluster.applyCommitIntervalMs, 0);
     assert.equal(config.cluster.groupCommitMs, 2);
+    assert.equal(config.cluster.commitWaitMs, 0);
     assert.deepEqual(
       config.cluster.members.map((m) => [m.nodeName, m.host, m.port]),
       [

@@ -219,6 +219,79 @@ describe("RaftRuntime over in-memory adapters", { timeout: 30_000 }, () => {
     );
   });
 
+  it("as the primary, waits for its followers' answers before the next log write, up to commit_wait_ms", async () => {
+    const waitMs = 5;
+    const c = cluster(["a", "b", "c"], { commitWaitMs: waitMs });
+    await c.startAll();
+    const leader = await c.electLeader();
+    const [b, c2] = [...c.members.values()].filter((member) => member !== leader).map((m) => m.id);
+    assert.ok(b !== undefined && c2 !== undefined);
+    // A lone request: its followers' answers end any wait, so the clock never has to move.
+    let lone = false;
+    void leader.runtime.propose(put("lone", "1")).then(() => (lone = true));
+    await c.settle();
+    assert.ok(lone, "a single proposal did not wait for the commit wait's bound");
+    const waitsBefore = leader.runtime.stats().commitWaits;
+
+    // The followers' disks hang: the leader writes p1, and p2 comes while p1 waits for a quorum.
+    const releaseB = c.holdSyncs(b);
+    const releaseC = c.holdSyncs(c2);
+    let p1Done = false;
+    const p1 = leader.runtime.propose(put("p1", "1")).then((outcome) => {
+      p1Done = true;
+      return outcome;
+    });
+    await c.settle();
+    const syncsAfterP1 = leader.syncs;
+    const p2 = leader.runtime.propose(put("p2", "2"));
+    await c.settle();
+    assert.equal(leader.syncs, syncsAfterP1, "no log write while the leader waits for the answers to p1");
+    assert.equal(p1Done, false);
+    assert.equal(leader.runtime.stats().commitWaits, waitsBefore + 1);
+
+    // One follower answers (a quorum with the leader): p1 commits and p2 is written, no time passed.
+    releaseB();
+    await c.settle();
+    assert.ok(p1Done, "p1 committed by the Ready after the answer");
+    assert.ok(leader.syncs > syncsAfterP1, "p2 written after the answer");
+    await c.await(p2);
+
+    // The bound: with no answer, the next write starts once commit_wait_ms has passed.
+    const releaseB2 = c.holdSyncs(b);
+    let p3Done = false;
+    const p3 = leader.runtime.propose(put("p3", "3")).then(() => (p3Done = true));
+    await c.settle();
+    const syncsAfterP3 = leader.syncs;
+    const p4 = leader.runtime.propose(put("p4", "4"));
+    await c.settle();
+    assert.equal(leader.syncs, syncsAfterP3, "waiting for the answers to p3");
+    c.clock.advance(waitMs);
+    await c.settle();
+    assert.ok(leader.syncs > syncsAfterP3, "p4 written once the wait's bound passed");
+    assert.equal(p3Done, false, "p3 is still not on a quorum");
+    releaseB2();
+    releaseC();
+    await c.await(Promise.all([p1, p3, p4]));
+    assert.equal(text(leader.machine.read("p4")), "4");
+  });
+
+  it("a stop while the primary waits for its followers' answers does not wait for the clock", async () => {
+    const c = cluster(["a", "b", "c"], { commitWaitMs: 5 });
+    await c.startAll();
+    const leader = await c.electLeader();
+    const releases = [...c.members.values()].filter((m) => m !== leader).map((m) => c.holdSyncs(m.id));
+    const first = leader.runtime.propose(put("first", "1"));
+    await c.settle();
+    const second = leader.runtime.propose(put("second", "1"));
+    await c.settle();
+    first.catch(() => {});
+    second.catch(() => {});
+    // The manual clock never moves: the stop must end the wait itself.
+    await leader.runtime.stop();
+    await assert.rejects(second, (error: unknown) => isConclaveError(error, "CONCLAVE_STOPPED"));
+    for (const release of releases) release();
+  });
+
   it("a proposal without a quorum times out with an unknown outcome", async () => {
     const c = cluster(["a", "b", "c"]);
     await c.startAll();
