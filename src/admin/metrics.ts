@@ -178,6 +178,11 @@ const transportCounters: readonly (readonly [string, string, string])[] = [
     "conclave_raft_appends_dropped_log_full_total",
     "Appends dropped while this member's log was full.",
   ],
+  [
+    "commitWaits",
+    "conclave_raft_commit_waits_total",
+    "Times this member, as the primary, waited for its followers' answers before its next log write (cluster.commit_wait_ms).",
+  ],
 ];
 
 /** Conclave's own families for one scrape. */

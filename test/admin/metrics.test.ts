@@ -236,6 +236,10 @@ describe("GET /v1/metrics", { timeout: 60_000 }, () => {
       assert.equal(now.get("conclave_raft_has_leader"), 1);
       assert.ok((now.get("conclave_raft_leader_changes_total") ?? 0) >= 1);
       assert.equal(now.get("conclave_raft_term"), leader.node.runtime.status().term);
+      // Exposed on every member; only the primary ever waits for its followers' answers.
+      const commitWaits = now.get("conclave_raft_commit_waits_total");
+      assert.ok(commitWaits !== undefined, `${node.name}: conclave_raft_commit_waits_total is exposed`);
+      if (!isLeader) assert.equal(commitWaits, was.get("conclave_raft_commit_waits_total") ?? 0);
       assert.ok(
         (now.get("conclave_raft_applied_index") ?? 0) >= (was.get("conclave_raft_applied_index") ?? 0) + 20,
       );
