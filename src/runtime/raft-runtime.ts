@@ -750,33 +750,19 @@ export class RaftRuntime {
   }
 
   /** Waits until a peer's message arrives, `ms` pass, or stop(). */
-  #nextMessage(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = this.#options.clock.setTimer(() => {
-        this.#endMessageWait = null;
-        resolve();
-      }, ms);
-      this.#endMessageWait = () => {
-        timer.cancel();
-        this.#endMessageWait = null;
-        resolve();
-      };
-    });
+  async #nextMessage(ms: number): Promise<void> {
+    const wait = interruptibleWait(this.#options.clock, ms);
+    this.#endMessageWait = wait.end;
+    await wait.done;
+    this.#endMessageWait = null;
   }
 
   /** Waits `ms` on the clock, or until stop() (which must not wait on a timer of a manual clock). */
-  #gather(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = this.#options.clock.setTimer(() => {
-        this.#endGather = null;
-        resolve();
-      }, ms);
-      this.#endGather = () => {
-        timer.cancel();
-        this.#endGather = null;
-        resolve();
-      };
-    });
+  async #gather(ms: number): Promise<void> {
+    const wait = interruptibleWait(this.#options.clock, ms);
+    this.#endGather = wait.end;
+    await wait.done;
+    this.#endGather = null;
   }
 
   /**
@@ -1116,6 +1102,22 @@ function durableIndexAfter(before: number, ready: Ready, logKeepsSnapshot: boole
  * flight is well under load; a client with a few requests at a time never waits.
  */
 export const groupCommitBacklogMin = 8;
+
+/** A wait of `ms` on `clock` that `end()` cuts short (a stop must not wait on a manual clock's timer). */
+function interruptibleWait(
+  clock: Clock,
+  ms: number,
+): { readonly done: Promise<void>; readonly end: () => void } {
+  let end = (): void => {};
+  const done = new Promise<void>((resolve) => {
+    const timer = clock.setTimer(resolve, ms);
+    end = () => {
+      timer.cancel();
+      resolve();
+    };
+  });
+  return { done, end };
+}
 
 /** See RaftRuntimeOptions.snapshotEveryBytes and snapshotKeepBytes. */
 const snapshotEveryBytesDefault = 64 * 1024 * 1024;
