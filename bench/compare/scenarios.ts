@@ -439,16 +439,14 @@ async function runMainGroup(
             traced.set(test, [...(traced.get(test) ?? []), ...tracing.requestLinesSinceMark()]);
         }
       }
-      for (const system of order) {
-        for (const { system: measuredSystem, name, shape, of } of samples.values()) {
-          if (measuredSystem !== system) continue;
-          const result = summarizeLoad(of, shape);
-          m.loads.push({ run, system, test: name, result });
-          log(`run ${run} ${system.padEnd(8)} ${name.padEnd(11)} ${describe(result)}`);
-          // The get tests read the keys put ×64 wrote, when it wrote all of them.
-          if (name === "put64" && result.errors === 0 && result.ops === options.opsPerTest)
-            suts[system].getKeys = { prefix: `b/r${run}/put64/t`, count: result.ops };
-        }
+      // In the run's order: the first slice went that way, and the map keeps insertion order.
+      for (const { system, name, shape, of } of samples.values()) {
+        const result = summarizeLoad(of, shape);
+        m.loads.push({ run, system, test: name, result });
+        log(`run ${run} ${system.padEnd(8)} ${name.padEnd(11)} ${describe(result)}`);
+        // The get tests read the keys put ×64 wrote, when it wrote all of them.
+        if (name === "put64" && result.errors === 0 && result.ops === options.opsPerTest)
+          suts[system].getKeys = { prefix: `b/r${run}/put64/t`, count: result.ops };
       }
     }
     if (!wantsFailover) return;
