@@ -11,6 +11,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { missingServerEnvironment, serverNodeFlags } from "../../scripts/server-node-flags.mjs";
+import type { CpuScheduling } from "../../src/cli/cpu-scheduling.ts";
 import {
   type BenchCluster,
   clusterStartMsMax,
@@ -44,19 +45,24 @@ let runFromSource = false;
 let extraNodeFlags: readonly string[] = [];
 /** Every server logs every request's steps (`--trace-steps`). */
 let traceRequests = false;
+/** `node.cpu_scheduling` of every server (`--conclave-cpu-scheduling`; "batch" is the default). */
+let cpuScheduling: CpuScheduling = "batch";
 
 /**
  * Chooses sources or dist/ for every server started after this; dist/ is built here, once.
- * `traceSteps`: servers log every request's steps (log.slow_request_ms = 0).
+ * `traceSteps`: servers log every request's steps (log.slow_request_ms = 0); `scheduling`: their
+ * `node.cpu_scheduling` (written only when not the default, which builds before it lack).
  */
 export function prepareServerEntry(
   source: boolean,
   nodeFlags: readonly string[] = [],
   traceSteps = false,
+  scheduling: CpuScheduling = "batch",
 ): void {
   runFromSource = source;
   extraNodeFlags = nodeFlags;
   traceRequests = traceSteps;
+  cpuScheduling = scheduling;
   if (!source) buildDist(repoRoot);
 }
 
@@ -194,6 +200,7 @@ export class ConclaveCluster implements BenchCluster {
       "[node]",
       `name = "${member.name}@127.0.0.1"`,
       `data_dir = "${member.dataDir}"`,
+      ...(cpuScheduling === "batch" ? [] : [`cpu_scheduling = "${cpuScheduling}"`]),
       "[cluster]",
       `cookie = "${this.#cookie}"`,
       `members = [${members}]`,

@@ -7,6 +7,7 @@
 import type { ChildProcess } from "node:child_process";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
+import { type CpuScheduling, useBatchScheduling } from "../../src/cli/cpu-scheduling.ts";
 import {
   type BenchCluster,
   clusterStartMsMax,
@@ -51,12 +52,15 @@ export class EtcdCluster implements BenchCluster {
   readonly system = "etcd" as const;
   readonly size: number;
   readonly #timing: EtcdTiming;
+  readonly #scheduling: CpuScheduling;
   readonly #members: Member[] = [];
   #root = "";
 
-  constructor(size: number, timing: EtcdTiming) {
+  /** `scheduling`: "batch" puts each member under SCHED_BATCH with chrt (`--etcd-cpu-scheduling`). */
+  constructor(size: number, timing: EtcdTiming, scheduling: CpuScheduling = "inherit") {
     this.size = size;
     this.#timing = timing;
+    this.#scheduling = scheduling;
   }
 
   async start(): Promise<void> {
@@ -97,6 +101,12 @@ export class EtcdCluster implements BenchCluster {
       join(this.#root, `${member.name}.log`),
       this.#root,
     );
+    // The policy survives exec, and the threads the member starts later inherit it.
+    const pid = member.child.pid;
+    if (this.#scheduling === "batch" && pid !== undefined) {
+      const result = useBatchScheduling(pid);
+      if (!result.ok) throw new Error(`--etcd-cpu-scheduling batch: ${result.reason}`);
+    }
   }
 
   #member(at: number): Member {

@@ -61,7 +61,12 @@ async function main(argv: readonly string[]): Promise<number> {
   // Each server writes its profile when it stops (SIGTERM); the folder is kept for DevTools.
   const profileDir = options.cpuProfile ? mkdtempSync(join(tmpdir(), "conclave-bench-profiles-")) : null;
   const profileFlags = profileDir === null ? [] : ["--cpu-prof", `--cpu-prof-dir=${profileDir}`];
-  prepareServerEntry(options.source, [...options.serverNodeFlags, ...profileFlags], options.traceSteps);
+  prepareServerEntry(
+    options.source,
+    [...options.serverNodeFlags, ...profileFlags],
+    options.traceSteps,
+    options.conclaveScheduling,
+  );
   log(options.source ? "Conclave runs from its TypeScript sources" : "Conclave runs from dist/ (built now)");
   const startedAt = new Date().toISOString();
   log(

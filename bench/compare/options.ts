@@ -2,6 +2,7 @@
  * Command-line options of `npm run bench:compare` (pure: parsing only, no side effects).
  * A bad option is an expected outcome, so parsing returns a typed result naming the problem.
  */
+import type { CpuScheduling } from "../../src/cli/cpu-scheduling.ts";
 import type { ClientKind } from "./http-client.ts";
 
 /** Every test name `--only` accepts, in the order they run. */
@@ -68,6 +69,13 @@ export interface CompareOptions {
    * "node-http" (node:http's client, as every run before session 27); the same for both systems.
    */
   readonly client: ClientKind;
+  /**
+   * Each system's CPU scheduling policy: as shipped by default (Conclave's servers put themselves
+   * under SCHED_BATCH, `node.cpu_scheduling`; etcd keeps the policy it was started with), or the
+   * same for both, to see what the policy alone is worth to each.
+   */
+  readonly conclaveScheduling: CpuScheduling;
+  readonly etcdScheduling: CpuScheduling;
   readonly help: boolean;
 }
 
@@ -120,7 +128,13 @@ export const usage = `usage: npm run bench:compare -- [options]
   --send-to every|primary  the load tests' requests go to every member in turn (default, as the etcd
                            harness), or to each system's leader only (as Conclave's client sends writes)
   --client lean|node-http  the load client, the same for both systems: our lean HTTP/1.1 client (default)
-                           or node:http's (every run before 2026-12-06; it costs ~2.5x the CPU per request)`;
+                           or node:http's (every run before 2026-12-06; it costs ~2.5x the CPU per request)
+  --conclave-cpu-scheduling batch|inherit
+                           Conclave's servers under SCHED_BATCH (batch, default: node.cpu_scheduling as
+                           shipped) or the policy the bench runs under (inherit)
+  --etcd-cpu-scheduling inherit|batch
+                           etcd under the policy the bench runs under (inherit, default: as shipped) or
+                           put under SCHED_BATCH with chrt (batch), to compare both under one policy`;
 
 function positiveInteger(text: string | undefined, name: string, max: number): number | string {
   if (text === undefined || !/^\d{1,9}$/.test(text))
@@ -172,6 +186,8 @@ interface Draft {
   idleCluster: IdleCluster;
   sendTo: SendTo;
   client: ClientKind;
+  conclaveScheduling: CpuScheduling;
+  etcdScheduling: CpuScheduling;
   help: boolean;
 }
 
@@ -227,6 +243,14 @@ function applyOption(draft: Draft, name: string, value: string | undefined): str
       return value === "lean" || value === "node-http"
         ? assign(() => (draft.client = value))
         : `--client is lean or node-http, not ${value ?? "nothing"}`;
+    case "--conclave-cpu-scheduling":
+    case "--etcd-cpu-scheduling":
+      if (value !== "batch" && value !== "inherit")
+        return `${name} is batch or inherit, not ${value ?? "nothing"}`;
+      return assign(() => {
+        if (name === "--etcd-cpu-scheduling") draft.etcdScheduling = value;
+        else draft.conclaveScheduling = value;
+      });
     case "--out-dir":
       return value === undefined ? "--out-dir needs a directory" : assign(() => (draft.outDir = value));
     default:
@@ -261,6 +285,8 @@ export function parseOptions(argv: readonly string[]): ParseResult {
     idleCluster: "paused",
     sendTo: "every",
     client: "lean",
+    conclaveScheduling: "batch",
+    etcdScheduling: "inherit",
     help: false,
   };
   for (let at = 0; at < argv.length; at++) {
@@ -303,6 +329,8 @@ export function parseOptions(argv: readonly string[]): ParseResult {
       idleCluster: draft.idleCluster,
       sendTo: draft.sendTo,
       client: draft.client,
+      conclaveScheduling: draft.conclaveScheduling,
+      etcdScheduling: draft.etcdScheduling,
       help: draft.help,
     },
   };

@@ -55,7 +55,8 @@ function optionsLine(options: CompareOptions): string {
     ? `--memory --memory-keys ${options.memoryKeys}${servers}`
     : `--runs ${options.runs}${options.quick ? " --quick" : ""} --nodes ${options.nodes} --etcd-timing ${timing} ` +
         `--kills ${options.killsPerRun} --ops ${options.opsPerTest} --slices ${options.slices} --only ${options.only.join(",")}` +
-        ` --idle-cluster ${options.idleCluster} --send-to ${options.sendTo} --client ${options.client}${servers}`;
+        ` --idle-cluster ${options.idleCluster} --send-to ${options.sendTo} --client ${options.client}` +
+        ` --conclave-cpu-scheduling ${options.conclaveScheduling} --etcd-cpu-scheduling ${options.etcdScheduling}${servers}`;
 }
 
 /** The memory result as a Markdown table. */

@@ -123,7 +123,10 @@ export async function startCluster(
   options: CompareOptions,
 ): Promise<BenchCluster> {
   for (let attempt = 1; ; attempt++) {
-    const cluster = system === "etcd" ? new EtcdCluster(size, options.etcdTiming) : new ConclaveCluster(size);
+    const cluster =
+      system === "etcd"
+        ? new EtcdCluster(size, options.etcdTiming, options.etcdScheduling)
+        : new ConclaveCluster(size);
     try {
       await cluster.start();
       return cluster;

@@ -7,6 +7,7 @@
 import { flushCompileCache } from "node:module";
 import type { Command } from "commander";
 import { ConclaveError } from "../lib/errors.ts";
+import { useBatchScheduling } from "./cpu-scheduling.ts";
 
 type Outcome = { signal: string } | { fatal: Error };
 
@@ -35,7 +36,15 @@ export function registerStartCommand(program: Command): void {
         import("../index.ts"),
       ]);
       const config = await loadConfig(options.config === undefined ? {} : { file: options.config });
+      // Before the node starts its work: the threads it starts later inherit the policy.
+      const scheduling = config.node.cpuScheduling === "batch" ? useBatchScheduling(process.pid) : null;
       const node = await createNode(config);
+      if (scheduling?.ok === true) node.logger.info({ cpuScheduling: "batch" }, "running under SCHED_BATCH");
+      else if (scheduling?.ok === false)
+        node.logger.warn(
+          { cpuScheduling: "batch", reason: scheduling.reason },
+          "could not put the server under SCHED_BATCH (node.cpu_scheduling); it runs with the policy it was started with",
+        );
       node.on("fatal", ({ error }) => onOutcome({ fatal: error }));
       await node.start();
       // Node writes the compile cache (bin/conclave.js) at exit; a member stopped by SIGKILL

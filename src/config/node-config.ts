@@ -17,6 +17,11 @@ export interface NodeSettings {
   readonly primaryPriority: number;
   /** 1–9: the network segment (data center, failure domain) of this node. */
   readonly segment: number;
+  /**
+   * "batch": `conclave start` puts its process under Linux's SCHED_BATCH (no wake-up
+   * preemption; src/cli/cpu-scheduling.ts); "inherit": the policy it was started with.
+   */
+  readonly cpuScheduling: "batch" | "inherit";
 }
 
 /** A member list entry with its port resolved (`port` from the entry, else this node's cluster port). */

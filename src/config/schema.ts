@@ -79,6 +79,11 @@ export const nodeSectionShape = {
   never_primary: setting(z.boolean().default(false), "true or false", "false"),
   primary_priority: setting(z.int().min(0).max(100).default(0), "a whole number from 0 to 100", "50"),
   segment: setting(z.int().min(1).max(9).default(1), "a whole number from 1 to 9", "1"),
+  cpu_scheduling: setting(
+    z.enum(["batch", "inherit"]).default("batch"),
+    '"batch" (Linux SCHED_BATCH for `conclave start`) or "inherit" (the policy it was started with)',
+    '"batch"',
+  ),
 };
 
 /** `cluster` section: the cluster this node belongs to. */
@@ -211,6 +216,7 @@ const nodeSection = z.strictObject(nodeSectionShape).transform(
     neverPrimary: s.never_primary,
     primaryPriority: s.primary_priority,
     segment: s.segment,
+    cpuScheduling: s.cpu_scheduling,
   }),
 );
 

@@ -49,6 +49,7 @@ describe("defaults", () => {
         neverPrimary: false,
         primaryPriority: 0,
         segment: 1,
+        cpuScheduling: "batch",
       },
       cluster: {
         mode: "standalone",
@@ -98,6 +99,7 @@ role = "standby"
 never_primary = true
 primary_priority = 40
 segment = 2
+cpu_scheduling = "inherit"
 
 [cluster]
 mode = "cluster"
@@ -140,6 +142,7 @@ slow_request_logs_per_second = 500
       neverPrimary: true,
       primaryPriority: 40,
       segment: 2,
+      cpuScheduling: "inherit",
     });
     assert.equal(config.cluster.id, "prod-eu-1");
     assert.equal(config.cluster.cookieFile, "/etc/conclave/cookie");

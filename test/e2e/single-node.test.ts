@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { serverEnvironment, serverNodeFlags } from "../../scripts/server-node-flags.mjs";
+import { schedBatch, threadPolicies } from "../../src/cli/cpu-scheduling.ts";
 import { ProcessCluster, waitFor } from "./node-processes.ts";
 
 describe("a one-node cluster", { timeout: 30_000 }, () => {
@@ -77,5 +78,39 @@ describe("a one-node cluster", { timeout: 30_000 }, () => {
     const environment = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0");
     for (const [name, value] of Object.entries(serverEnvironment))
       assert.ok(environment.includes(`${name}=${value}`), `${name}=${value} in the environment`);
+  });
+
+  it("runs every thread under SCHED_BATCH, and says so in its log", {
+    skip: process.platform !== "linux",
+  }, () => {
+    const pid = cluster.node("n1").child.pid;
+    assert.ok(pid !== undefined);
+    const policies = threadPolicies(pid);
+    assert.ok(policies !== null && policies.length > 1, `threads: ${policies}`);
+    assert.deepEqual(
+      policies,
+      policies.map(() => schedBatch),
+    );
+    assert.ok(
+      cluster.node("n1").output.some((line) => line.includes('"msg":"running under SCHED_BATCH"')),
+      "the start is logged",
+    );
+  });
+
+  it("keeps the policy it was started with under node.cpu_scheduling = inherit", {
+    skip: process.platform !== "linux",
+  }, async () => {
+    cluster.signal("n1", "SIGTERM");
+    assert.equal((await cluster.node("n1").exited).code, 0);
+    cluster.start("n1", { bootstrapAlone: true, nodeLines: ['cpu_scheduling = "inherit"'] });
+    await waitFor("n1 to lead again", 10_000, async () => (await cluster.status("n1"))?.role === "leader");
+    const pid = cluster.node("n1").child.pid;
+    assert.ok(pid !== undefined);
+    const ours = threadPolicies(process.pid)?.[0];
+    assert.ok(ours !== undefined && ours !== schedBatch, "the test runs under another policy");
+    assert.deepEqual(
+      threadPolicies(pid),
+      threadPolicies(pid)?.map(() => ours),
+    );
   });
 });
