@@ -10,8 +10,8 @@
  * is the same fair scheduler without that wake-up preemption: a woken member runs when the
  * running thread's slice ends or a core is free, a few milliseconds at most, far below an
  * election timeout. Measured with `npm run bench:ab` (10 paired rounds, docs/benchmarks.md,
- * session 32): put ×64 1.092× puts/s and 0.887× servers' CPU per put (9 of 10 rounds each);
- * put ×256 and one request at a time unchanged or better. An idle core is taken at once under
+ * session 32): put ×64 1.069× puts/s (10 of 10 rounds) and 0.896× servers' CPU per put (9 of
+ * 10); put ×256 unchanged, one request at a time 1.02×. An idle core is taken at once under
  * either policy.
  *
  * Linux has no call for it in Node, so this runs `chrt` (util-linux) once; threads started
@@ -26,13 +26,9 @@
  * ```
  */
 import { spawnSync } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
 
 /** `node.cpu_scheduling`: SCHED_BATCH, or the policy the process was started with. */
 export type CpuScheduling = "batch" | "inherit";
-
-/** Linux's SCHED_BATCH, as /proc/<pid>/task/<tid>/stat reports a thread's policy. */
-export const schedBatch = 3;
 
 /** Outcome of {@link useBatchScheduling}; `reason` says why the policy is unchanged. */
 export type SchedulingResult = { readonly ok: true } | { readonly ok: false; readonly reason: string };
@@ -74,30 +70,4 @@ export function useBatchScheduling(
     return { ok: false, reason: `chrt exited with status ${result.status}${said === "" ? "" : `: ${said}`}` };
   }
   return { ok: true };
-}
-
-/**
- * The scheduling policy of each thread of process `pid` (field 41 of /proc/<pid>/task/<tid>/stat),
- * or null where /proc cannot tell (not Linux, the process is gone).
- */
-export function threadPolicies(pid: number): number[] | null {
-  let tasks: string[];
-  try {
-    tasks = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return null;
-  }
-  const policies: number[] = [];
-  for (const task of tasks) {
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${pid}/task/${task}/stat`, "utf8");
-    } catch {
-      continue; // the thread ended meanwhile
-    }
-    // The command name (field 2) is in parentheses and may hold spaces: count after its end.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    policies.push(Number(fields[41 - 3]));
-  }
-  return policies;
 }

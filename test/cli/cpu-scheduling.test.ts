@@ -7,13 +7,9 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { describe, it } from "node:test";
-import {
-  type RunCommand,
-  schedBatch,
-  threadPolicies,
-  useBatchScheduling,
-} from "../../src/cli/cpu-scheduling.ts";
+import { type RunCommand, useBatchScheduling } from "../../src/cli/cpu-scheduling.ts";
 import { loadConfig } from "../../src/config/load.ts";
+import { schedBatch, threadPolicies } from "./thread-policies.ts";
 
 describe("cpu scheduling", () => {
   it("puts every thread of a running process under SCHED_BATCH", {
@@ -101,9 +97,5 @@ describe("cpu scheduling", () => {
       loadConfig({ env: { ...base, CONCLAVE_NODE__CPU_SCHEDULING: "fifo" } }),
       (error: Error) => /node\.cpu_scheduling/.test(error.message) && /"batch"/.test(error.message),
     );
-  });
-
-  it("reads no policies of a process that is not there", () => {
-    assert.equal(threadPolicies(2 ** 22 + 12345), null);
   });
 });

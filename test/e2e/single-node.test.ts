@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { serverEnvironment, serverNodeFlags } from "../../scripts/server-node-flags.mjs";
-import { schedBatch, threadPolicies } from "../../src/cli/cpu-scheduling.ts";
+import { schedBatch, threadPolicies } from "../cli/thread-policies.ts";
 import { ProcessCluster, waitFor } from "./node-processes.ts";
 
 describe("a one-node cluster", { timeout: 30_000 }, () => {
