@@ -208,6 +208,9 @@ describe("bench:compare options", () => {
       "--client",
       "node-http",
       "--slices=6",
+      "--etcd-cpu-scheduling",
+      "batch",
+      "--conclave-cpu-scheduling=inherit",
     ]);
     assert.ok(parsed.ok);
     assert.equal(parsed.options.runs, 5);
@@ -225,6 +228,8 @@ describe("bench:compare options", () => {
     assert.equal(parsed.options.sendTo, "primary");
     assert.equal(parsed.options.client, "node-http");
     assert.equal(parsed.options.slices, 6);
+    assert.equal(parsed.options.etcdScheduling, "batch");
+    assert.equal(parsed.options.conclaveScheduling, "inherit");
     const defaults = parseOptions([]);
     assert.ok(defaults.ok);
     assert.equal(defaults.options.idleCluster, "paused");
@@ -232,6 +237,9 @@ describe("bench:compare options", () => {
     assert.equal(defaults.options.sendTo, "every");
     assert.equal(defaults.options.client, "lean");
     assert.equal(defaults.options.clusterWarmupOps, 50_000);
+    // Each system as it ships: Conclave sets SCHED_BATCH itself, etcd keeps the bench's policy.
+    assert.equal(defaults.options.conclaveScheduling, "batch");
+    assert.equal(defaults.options.etcdScheduling, "inherit");
     const quickWarmed = parseOptions(["--quick", "--cluster-warmup=5000"]);
     assert.ok(quickWarmed.ok);
     assert.equal(quickWarmed.options.clusterWarmupOps, 5000);
@@ -250,6 +258,8 @@ describe("bench:compare options", () => {
       [["--idle-cluster", "asleep"], /--idle-cluster is paused or running/],
       [["--send-to", "leader"], /--send-to is every or primary, not leader/],
       [["--client", "undici"], /--client is lean or node-http, not undici/],
+      [["--etcd-cpu-scheduling", "fifo"], /--etcd-cpu-scheduling is batch or inherit, not fifo/],
+      [["--conclave-cpu-scheduling"], /--conclave-cpu-scheduling is batch or inherit, not nothing/],
       [["--cluster-warmup", "-1"], /--cluster-warmup needs a whole number/],
       [["--slices", "0"], /--slices must be from 1 to 20, not 0/],
       [["--slices", "21"], /--slices must be from 1 to 20, not 21/],
