@@ -64,11 +64,10 @@ test("a full disk rejects sync with CONCLAVE_DISK_FULL, loses nothing, and recov
   const syncedBytes = (await segmentRecords(segmentPath)).endBytes;
 
   const filler = await fillDisk(mountPoint);
-  // 400 entries of 300 bytes: more than the zeros the last write left ahead of the records
-  // (FileLogStore's zero-ahead, 64 KiB) and any space left in the last partial page.
-  const pending = entryRange(101, 500, 1).map((entry) => ({ ...entry, data: new Uint8Array(300) }));
+  // 200 entries of 300 bytes: more than any space left in the last partial page.
+  const pending = entryRange(101, 300, 1).map((entry) => ({ ...entry, data: new Uint8Array(300) }));
   storage.append(pending);
-  storage.setHardState({ term: 1, vote: "n1", commit: 500 });
+  storage.setHardState({ term: 1, vote: "n1", commit: 300 });
   await assert.rejects(storage.sync(), (error) => {
     assert.ok(isConclaveError(error, "CONCLAVE_DISK_FULL"), String(error));
     assert.match(error.message, new RegExp(dataDirectory.replaceAll("/", "\\/")));
@@ -90,15 +89,15 @@ test("a full disk rejects sync with CONCLAVE_DISK_FULL, loses nothing, and recov
   // Space freed: the same storage writes what was pending, without being reopened.
   await rm(filler);
   await storage.sync();
-  storage.append(entryRange(501, 501, 1));
+  storage.append(entryRange(301, 301, 1));
   await storage.sync();
   await storage.close();
 
   const reopened = createFileStorage(dataDirectory);
   const recovered = await reopened.open();
-  assert.equal(recovered.entries.length, 501);
-  assert.deepEqual(recovered.entries.slice(100, 500), pending);
-  assert.deepEqual(recovered.hardState, { term: 1, vote: "n1", commit: 500 });
+  assert.equal(recovered.entries.length, 301);
+  assert.deepEqual(recovered.entries.slice(100, 300), pending);
+  assert.deepEqual(recovered.hardState, { term: 1, vote: "n1", commit: 300 });
   await reopened.close();
 });
 

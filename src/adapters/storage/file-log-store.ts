@@ -14,11 +14,6 @@
  * commit the file system's journal for every write (measured with three processes writing at
  * once, as three members on one disk do: O_DSYNC writes of 300 B took 0.37 ms at p50 when they
  * grew the file, 0.27 ms when they did not). Recovery reads a zero tail as the segment's end.
- *
- * That extension is a hole, so a write into it would still make the file system allocate blocks
- * (and write their metadata) before the O_DSYNC write returns. A write whose records pass the
- * part of the file already written therefore carries `zeroAheadBytes` (64 KiB) of zeros after
- * them: the writes that follow land on blocks the file holds (see #zeroPadBytes).
  */
 import { constants } from "node:fs";
 import { type FileHandle, mkdir, open, unlink } from "node:fs/promises";
@@ -48,8 +43,6 @@ export interface FileLogStoreOptions {
   readonly presizeBytes?: number;
   /** Counts the durable writes and fsyncs (GET /v1/metrics). */
   readonly durableWrites?: DurableWrites;
-  /** How far past its records a write that reaches unwritten space pads with zeros (0: never). */
-  readonly zeroAheadBytes?: number;
 }
 
 /**
@@ -62,8 +55,6 @@ export interface FileLogStoreOptions {
  */
 export const SEGMENT_BYTES_MAX_DEFAULT = 8 * 1024 * 1024;
 const PRESIZE_BYTES_DEFAULT = 1024 * 1024;
-/** A write pads the file with zeros at most once per this many bytes of log (see #zeroPadBytes). */
-const ZERO_AHEAD_BYTES_DEFAULT = 64 * 1024;
 
 /** Flags of the active segment's handle: every write is durable when it returns. */
 const SEGMENT_WRITE_FLAGS = constants.O_RDWR | constants.O_DSYNC;
@@ -73,7 +64,6 @@ export class FileLogStore implements LogStore {
   readonly directory: string;
   readonly #segmentBytesMax: number;
   readonly #presizeBytes: number;
-  readonly #zeroAheadBytes: number;
   readonly #guard: DiskGuard;
   readonly #queue = new SerialQueue();
   #segments: LogSegment[] = [];
@@ -81,8 +71,6 @@ export class FileLogStore implements LogStore {
   /** Handle of the last segment, open for writing, and that file's size (its records and zeros). */
   #active: FileHandle | null = null;
   #activeFileBytes = 0;
-  /** End of the active file's written part (records, then zeros): blocks on disk, no holes. */
-  #zeroedBytes = 0;
   #opened = false;
   /** Index of the first entry held, or the next index when the log is empty. */
   #startIndex = 1;
@@ -99,7 +87,6 @@ export class FileLogStore implements LogStore {
     this.directory = directory;
     this.#segmentBytesMax = options.segmentBytesMax ?? SEGMENT_BYTES_MAX_DEFAULT;
     this.#presizeBytes = options.presizeBytes ?? PRESIZE_BYTES_DEFAULT;
-    this.#zeroAheadBytes = options.zeroAheadBytes ?? ZERO_AHEAD_BYTES_DEFAULT;
     this.#guard = new DiskGuard(directory, options.durableWrites ?? null);
   }
 
@@ -234,19 +221,17 @@ export class FileLogStore implements LogStore {
     // below is meant to start before the caller yields (see SerialQueue).
     if (this.#mustPresize(startBytes + batch.length))
       await this.#presize(active, path, startBytes + batch.length);
-    const padBytes = this.#zeroPadBytes(startBytes + batch.length);
-    const written = padBytes === 0 ? batch : Buffer.concat([batch, Buffer.alloc(padBytes)]);
     const startedMs = performance.now();
     await this.#guard.write(
       `write to ${path}`,
-      written.length,
+      batch.length,
       async () => {
         let doneBytes = 0;
-        while (doneBytes < written.length) {
+        while (doneBytes < batch.length) {
           const { bytesWritten } = await active.write(
-            written,
+            batch,
             doneBytes,
-            written.length - doneBytes,
+            batch.length - doneBytes,
             startBytes + doneBytes,
           );
           doneBytes += bytesWritten;
@@ -255,11 +240,9 @@ export class FileLogStore implements LogStore {
       async () => {
         await active.truncate(startBytes);
         this.#activeFileBytes = startBytes;
-        this.#zeroedBytes = Math.min(this.#zeroedBytes, startBytes);
       },
     );
-    this.#zeroedBytes = Math.max(this.#zeroedBytes, startBytes + written.length);
-    this.#guard.countDurable(written.length, startedMs);
+    this.#guard.countDurable(batch.length, startedMs);
     let offset = startBytes;
     for (const record of this.#pending) {
       segment.pushRecord(offset);
@@ -267,24 +250,6 @@ export class FileLogStore implements LogStore {
     }
     segment.sizeBytes = offset;
     this.#pending = [];
-  }
-
-  /**
-   * How many zeros the write of records ending at `endBytes` carries after them: none while the
-   * records end inside the written part of the file; else enough to take it `zeroAheadBytes`
-   * further (within the file's presized length, so the size does not change).
-   *
-   * Why: the presized length is a hole, and a write into a hole makes the file system allocate
-   * its blocks and then write their metadata before an O_DSYNC write can return — at put ×64 a
-   * batch of ~3 KB touches a new 4 KiB block almost every time. Measured on this disk (three
-   * processes writing at once, as three members do): 3.2 KB O_DSYNC writes took 230 µs at p50
-   * into written zeros against 320 µs into a hole. The zeros go out with a write that happens
-   * anyway, once per `zeroAheadBytes` of log, instead of as a write of their own.
-   */
-  #zeroPadBytes(endBytes: number): number {
-    if (this.#zeroAheadBytes === 0 || endBytes <= this.#zeroedBytes) return 0;
-    const padEnd = Math.min(endBytes + this.#zeroAheadBytes, this.#activeFileBytes);
-    return Math.max(0, padEnd - endBytes);
   }
 
   /**
@@ -315,7 +280,6 @@ export class FileLogStore implements LogStore {
     const handle = await open(join(this.directory, segment.fileName), SEGMENT_WRITE_FLAGS);
     this.#active = handle;
     this.#activeFileBytes = (await handle.stat()).size;
-    this.#zeroedBytes = segment.sizeBytes; // past its records the file may be a hole
   }
 
   /** Creates a segment whose header is durable before any record is written to it. */
@@ -343,7 +307,6 @@ export class FileLogStore implements LogStore {
     await this.#closeActiveTrimmed();
     this.#active = created;
     this.#activeFileBytes = SEGMENT_HEADER_BYTES;
-    this.#zeroedBytes = SEGMENT_HEADER_BYTES;
     const segment = new LogSegment(firstIndex, fileName, SEGMENT_HEADER_BYTES);
     this.#segments.push(segment);
     return segment;
@@ -395,7 +358,6 @@ export class FileLogStore implements LogStore {
       }
       segment.truncateFrom(index, cutBytes);
       this.#activeFileBytes = cutBytes;
-      this.#zeroedBytes = Math.min(this.#zeroedBytes, cutBytes);
       await this.#guard.flush(active, path);
     }
   }
