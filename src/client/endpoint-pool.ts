@@ -12,10 +12,16 @@
  */
 import { ConclaveError } from "../lib/errors.ts";
 
-/** Most attempts of one call (over all endpoints). */
-export const attemptsMax = 6;
-/** Pause between attempts, times the attempt number. */
+/**
+ * Most attempts of one call (over all endpoints). With the pauses below, 2.25 s of retrying: a
+ * failover must fit, a second election round after a split vote included (the `lan` profile's
+ * election timeout is 400–600 ms; failover took up to 1.1 s in the bench). With 6 attempts
+ * (0.75 s) a write during a slow election failed with "no primary is known right now".
+ */
+export const attemptsMax = 12;
+/** Pause between attempts, times the attempt number, at most {@link backoffMaxMs}. */
 const backoffStepMs = 50;
+const backoffMaxMs = 250;
 
 export interface PoolOptions {
   readonly endpoints: readonly string[];
@@ -99,8 +105,9 @@ export class EndpointPool {
     // Bounded in attempts and in time: retries stop once twice the request timeout has passed.
     const deadline = performance.now() + 2 * this.#timeoutMs;
     for (let attempt = 0; attempt < attemptsMax; attempt++) {
-      if (attempt > 0 && performance.now() + backoffStepMs * attempt >= deadline) break;
-      if (attempt > 0) await sleep(backoffStepMs * attempt);
+      const pauseMs = Math.min(backoffStepMs * attempt, backoffMaxMs);
+      if (attempt > 0 && performance.now() + pauseMs >= deadline) break;
+      if (attempt > 0) await sleep(pauseMs);
       const endpoint = this.#pick(request.primary);
       let response: Response;
       try {
