@@ -15,7 +15,12 @@ export type RaftMutation =
   /** Grant votes without the up-to-date log check (§5.4.1). */
   | "vote-ignores-log"
   /** Serve ReadIndex reads without confirming leadership with a quorum. */
-  | "read-without-quorum";
+  | "read-without-quorum"
+  /**
+   * Give reads the leader's commit index even when a durable notice announced more: a follower
+   * may then have answered a write that such a read does not see (replication.ts, handleDurableNotice).
+   */
+  | "read-ignores-durable-notices";
 
 export interface RaftOptions {
   readonly id: NodeId;

@@ -16,6 +16,20 @@ export function quorumSize(voterCount: number): number {
   return Math.floor(voterCount / 2) + 1;
 }
 
+/**
+ * True when `leader` and `follower` are both voters and together a quorum (at most three
+ * voters): then an entry of the leader's term on both their disks is committed (§5.4.2),
+ * whether or not the leader has heard so yet.
+ */
+export function leaderAndFollowerAreQuorum(
+  membership: Membership,
+  leader: NodeId,
+  follower: NodeId,
+): boolean {
+  const { voters } = membership;
+  return quorumSize(voters.length) <= 2 && voters.includes(leader) && voters.includes(follower);
+}
+
 export function isVoter(membership: Membership, node: NodeId): boolean {
   return membership.voters.includes(node);
 }

@@ -34,12 +34,14 @@ import { ReadTracker } from "./read-index.ts";
 import {
   handleAppend,
   handleAppendResponse,
+  handleDurableNotice,
   handleHeartbeat,
   handleHeartbeatResponse,
   handleSnapshot,
   handleSnapshotResponse,
   maybeCommit,
   sendAppends,
+  sendDurableNotices,
 } from "./replication.ts";
 import type { HardState, Membership, Message, NodeId, Role, SnapshotMeta } from "./types.ts";
 
@@ -89,6 +91,11 @@ export class RaftNode {
   incomingSnapshot: { meta: SnapshotMeta; nextOffset: number } | null = null;
   /** @internal Leader: entries or commit to send. */
   pendingBroadcast = false;
+  /**
+   * @internal Leader: the highest index its durable notices announced in this term (0: none).
+   * Followers may commit up to it without the leader's commit index, so reads wait for it too.
+   */
+  durableNoticeIndex = 0;
   /** @internal */ readonly reads: ReadTracker;
 
   /** @internal */ outbox: Message[] = [];
@@ -304,6 +311,11 @@ export class RaftNode {
       }
     }
     const entries = this.log.unstable();
+    // Sent by the host once this Ready is durable (src/runtime/ready-order.ts), like an answer.
+    if (this.role === "leader" && entries.length > 0) {
+      const announced = sendDurableNotices(this, this.log.lastIndex());
+      if (announced > 0) this.durableNoticeIndex = announced;
+    }
     const committedTo = Math.min(
       this.commit,
       this.log.lastIndex(),
@@ -398,6 +410,7 @@ export class RaftNode {
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
     this.progress.clear();
+    this.durableNoticeIndex = 0;
     for (const peer of peersOf(this.membership, this.id))
       this.progress.set(peer, new Progress(this.log.lastIndex() + 1));
     // A leader commits nothing from earlier terms directly (§5.4.2): its no-op makes them committed.
@@ -519,7 +532,10 @@ export class RaftNode {
     }
     if (message.type === "vote-response" && message.preVote && message.granted) return true;
     const fromLeader =
-      message.type === "append" || message.type === "heartbeat" || message.type === "snapshot";
+      message.type === "append" ||
+      message.type === "heartbeat" ||
+      message.type === "snapshot" ||
+      message.type === "durable";
     this.becomeFollower(message.term, fromLeader ? message.from : null);
     return true;
   }
@@ -579,6 +595,9 @@ export class RaftNode {
         break;
       case "timeout-now":
         if (this.promotable()) startElection(this, false, true);
+        break;
+      case "durable":
+        handleDurableNotice(this, message);
         break;
     }
   }

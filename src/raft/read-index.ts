@@ -1,7 +1,8 @@
 /**
  * Linearizable reads without writing to the log (thesis §6.4).
  *
- * ReadIndex: the leader notes its commit index, then confirms it is still leader by a heartbeat
+ * ReadIndex: the leader notes its commit index (or what its durable notices announced, if more:
+ * a follower may have committed and answered up to there), then confirms it is still leader by a heartbeat
  * round that a quorum acknowledges; the read is served once the state machine has applied that
  * index. Reads arriving together share one round, and so do reads arriving while a round is in
  * flight: the next round starts once that one is confirmed (or at the next tick, should its
@@ -54,7 +55,10 @@ export class ReadTracker {
       this.#awaitingCommit.push(id);
       return;
     }
-    const index = node.commit;
+    // A follower may have answered a write its durable notice let it commit before this leader
+    // heard of it: such a write was answered before this read came, so the read waits for it.
+    const ignoreNotices = node.settings.mutations.has("read-ignores-durable-notices");
+    const index = ignoreNotices ? node.commit : Math.max(node.commit, node.durableNoticeIndex);
     const soleVoter = node.membership.voters.length === 1 && node.membership.voters[0] === node.id;
     if (soleVoter || node.settings.mutations.has("read-without-quorum")) {
       this.#ready.push({ id, index });

@@ -8,12 +8,13 @@
  */
 import { assert } from "../lib/assert.ts";
 import { entryBytes } from "./log.ts";
-import { isVoter, quorumMatchIndex } from "./membership.ts";
+import { isVoter, leaderAndFollowerAreQuorum, quorumMatchIndex } from "./membership.ts";
 import type { Progress } from "./progress.ts";
 import type { RaftNode } from "./raft-node.ts";
 import type {
   AppendRequest,
   AppendResponse,
+  DurableNotice,
   Heartbeat,
   HeartbeatResponse,
   NodeId,
@@ -184,6 +185,24 @@ export function handleSnapshotResponse(node: RaftNode, message: SnapshotResponse
   node.pendingBroadcast = true;
 }
 
+/**
+ * Durable notices (types.ts, DurableNotice): after a Ready that appended entries, the leader
+ * tells each voter follower in replicate state how far its own log is durable, once it is. Only
+ * where the leader and one follower are a quorum (at most three voters). The host may leave out
+ * notices that no member needs (src/runtime sends one only to a member that forwarded a write it
+ * covers). Returns the index announced, or 0 when none was sent.
+ */
+export function sendDurableNotices(node: RaftNode, durableIndex: number): number {
+  let sent = 0;
+  for (const [peer, progress] of node.progress) {
+    if (progress.state !== "replicate" || !leaderAndFollowerAreQuorum(node.membership, node.id, peer))
+      continue;
+    node.send({ type: "durable", from: node.id, to: peer, term: node.term, index: durableIndex });
+    sent = durableIndex;
+  }
+  return sent;
+}
+
 /** Advances the commit index to what a quorum of voters holds, counting only current-term entries (§5.4.2). */
 export function maybeCommit(node: RaftNode): void {
   const quorumIndex = quorumMatchIndex(node.membership.voters, (voter) =>
@@ -270,6 +289,25 @@ function conflictHint(node: RaftNode, prevIndex: number): { conflictIndex: numbe
   let first = prevIndex;
   while (first - 1 > log.baseIndex && log.term(first - 1) === conflictTerm) first--;
   return { conflictIndex: Math.max(first, node.commit + 1), conflictTerm };
+}
+
+/**
+ * The leader's log is durable through `message.index`. Where the leader and this member are a
+ * quorum, an entry of the current term that this member's log also holds is committed once this
+ * member's own write of it is durable (§5.4.2 counts replicas, not what the leader has heard).
+ * The commit index may name entries this member is still writing: the runtime applies a Ready's
+ * committed entries only once that Ready is durable here (the Ready contract), so nothing is
+ * applied, or answered, before it is on both disks. A leader's reads account for what its
+ * notices announced (read-index.ts), so a write answered this way is never missing from a
+ * linearizable read.
+ */
+export function handleDurableNotice(node: RaftNode, message: DurableNotice): void {
+  followLeader(node, message.from);
+  if (!leaderAndFollowerAreQuorum(node.membership, message.from, node.id)) return;
+  // Entries of the current term came from this leader, so our log matches its log up to them.
+  const index = Math.min(message.index, node.log.lastIndex());
+  if (index <= node.commit || node.log.term(index) !== node.term) return;
+  node.commit = index;
 }
 
 export function handleHeartbeat(node: RaftNode, message: Heartbeat): void {

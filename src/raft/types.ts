@@ -136,6 +136,25 @@ export interface TimeoutNow extends MessageBase {
   readonly type: "timeout-now";
 }
 
+/**
+ * Leader → follower, sent once the leader's own log is durable through `index` (after the log
+ * write of a Ready that appended entries). In a cluster of at most three voters the leader and
+ * one follower are a quorum, so a follower whose own log holds `index` with the current term
+ * knows the entry is committed without waiting for the leader's commit index, which saves the
+ * round trip through the leader (follower → acknowledgement → leader → commit → follower).
+ * See replication.ts, `handleDurableNotice`. No answer.
+ */
+export interface DurableNotice extends MessageBase {
+  readonly type: "durable";
+  readonly index: number;
+  /**
+   * The runtime's, not the core's (the core never reads it): the writes the receiving member
+   * forwarded that this notice covers, as [forward id, log index] pairs, so that member answers
+   * them from its own state machine (src/runtime/forward-origins.ts).
+   */
+  readonly forwarded?: readonly (readonly [number, number])[];
+}
+
 export type Message =
   | VoteRequest
   | VoteResponse
@@ -145,6 +164,7 @@ export type Message =
   | HeartbeatResponse
   | SnapshotChunk
   | SnapshotResponse
-  | TimeoutNow;
+  | TimeoutNow
+  | DurableNotice;
 
 export type Role = "follower" | "pre-candidate" | "candidate" | "leader";

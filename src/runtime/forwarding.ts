@@ -61,13 +61,15 @@ export interface ForwarderOptions {
   readonly serve: {
     /**
      * `stamp`: the proposer asked for the primary's clock (CallOptions.stampAtPrimary); `trace`:
-     * the secondary traces the request, so the primary marks its steps here.
+     * the secondary traces the request, so the primary marks its steps here; `origin`: who
+     * forwarded it, under which id (the primary's durable notices name it: forward-origins.ts).
      */
     propose(
       data: Uint8Array,
       timeoutMs: number,
       stamp: boolean,
       trace: RequestTrace | null,
+      origin: { readonly from: NodeId; readonly id: number },
     ): Promise<ProposalOutcome>;
     readIndex(timeoutMs: number, trace: RequestTrace | null): Promise<ReadOutcome>;
   };
@@ -287,6 +289,17 @@ export class Forwarder {
     this.#outbound.set(id, request);
   }
 
+  /**
+   * The call of proposal `id` this member forwarded to `primary`, still waiting, or null: the
+   * primary's durable notice named its log index, so it may settle here on applying that entry
+   * (RaftRuntime). It stays outstanding: the primary's answer, or losing it, settles it as before.
+   */
+  proposalSentTo(id: number, primary: NodeId): PendingCall<ProposalOutcome> | null {
+    const request = this.#outbound.get(id);
+    if (request === undefined || request.kind !== "propose" || request.target !== primary) return null;
+    return request.call.settled ? null : request.call;
+  }
+
   /** Handles an inbound forward message (already known to carry a forward `type`). Never throws. */
   receive(from: NodeId, value: unknown): void {
     const dataBytesMax = this.#options.limits.dataBytesMax ?? 8 * 1024 * 1024;
@@ -321,7 +334,10 @@ export class Forwarder {
     const work: Promise<ForwardOutcome> =
       request.type === "forward-propose"
         ? serve
-            .propose(request.data, request.timeoutMs, request.stampAtPrimary === true, trace)
+            .propose(request.data, request.timeoutMs, request.stampAtPrimary === true, trace, {
+              from: request.from,
+              id: request.id,
+            })
             .then(({ index, term, result }) => ({ ok: true, index, term, result }))
         : serve
             .readIndex(request.timeoutMs, trace)
@@ -368,6 +384,8 @@ export class Forwarder {
       return;
     }
     this.#outbound.delete(id);
+    // Answered here already (applied here after the primary's durable notice, or timed out).
+    if (request.kind === "propose" && request.call.settled) return;
     if (request.kind === "read") this.#countReadRequest(from, -1);
     for (const sender of request.kind === "read" ? request.readers : [request]) {
       const trace = sender.call.trace;

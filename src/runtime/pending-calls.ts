@@ -74,12 +74,21 @@ export class ProposalTable {
     return this.#byIndex.size;
   }
 
-  add(index: number, term: number, call: PendingCall<ProposalOutcome>): void {
+  /** True when a call waits on the entry at `index`. */
+  has(index: number): boolean {
+    return this.#byIndex.has(index);
+  }
+
+  /**
+   * `call` waits for the entry at `index` of `term`: proposed here (step "proposed"), or a write
+   * this member forwarded whose index the primary's durable notice named ("primary durable").
+   */
+  add(index: number, term: number, call: PendingCall<ProposalOutcome>, step = "proposed"): void {
     // Our log now holds a new entry at `index`: an older proposal there was replaced.
     const previous = this.#byIndex.get(index);
     if (previous !== undefined) previous.call.reject(lost(index, previous.term));
     this.#byIndex.set(index, { term, call });
-    call.trace?.mark("proposed");
+    call.trace?.mark(step);
   }
 
   /** Marks `step` on the traces of the proposals among `entries` (a Ready's writes or commits). */

@@ -26,9 +26,10 @@ import type { Transport } from "../ports/transport.ts";
 import type { PeerStatus, RaftInitialState, RaftStatus, Ready, SoftState } from "../raft/api-types.ts";
 import type { MembershipChange } from "../raft/membership.ts";
 import { RaftNode } from "../raft/raft-node.ts";
-import type { Membership, Message, NodeId, SnapshotMeta } from "../raft/types.ts";
+import type { DurableNotice, Membership, Message, NodeId, SnapshotMeta } from "../raft/types.ts";
 import { Applier, appliedPointAtStart } from "./applier.ts";
 import { hasForwardType } from "./forward-messages.ts";
+import { ForwardOrigins } from "./forward-origins.ts";
 import { Forwarder, type ForwardingLimits, type ForwardingStats } from "./forwarding.ts";
 import { isRaftMessage } from "./message-shape.ts";
 import {
@@ -169,6 +170,8 @@ export class RaftRuntime {
   readonly #options: RaftRuntimeOptions;
   readonly #emitter = new RuntimeEmitter();
   readonly #proposals = new ProposalTable();
+  /** As the primary: which entries are writes a secondary forwarded, until its durable notice names them. */
+  readonly #forwardOrigins = new ForwardOrigins();
   readonly #reads = new ReadTable();
   readonly #persister: ReadyPersister;
   #state: RuntimeState = "new";
@@ -321,6 +324,15 @@ export class RaftRuntime {
    * CONCLAVE_BUSY, CONCLAVE_ABORTED or CONCLAVE_STOPPED (see runtime-errors.ts).
    */
   propose(data: Uint8Array, options: CallOptions = {}): Promise<ProposalOutcome> {
+    return this.#propose(data, options, null);
+  }
+
+  /** `origin`: the secondary and request id of a forwarded write this primary serves (ForwardOrigins). */
+  #propose(
+    data: Uint8Array,
+    options: CallOptions,
+    origin: { readonly from: NodeId; readonly id: number } | null,
+  ): Promise<ProposalOutcome> {
     const primary = options.forward === true ? this.#followedPrimary : null;
     if (primary !== null) {
       const stamp = options.stampAtPrimary === true;
@@ -333,8 +345,10 @@ export class RaftRuntime {
       const full = this.#status?.role === "leader" ? this.logFullReason : null;
       if (full !== null) return call.reject(logFull(full));
       const proposed = raft.propose(data);
-      if (proposed.ok) this.#proposals.add(proposed.index, proposed.term, call);
-      else if (options.forward === true && this.#canForward(proposed.reason, proposed.leader))
+      if (proposed.ok) {
+        this.#proposals.add(proposed.index, proposed.term, call);
+        if (origin !== null) this.#forwardOrigins.record(proposed.index, origin.from, origin.id);
+      } else if (options.forward === true && this.#canForward(proposed.reason, proposed.leader))
         this.#forwarder.propose(data, proposed.leader, call, options.stampAtPrimary === true);
       else call.reject(refusalError(proposed.reason, proposed.leader, proposed.message));
     });
@@ -592,8 +606,12 @@ export class RaftRuntime {
         );
       },
       serve: {
-        propose: (data, timeoutMs, stamp, trace) =>
-          this.propose(stamp ? stampedAtPrimary(options, data) : data, { timeoutMs, ...traceOption(trace) }),
+        propose: (data, timeoutMs, stamp, trace, origin) =>
+          this.#propose(
+            stamp ? stampedAtPrimary(options, data) : data,
+            { timeoutMs, ...traceOption(trace) },
+            origin,
+          ),
         readIndex: (timeoutMs, trace) => this.readIndex({ timeoutMs, ...traceOption(trace) }),
       },
       awaitApplied: (index, call) => {
@@ -806,7 +824,9 @@ export class RaftRuntime {
     this.#inboxArrivalMs = [];
     for (let at = 0; at < inbox.length; at++) {
       this.#tickUntil(raft, arrivals[at] as number);
-      raft.step(inbox[at] as Message);
+      const message = inbox[at] as Message;
+      if (message.type === "durable" && message.forwarded !== undefined) this.#awaitForwardedHere(message);
+      raft.step(message);
     }
     this.#tickUntil(raft, this.#options.clock.now());
     const calls = this.#calls;
@@ -815,6 +835,22 @@ export class RaftRuntime {
     this.#proposals.prune();
     this.#reads.prune();
     this.#forwarder.prune();
+  }
+
+  /**
+   * The primary named the log index of writes this member forwarded (ForwardOrigins): each waits
+   * for the entry at that index and term here too, and settles with this member's own result
+   * when it applies it — usually before the primary's answer comes, since the same notice lets
+   * this member commit it. Whichever comes first settles the call. An index already applied here
+   * is left to the primary's answer, and so is one a proposal of this member's own waits on.
+   */
+  #awaitForwardedHere(notice: DurableNotice): void {
+    const appliedIndex = this.#applier?.appliedIndex ?? Number.POSITIVE_INFINITY;
+    for (const [id, index] of notice.forwarded ?? []) {
+      if (index <= appliedIndex || this.#proposals.has(index)) continue;
+      const call = this.#forwarder.proposalSentTo(id, notice.from);
+      if (call !== null) this.#proposals.add(index, notice.term, call, "primary durable");
+    }
   }
 
   #tickUntil(raft: RaftNode, atMs: number): void {
@@ -856,11 +892,13 @@ export class RaftRuntime {
     await persisted;
     this.#durableIndex = durableIndexAfter(this.#durableIndex, ready, logKeepsSnapshot);
     this.#proposals.markEntries(ready.entries, "log written");
-    // 3. send the rest (votes, answers), only once durable
-    for (const message of afterSync) this.#options.transport.send(message.to, message);
-    // A follower's acknowledgement is what the leader commits on: it leaves before this member
-    // applies what the Ready committed (50–150 µs per Ready at one write in flight, traced).
-    if (afterSync.length > 0) this.#options.transport.flush?.();
+    // 3. send the rest (votes, answers, a leader's durable notices), only once durable
+    const afterSyncOut = this.#forwardOrigins.notices(afterSync, this.#durableIndex);
+    for (const message of afterSyncOut) this.#options.transport.send(message.to, message);
+    // A follower's acknowledgement is what the leader commits on, and a leader's durable notice
+    // what a secondary answers its forwarded writes on: they leave before this member applies
+    // what the Ready committed (50–150 µs per Ready at one write in flight, traced).
+    if (afterSyncOut.length > 0) this.#options.transport.flush?.();
     // 4. restore, then apply in order
     if (ready.snapshot !== null) {
       const installed = ready.snapshot;
@@ -889,6 +927,7 @@ export class RaftRuntime {
     if (ready.softState !== null) {
       const { role, term, leader } = ready.softState;
       this.#options.logger.info({ role, term, leader }, "role changed");
+      if (role !== "leader") this.#forwardOrigins.clear();
       this.#forwarder.leaderChanged(leader);
       this.#emitter.emit("role-changed", { role, term, leader });
     }

@@ -16,6 +16,7 @@ const mutations: readonly RaftMutation[] = [
   "commit-old-term-entries",
   "vote-ignores-log",
   "read-without-quorum",
+  "read-ignores-durable-notices",
 ];
 
 export function regressionSeeds(): number[] {

@@ -1,6 +1,8 @@
 /**
  * Simulated clients: each runs one operation at a time against the node it believes is the
- * leader (following "not leader" hints), with a timeout after which the outcome is unknown.
+ * leader (following "not leader" hints), with a timeout after which the outcome is unknown. Half
+ * the writes are also answered by another member, whichever applies them first (as a secondary
+ * answers a write it forwarded).
  * Every operation lands in a history for the linearizability checker, except those that
  * certainly never took effect (refused by a non-leader, overwritten in the log, failed read).
  */
@@ -152,6 +154,18 @@ export class Workload {
     }
     node.pendingWrites.set(result.index, result.term);
     this.#writes.set(`${node.id}:${result.index}`, operation);
+    // A write forwarded by a secondary is answered by whichever of the two applies it first: the
+    // runtime's secondary answers from its own state machine once the primary told it the entry's
+    // index (src/runtime/forward-origins.ts), which durable notices let it commit early. So the
+    // history holds writes answered by followers, which a read at the leader must then see.
+    if (this.#prng.chance(0.5)) {
+      const others = this.#nodes.filter((other) => other !== node && other.raft !== null);
+      const other = others.length > 0 ? others[this.#prng.nextInt(others.length)] : undefined;
+      if (other !== undefined && !other.pendingWrites.has(result.index)) {
+        other.pendingWrites.set(result.index, result.term);
+        this.#writes.set(`${other.id}:${result.index}`, operation);
+      }
+    }
   }
 
   writeResolved(node: SimNode, index: number, output: KvOutput | "lost"): void {

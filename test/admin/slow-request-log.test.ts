@@ -1,7 +1,7 @@
 /**
  * The slow-request log on a real 3-member cluster (in-process nodes, real HTTP and cluster
  * transport): with `slow_request_ms = 0` every data request is logged with its steps, a write
- * made on a secondary with the primary's steps inside it; with the default threshold a fast
+ * made on a secondary with the primary's steps inside it when the primary answered it; with the default threshold a fast
  * request logs nothing.
  */
 import assert from "node:assert/strict";
@@ -73,13 +73,22 @@ describe("the slow-request log", { timeout: 60_000 }, () => {
     );
   }
 
-  it("a write made on a secondary shows its own steps and the primary's, in order", async () => {
+  it("a write made on a secondary shows its own steps (and the primary's when the primary answered it), in order", async () => {
     const answer = await authorizedFetch(`${secondary.url}/v1/kv/traced-write`, { method: "PUT", body: "v" });
     assert.equal(answer.status, 200);
     const line = await lineFor(secondary, "PUT /v1/kv/traced-write");
     assert.equal(line.status, 200);
-    assert.deepEqual(local(line), ["body read", "forwarded", "primary answered"]);
-    assert.deepEqual(remote(line), primaryStepsOfForwardedWrite);
+    // Usually the secondary answers from its own state machine once the primary's durable notice
+    // named the entry (src/runtime/forward-origins.ts); when the primary's answer comes first (the
+    // secondary's own write was slower than the primary's round with the third member), that one.
+    if (local(line).includes("primary answered")) {
+      assert.deepEqual(local(line), ["body read", "forwarded", "primary answered"]);
+      assert.deepEqual(remote(line), primaryStepsOfForwardedWrite);
+    } else {
+      assert.deepEqual(local(line).slice(0, 3), ["body read", "forwarded", "primary durable"]);
+      assert.deepEqual(local(line).slice(-2), ["committed", "applied"]);
+      assert.deepEqual(remote(line), []);
+    }
     assert.ok(line.steps.every((step) => step.on === undefined || step.on === leader.node.raftId));
     const times = line.steps.map((step) => step.atMs);
     assert.deepEqual(

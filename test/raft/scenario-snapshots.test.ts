@@ -65,6 +65,7 @@ test("snapshot catch-up: chunked transfer, a lost chunk resent, then later entri
       t=13 a→c append term=2 prev=11/2 n=1 commit=12
       t=13 c→a append-ok term=2 match=12
       t=14 a→c append term=2 prev=12/2 n=1 commit=12
+      t=14 a→c durable term=2 index=13
       t=14 c→a append-ok term=2 match=13
       t=14 a→c append term=2 prev=13/2 n=0 commit=13 commit-only
     `),

@@ -32,6 +32,8 @@ export function describeMessage(message: Message): string {
       return `${head} snapshot-${message.rejected ? "reject" : "ok"} index=${message.snapshotIndex} next=${message.nextOffset}`;
     case "timeout-now":
       return `${head} timeout-now term=${message.term}`;
+    case "durable":
+      return `${head} durable term=${message.term} index=${message.index}`;
   }
 }
 

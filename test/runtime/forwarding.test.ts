@@ -85,7 +85,8 @@ describe("forwarding to the primary (RaftRuntime over in-memory adapters)", { ti
     c.clock.advance(gatherMs);
     const outcomes = await c.await(Promise.all(writes));
     assert.equal(new Set(outcomes.map((outcome) => outcome.index)).size, 12);
-    assert.equal(text(leader.machine.read("w11")), "11");
+    assert.equal(text(follower.machine.read("w11")), "11", "the member that answered has applied it");
+    await c.run(() => text(leader.machine.read("w11")) === "11");
   });
 
   it("a write made on a follower is applied once on every member and answered with the primary's result", async () => {
@@ -388,6 +389,8 @@ describe("forwarding to the primary (RaftRuntime over in-memory adapters)", { ti
 
   it("a traced request gets the primary's steps back, placed between forwarding and the answer", async () => {
     const { c, leader, follower } = await started();
+    // Without durable notices the primary's answer is what settles a forwarded write.
+    leader.loses = (_to, message) => (message as { type?: unknown }).type === "durable";
     const names = (trace: RequestTrace, on?: string): string[] =>
       trace
         .steps()
@@ -429,5 +432,66 @@ describe("forwarding to the primary (RaftRuntime over in-memory adapters)", { ti
       "committed",
       "applied",
     ]);
+  });
+
+  it("a secondary answers its forwarded write from its own state machine once the primary's durable notice names it", async () => {
+    const { c, leader, follower } = await started();
+    // The primary's answers never arrive: the write is settled by the follower's own apply.
+    leader.loses = (_to, message) => (message as { type?: unknown }).type === "forward-result";
+    const trace = new RequestTrace();
+    const outcome = await c.await(
+      follower.runtime.propose(put("answered-here", "v"), { forward: true, trace, timeoutMs: 3000 }),
+    );
+    assert.deepEqual(outcome.result as KvResult, { op: "put" }, "the state machine's own result");
+    assert.equal(text(follower.machine.read("answered-here")), "v");
+    const steps = trace.steps().map((step) => step.step);
+    assert.deepEqual(steps.slice(0, 2), ["forwarded", "primary durable"]);
+    assert.equal(steps.at(-1), "applied");
+    assert.ok(!steps.includes("primary answered"));
+    // The primary applies it too, and only once everywhere; nothing is left outstanding.
+    await c.run(() => [...c.members.values()].every((m) => m.runtime.status().applied >= outcome.index));
+    assert.equal(follower.runtime.stats().forwarding.outstanding, 0);
+  });
+
+  it("durable notices go only to the member that forwarded the writes they cover, naming each one", async () => {
+    const { c, leader, follower } = await started();
+    const notices: { to: string; forwarded: unknown }[] = [];
+    leader.onSend = (to, message) => {
+      const sent = message as { type?: unknown; forwarded?: unknown };
+      if (sent.type === "durable") notices.push({ to, forwarded: sent.forwarded });
+    };
+    await c.await(leader.runtime.propose(put("on-primary", "v")));
+    assert.deepEqual(notices, [], "a write proposed on the primary wakes no follower with a notice");
+    const outcome = await c.await(follower.runtime.propose(put("forwarded", "v"), { forward: true }));
+    const sent = notices as { to: string; forwarded: unknown }[]; // (deepEqual above narrowed it)
+    assert.equal(sent.length, 1);
+    assert.equal(sent[0]?.to, follower.id);
+    const pairs = sent[0]?.forwarded as [number, number][];
+    assert.equal(pairs.length, 1);
+    assert.equal(pairs[0]?.[1], outcome.index, "the notice names the write's log index");
+  });
+
+  it("a malformed durable notice is dropped and counted; the node keeps working", async () => {
+    const { c, leader, follower } = await started();
+    const receiver = c.network.find(follower.id);
+    assert.ok(receiver);
+    const from = { nodeId: leader.id, name: `${leader.id}@mem` };
+    const { term } = follower.runtime.status();
+    const junk: unknown[] = [
+      { type: "durable", from: leader.id, to: follower.id, term, index: -1 },
+      { type: "durable", from: leader.id, to: follower.id, term, index: 5, forwarded: [[1]] },
+      { type: "durable", from: leader.id, to: follower.id, term, index: 5, forwarded: [[1, "2"]] },
+      { type: "durable", from: leader.id, to: follower.id, term, index: 5, forwarded: "all" },
+    ];
+    const before = follower.runtime.stats().malformedMessagesDropped;
+    for (const message of junk) {
+      const encoded = encodeBody(message);
+      assert.ok(encoded.ok);
+      assert.ok(receiver.receive(from, encoded.value));
+    }
+    await c.settle();
+    assert.equal(follower.runtime.stats().malformedMessagesDropped, before + junk.length);
+    const outcome = await c.await(follower.runtime.propose(put("after-junk", "ok"), { forward: true }));
+    assert.deepEqual(outcome.result, { op: "put" });
   });
 });

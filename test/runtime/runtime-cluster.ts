@@ -32,6 +32,8 @@ export interface Member {
   voteRequests: number;
   /** Called with every message the member hands to its transport (and how to send it), when set. */
   onSend: ((to: string, message: unknown, options?: SendOptions) => void) | null;
+  /** When set, a message it returns true for is lost on the way (the transport took it). */
+  loses: ((to: string, message: unknown) => boolean) | null;
   /** Called when the member asks its transport to write what is queued (Transport.flush), when set. */
   onFlush: (() => void) | null;
 }
@@ -58,6 +60,7 @@ export class RuntimeCluster {
         syncGate: null,
         voteRequests: 0,
         onSend: null,
+        loses: null,
         onFlush: null,
       };
       this.members.set(id, member);
@@ -163,6 +166,7 @@ export class RuntimeCluster {
     transport.send = (to, message, options) => {
       if ((message as { type?: unknown }).type === "vote") member.voteRequests++;
       member.onSend?.(to, message, options);
+      if (member.loses?.(to, message) === true) return true;
       return send(to, message);
     };
     // The memory transport delivers at the next turn anyway; the hook only records the call.
