@@ -635,7 +635,7 @@ export class RaftRuntime {
     }
     if (!isRaftMessage(message) || message.from !== from || message.to !== this.id) {
       this.#malformedRaftMessages++;
-      this.#options.logger.warn({ peer: from }, "dropped a malformed cluster message");
+      this.#warnDropped(from, message);
       return;
     }
     if (this.#inbox.length >= (this.#options.inboxMessagesMax ?? 16_384)) return; // Raft resends
@@ -649,6 +649,35 @@ export class RaftRuntime {
     this.#inboxArrivalMs.push(this.#options.clock.now());
     this.#endMessageWait?.();
     this.#schedule();
+  }
+
+  /** When each peer's last dropped message was logged, and how many were dropped since. */
+  readonly #droppedLogged = new Map<NodeId, { atMs: number; since: number }>();
+
+  /**
+   * Logs a dropped peer message at most once a minute per peer, with the count since: a peer of
+   * another build may send a kind of message this one does not know (a durable notice to a
+   * member of a build before it, once per write that member forwarded), and one warning per
+   * message would flood the log during a rolling upgrade. The counter counts every one.
+   */
+  #warnDropped(from: NodeId, message: unknown): void {
+    const now = this.#options.clock.now();
+    const last = this.#droppedLogged.get(from);
+    if (last !== undefined && now - last.atMs < 60_000) {
+      last.since++;
+      return;
+    }
+    if (this.#droppedLogged.size >= 1024) this.#droppedLogged.clear(); // bounded: peers are few
+    const type = (message as { type?: unknown } | null)?.type;
+    this.#options.logger.warn(
+      {
+        peer: from,
+        type: typeof type === "string" ? type.slice(0, 40) : undefined,
+        droppedSinceLastLog: last?.since ?? 0,
+      },
+      "dropped a malformed cluster message (or one of a kind this build does not know: is the peer of another build?)",
+    );
+    this.#droppedLogged.set(from, { atMs: now, since: 0 });
   }
 
   #armTickTimer(): void {

@@ -471,8 +471,15 @@ describe("forwarding to the primary (RaftRuntime over in-memory adapters)", { ti
     assert.equal(pairs[0]?.[1], outcome.index, "the notice names the write's log index");
   });
 
-  it("a malformed durable notice is dropped and counted; the node keeps working", async () => {
-    const { c, leader, follower } = await started();
+  it("a malformed durable notice is dropped and counted, logged once a minute per peer; the node keeps working", async () => {
+    const warnings: string[] = [];
+    const logger = {
+      debug: () => {},
+      info: () => {},
+      error: () => {},
+      warn: (_fields: unknown, message: string) => warnings.push(message),
+    };
+    const { c, leader, follower } = await started({ logger });
     const receiver = c.network.find(follower.id);
     assert.ok(receiver);
     const from = { nodeId: leader.id, name: `${leader.id}@mem` };
@@ -491,6 +498,9 @@ describe("forwarding to the primary (RaftRuntime over in-memory adapters)", { ti
     }
     await c.settle();
     assert.equal(follower.runtime.stats().malformedMessagesDropped, before + junk.length);
+    const dropped = warnings.filter((warning) => warning.startsWith("dropped a malformed cluster message"));
+    assert.equal(dropped.length, 1, "one warning for four drops from one peer within a minute");
+    assert.match(dropped[0] ?? "", /another build/);
     const outcome = await c.await(follower.runtime.propose(put("after-junk", "ok"), { forward: true }));
     assert.deepEqual(outcome.result, { op: "put" });
   });
