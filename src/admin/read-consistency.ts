@@ -4,7 +4,8 @@
  *   the read is refused (503 `CONCLAVE_STALE`) when this node was out of contact with a primary
  *   for longer than that (see leader-contact.ts for what the bound really is);
  * - `weak`: this node believes it is the primary (no quorum check: a deposed primary that has
- *   not noticed yet may answer stale data for up to an election timeout);
+ *   not noticed yet may answer stale data for up to an election timeout), and has applied what
+ *   its durable notices announced (a secondary may have answered those writes already);
  * - `linearizable` (default): ReadIndex — the primary confirms its leadership with a quorum and
  *   waits until it applied everything committed before the read; on a secondary the read index
  *   is asked of the primary over the cluster transport and the read waits until this member
@@ -80,6 +81,10 @@ export async function ensureReadable(
       if (status.role !== "leader") {
         throw notPrimaryFailure(context, status.leader, "weak reads are served by the primary only");
       }
+      // A secondary may have answered writes this primary announced durable but not applied yet
+      // (durable notices, src/raft/DESIGN.md): the read waits for them, never for a quorum.
+      const floor = status.durableNoticeIndex;
+      if (status.applied < floor) await orHttpFailure(context, () => context.runtime.waitApplied(floor));
       return;
     }
     case "linearizable":

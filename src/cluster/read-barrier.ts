@@ -1,6 +1,7 @@
 /**
  * What a local read waits for, per consistency level (the same levels as the HTTP API, see
- * src/admin/read-consistency.ts): `none` nothing; `weak` this node believes it is the primary;
+ * src/admin/read-consistency.ts): `none` nothing; `weak` this node believes it is the primary
+ * (and applied what its durable notices announced: a secondary may have answered those writes);
  * `linearizable` ReadIndex (forwarded to the primary from a secondary, which then waits until it
  * applied the index); `strong` an empty KV transaction through the log, applied here.
  *
@@ -38,8 +39,12 @@ export async function readBarrier(
     case "none":
       return;
     case "weak": {
-      const { role, leader } = runtime.status();
-      if (role === "leader") return;
+      const { role, leader, applied, durableNoticeIndex } = runtime.status();
+      if (role === "leader") {
+        // A secondary may have answered writes this primary announced durable but not applied yet.
+        if (applied < durableNoticeIndex) await runtime.waitApplied(durableNoticeIndex, call);
+        return;
+      }
       throw new ConclaveError(
         runtimeErrorCodes.notPrimary,
         "weak reads are served by the primary only; use linearizable (the default) on a secondary",

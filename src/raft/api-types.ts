@@ -155,4 +155,10 @@ export interface RaftStatus extends SoftState {
   readonly membership: Membership;
   readonly transferee: NodeId | null;
   readonly peers: readonly PeerStatus[];
+  /**
+   * Leader: the last index its durable notices announced in this term (0: none, or not leader).
+   * A secondary may have answered writes up to it before this leader applied them, so a read
+   * served from this leader's state without a read index waits until it applied this far.
+   */
+  readonly durableNoticeIndex: number;
 }

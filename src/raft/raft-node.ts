@@ -373,6 +373,7 @@ export class RaftNode {
       logBytes: this.log.bytes(),
       membership: this.membership,
       transferee: this.transferee,
+      durableNoticeIndex: this.role === "leader" ? this.durableNoticeIndex : 0,
       peers: [...this.progress].map(([id, p]) => ({
         id,
         match: p.match,
