@@ -284,6 +284,19 @@ export class RaftNode {
     return this.role === "leader" && this.commit < index;
   }
 
+  /**
+   * Ticks until this node would start an election (at least 1), or null while it leads (every
+   * tick of a leader matters: heartbeats, check-quorum). A learner never campaigns: one election
+   * timeout. Lets the host wake a follower for its timeout only, not at every tick: a tick that
+   * comes later is not lost (the host counts ticks from elapsed time), and heartbeats only push
+   * the timeout back.
+   */
+  ticksUntilElectionTimeout(): number | null {
+    if (this.role === "leader") return null;
+    if (!this.promotable()) return this.options.electionTimeoutTicks;
+    return Math.max(1, this.randomizedElectionTimeout - this.electionElapsed);
+  }
+
   /** True when `ready()` would return something to do. */
   hasReady(): boolean {
     return (

@@ -680,11 +680,30 @@ export class RaftRuntime {
     this.#droppedLogged.set(from, { atMs: now, since: 0 });
   }
 
+  /** When the armed tick timer fires (monotonic ms; +∞ when none is armed). */
+  #tickTimerAtMs = Number.POSITIVE_INFINITY;
+
+  /**
+   * Arms the timer that runs the loop for time alone: at every tick while this member leads
+   * (heartbeats, check-quorum), but only at its election timeout while it follows — a follower's
+   * ticks do nothing else, its leader's heartbeats run its loop anyway and only push the timeout
+   * back, and the ticks it did not wake for are counted from elapsed time when it does. A timer
+   * already armed for sooner stays. Why: an idle follower woke 20 times a second for nothing at
+   * the `lan` profile's 50 ms ticks (docs/benchmarks.md, session 34).
+   */
   #armTickTimer(): void {
     const ticks = this.#ticks;
     if (ticks === null || this.#state !== "running") return;
-    const delay = ticks.delayToNextTickMs(this.#options.clock.now());
+    const now = this.#options.clock.now();
+    const ticksAhead = this.#raft?.ticksUntilElectionTimeout() ?? null;
+    const delay =
+      ticksAhead === null ? ticks.delayToNextTickMs(now) : ticks.delayToTicksAfterCountedMs(now, ticksAhead);
+    if (this.#tickTimer !== null && now + delay >= this.#tickTimerAtMs) return;
+    this.#tickTimer?.cancel();
+    this.#tickTimerAtMs = now + delay;
     this.#tickTimer = this.#options.clock.setTimer(() => {
+      this.#tickTimer = null;
+      this.#tickTimerAtMs = Number.POSITIVE_INFINITY;
       this.#schedule();
       this.#armTickTimer();
     }, delay);
@@ -955,6 +974,7 @@ export class RaftRuntime {
     this.#reads.serve(applier.appliedIndex);
     if (ready.softState !== null) {
       const { role, term, leader } = ready.softState;
+      this.#armTickTimer(); // sooner, if this member now leads
       this.#options.logger.info({ role, term, leader }, "role changed");
       if (role !== "leader") this.#forwardOrigins.clear();
       this.#forwarder.leaderChanged(leader);

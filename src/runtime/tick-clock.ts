@@ -34,6 +34,15 @@ export class TickClock {
     return Math.min(due, this.#catchUpTicksMax);
   }
 
+  /**
+   * Milliseconds from `nowMs` until `ticksAhead` ticks after the last tick `take` counted, or
+   * until the next tick boundary when that point has passed (always > 0).
+   */
+  delayToTicksAfterCountedMs(nowMs: number, ticksAhead: number): number {
+    const atMs = this.#originMs + (this.#ticksCounted + ticksAhead) * this.#tickIntervalMs;
+    return atMs > nowMs ? atMs - nowMs : this.delayToNextTickMs(nowMs);
+  }
+
   /** Milliseconds until the next tick boundary strictly after `nowMs` (always > 0). */
   delayToNextTickMs(nowMs: number): number {
     const intoTick = (nowMs - this.#originMs) % this.#tickIntervalMs;

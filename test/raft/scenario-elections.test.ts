@@ -133,3 +133,19 @@ test("a partitioned old leader never serves a read; the new leader serves the ne
     value: "new",
   });
 });
+
+test("ticksUntilElectionTimeout: none for a leader; a follower's counts down with ticks and resets on heartbeats", () => {
+  const cluster = new Cluster({ voters: ["a", "b", "c"], learners: ["d"] });
+  cluster.elect("a");
+  assert.equal(cluster.node("a").ticksUntilElectionTimeout(), null, "a leader needs every tick");
+  const b = cluster.node("b");
+  const full = b.ticksUntilElectionTimeout() as number;
+  assert.ok(full >= 10 && full < 20, `${full}: within [electionTimeout, 2 × electionTimeout)`);
+  cluster.partition(["a"], ["b", "c", "d"]);
+  cluster.tickAll(3);
+  assert.equal(b.ticksUntilElectionTimeout(), full - 3, "no heartbeat: three ticks closer");
+  cluster.heal();
+  cluster.tickAll(1);
+  assert.equal(b.ticksUntilElectionTimeout(), full, "a heartbeat pushed it back");
+  assert.equal(cluster.node("d").ticksUntilElectionTimeout(), 10, "a learner never campaigns: one timeout");
+});

@@ -121,6 +121,16 @@ export class RuntimeCluster {
     return done();
   }
 
+  /** Like {@link run}, but returns the ticks it took (throws if `done` never holds). */
+  async runCounting(done: () => boolean, ticksMax = 500): Promise<number> {
+    for (let tick = 0; tick <= ticksMax; tick++) {
+      await this.settle();
+      if (done()) return tick;
+      this.clock.advance(tickIntervalMs);
+    }
+    throw new Error(`not done within ${ticksMax} ticks`);
+  }
+
   /** Lets pending IO (memory transport deliveries, storage promises) run without moving time. */
   async settle(turns = 6): Promise<void> {
     for (let i = 0; i < turns; i++) await nextTurn();

@@ -43,6 +43,42 @@ describe("RaftRuntime over in-memory adapters", { timeout: 30_000 }, () => {
     for (const member of c.members.values()) assert.equal(member.machine.read("x"), null);
   });
 
+  it("an idle follower wakes for its election timeout, not at every tick; one whose leader is gone still campaigns in time", async () => {
+    // Every member's timers go through this clock, which counts the tick timers that fire.
+    let fired = 0;
+    let inner: RuntimeCluster["clock"] | null = null;
+    const clock = {
+      now: () => (inner as RuntimeCluster["clock"]).now(),
+      setTimer: (callback: () => void, delayMs: number) =>
+        (inner as RuntimeCluster["clock"]).setTimer(() => {
+          fired++;
+          callback();
+        }, delayMs),
+    };
+    const c = cluster(["a", "b", "c"], { clock });
+    inner = c.clock;
+    await c.startAll();
+    const leader = await c.electLeader();
+    await c.run(() => [...c.members.values()].every((m) => m.runtime.status().leader === leader.id));
+    const term = leader.runtime.status().term;
+    fired = 0;
+    await c.run(() => false, 100); // 100 idle ticks (10 ms each; heartbeats every 2, timeouts 10–19)
+    assert.equal(leader.runtime.status().term, term, "no election while idle");
+    // The leader wakes at every tick (100); each follower about once per election timeout, not 100 times.
+    assert.ok(
+      fired >= 100 && fired < 160,
+      `${fired} timer firings in 100 ticks (300 when followers woke every tick)`,
+    );
+    // The leader gone, a follower still campaigns once its election timeout passes.
+    await c.crash(leader.id);
+    const followers = [...c.members.values()].filter((m) => m !== leader);
+    const ticks = await c.runCounting(() => followers.some((m) => m.runtime.status().term > term), 100);
+    assert.ok(
+      ticks <= 20,
+      `a follower campaigned ${ticks} ticks after the leader stopped (timeouts 10–19 ticks)`,
+    );
+  });
+
   it("a leader's commit updates wait for the end of the turn, after the answer to the write they commit", async () => {
     const c = cluster(["a", "b", "c"]);
     await c.startAll();

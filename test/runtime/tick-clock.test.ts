@@ -27,4 +27,12 @@ describe("TickClock", () => {
     assert.equal(ticks.delayToNextTickMs(120), 30);
     assert.equal(ticks.delayToNextTickMs(150), 50);
   });
+
+  it("gives the delay to a point some ticks after the last one counted, or to the next boundary once past", () => {
+    const ticks = new TickClock(0, 50, 40);
+    assert.equal(ticks.take(120), 2); // counted through 100
+    assert.equal(ticks.delayToTicksAfterCountedMs(120, 10), 600 - 120, "tick 12 is at 600 ms");
+    assert.equal(ticks.delayToTicksAfterCountedMs(130, 1), 20, "tick 3 is at 150 ms");
+    assert.equal(ticks.delayToTicksAfterCountedMs(170, 1), 30, "past: the next boundary (200 ms)");
+  });
 });
