@@ -29,10 +29,6 @@ export class ForwardOrigins {
   /** In index order: proposals only append. */
   #records: Origin[] = [];
 
-  get size(): number {
-    return this.#records.length;
-  }
-
   /** The entry at `index` is the write `from` forwarded as request `id`. */
   record(index: number, from: NodeId, id: number): void {
     this.#records.push({ index, from, id });
