@@ -14,6 +14,7 @@
  *   once it is applied here.
  * `local` is accepted as an older name of `none`.
  */
+import { awaitAnnouncedWrites } from "../cluster/read-barrier.ts";
 import type { RequestTrace } from "../runtime/request-trace.ts";
 import type { AdminContext } from "./admin-context.ts";
 import { HttpFailure, notPrimaryFailure, orHttpFailure } from "./http-failure.ts";
@@ -81,10 +82,7 @@ export async function ensureReadable(
       if (status.role !== "leader") {
         throw notPrimaryFailure(context, status.leader, "weak reads are served by the primary only");
       }
-      // A secondary may have answered writes this primary announced durable but not applied yet
-      // (durable notices, src/raft/DESIGN.md): the read waits for them, never for a quorum.
-      const floor = status.durableNoticeIndex;
-      if (status.applied < floor) await orHttpFailure(context, () => context.runtime.waitApplied(floor));
+      await orHttpFailure(context, () => awaitAnnouncedWrites(context.runtime));
       return;
     }
     case "linearizable":

@@ -39,12 +39,8 @@ export async function readBarrier(
     case "none":
       return;
     case "weak": {
-      const { role, leader, applied, durableNoticeIndex } = runtime.status();
-      if (role === "leader") {
-        // A secondary may have answered writes this primary announced durable but not applied yet.
-        if (applied < durableNoticeIndex) await runtime.waitApplied(durableNoticeIndex, call);
-        return;
-      }
+      const { role, leader } = runtime.status();
+      if (role === "leader") return awaitAnnouncedWrites(runtime, call);
       throw new ConclaveError(
         runtimeErrorCodes.notPrimary,
         "weak reads are served by the primary only; use linearizable (the default) on a secondary",
@@ -61,4 +57,17 @@ export async function readBarrier(
       return;
     }
   }
+}
+
+/**
+ * On the primary, before a `weak` read: waits until it applied what its durable notices
+ * announced, since a secondary may have answered those writes already (src/raft/DESIGN.md).
+ * Never waits for a quorum. Used by the HTTP API's weak reads too (src/admin/read-consistency.ts).
+ */
+export async function awaitAnnouncedWrites(
+  runtime: Pick<RaftRuntime, "waitApplied" | "status">,
+  call: CallOptions = {},
+): Promise<void> {
+  const { applied, durableNoticeIndex } = runtime.status();
+  if (applied < durableNoticeIndex) await runtime.waitApplied(durableNoticeIndex, call);
 }
